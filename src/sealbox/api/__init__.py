@@ -1,0 +1,1 @@
+"""The HTTP API: thin adapters from requests to services."""

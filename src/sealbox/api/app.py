@@ -1,0 +1,67 @@
+"""The ASGI application: ``create_app(settings)``, and ``app_from_env`` for workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import structlog
+from fastapi import FastAPI
+
+from sealbox import __version__
+from sealbox.api import errors
+from sealbox.api.routes import auth, files, health, seed
+from sealbox.config import Settings
+from sealbox.logs import configure_logging
+from sealbox.runtime import Runtime, open_runtime
+
+log = structlog.get_logger()
+SWEEP_EVERY = timedelta(minutes=15)
+# Unfinished writes and rowless blobs younger than this may belong to an upload in
+# progress; older ones are leftovers of a crash or a lost connection.
+SWEEP_AGE = timedelta(hours=1)
+
+
+async def _sweeper(runtime: Runtime) -> None:
+    while True:
+        try:
+            removed = await runtime.files.sweep(SWEEP_AGE)
+            if removed:
+                log.info("sweep.removed", count=removed)
+        except Exception as exc:
+            log.warning("sweep.failed", error=type(exc).__name__)
+        await asyncio.sleep(SWEEP_EVERY.total_seconds())
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await open_runtime(settings)
+        app.state.runtime = runtime
+        sweeper = asyncio.create_task(_sweeper(runtime))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await runtime.close()
+
+    app = FastAPI(
+        title="sealbox",
+        version=__version__,
+        summary="Share files, encrypted at rest.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for router in (health.router, auth.router, files.router, seed.router):
+        app.include_router(router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` and ``sealbox serve`` workers."""
+    configure_logging()
+    return create_app(Settings())

@@ -1,0 +1,117 @@
+"""Errors as ``application/problem+json`` (RFC 9457). HTTP statuses live only here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sealbox.errors import (
+    AuthenticationFailed,
+    Conflict,
+    IntegrityFailure,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    SealboxError,
+    TooLarge,
+    Unavailable,
+)
+
+log = structlog.get_logger()
+PROBLEM = "application/problem+json"
+
+STATUS: list[tuple[type[SealboxError], int]] = [
+    (TooLarge, 413),
+    (InvalidInput, 400),
+    (AuthenticationFailed, 401),
+    (PermissionDenied, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (IntegrityFailure, 500),
+    (Unavailable, 503),
+]
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    416: "Range Not Satisfiable",
+    422: "Unprocessable Content",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    code: str
+
+
+def status_of(exc: SealboxError) -> int:
+    return next((status for cls, status in STATUS if isinstance(exc, cls)), 500)
+
+
+def problem(status: int, detail: str, code: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = Problem(title=TITLES.get(status, "Error"), status=status, detail=detail, code=code)
+    return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def problem_for(exc: SealboxError) -> JSONResponse:
+    status = status_of(exc)
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if status == 503:
+        headers["Retry-After"] = "5"
+    if status >= 500:
+        # Never echo details of a server-side failure: they may describe stored data.
+        log.warning("request.failed", code=exc.code, detail=exc.message)
+        detail = "the file could not be read safely" if isinstance(exc, IntegrityFailure) else exc.message
+        return problem(status, detail, exc.code, headers)
+    return problem(status, exc.message, exc.code, headers)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations for the error statuses a route can answer."""
+    return {
+        status: {"model": Problem, "description": TITLES[status], "content": {PROBLEM: {}}}
+        for status in statuses
+    }
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(SealboxError)
+    async def _sealbox(_: Request, exc: SealboxError) -> JSONResponse:
+        return problem_for(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for error in exc.errors()[:5]:
+            where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+            parts.append(f"{where}: {error.get('msg', 'invalid')}")
+        return problem(422, "; ".join(parts) or "invalid request", "validation_error")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "error")
+        return problem(exc.status_code, detail, "http_error", dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("request.crashed", error=type(exc).__name__, exc_info=exc)
+        return problem(500, "internal error", "internal_error")

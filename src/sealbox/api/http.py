@@ -1,0 +1,50 @@
+"""HTTP details of file downloads: Range (RFC 9110 §14), Content-Disposition (RFC 6266)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from urllib.parse import quote
+
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+
+
+class Unsatisfiable(Exception):
+    """The Range header is valid but selects nothing (answered with 416)."""
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """Return the inclusive byte range to send, or ``None`` for the whole file.
+
+    Policy: one range is served as 206. A header that is not a single well-formed byte
+    range (several ranges, another unit, bad syntax) is ignored and the whole file is
+    sent with 200, as RFC 9110 allows. Raises ``Unsatisfiable`` for a range entirely
+    past the end or an empty suffix.
+    """
+    if header is None:
+        return None
+    match = _RANGE.match(header)
+    if not match:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise Unsatisfiable
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if last and end < start:
+        return None
+    if start >= size:
+        raise Unsatisfiable
+    return start, min(end, size - 1)
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with an ASCII fallback and the exact UTF-8 name in ``filename*``."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    fallback = "".join(c if c.isprintable() and c not in '"\\/;%' else "_" for c in ascii_name).strip() or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from sealbox.api.deps import CurrentUser, RuntimeDep
+from sealbox.api.downloads import content_response
+from sealbox.api.errors import responses
+from sealbox.api.uploads import receive_upload
+from sealbox.files.schemas import FilePage, FileRead
+from sealbox.files.service import MAX_PAGE, parse_file_id
+
+router = APIRouter(prefix="/api/v1/files", tags=["files"])
+
+MULTIPART_FILE = {
+    "multipart/form-data": {
+        "schema": {
+            "type": "object",
+            "required": ["file"],
+            "properties": {"file": {"type": "string", "format": "binary"}},
+        }
+    }
+}
+RAW_FILE = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+
+
+def upload_body(content: dict[str, object]) -> dict[str, object]:
+    """An OpenAPI request body for a streamed upload (the route reads the stream itself)."""
+    return {"requestBody": {"required": True, "content": content}}
+
+
+CONTENT = {
+    "200": {"description": "The whole file", "content": {"application/octet-stream": {}}},
+    "206": {"description": "The requested byte range", "content": {"application/octet-stream": {}}},
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    openapi_extra=upload_body({**RAW_FILE, **MULTIPART_FILE}),
+    responses=responses(400, 401, 413, 503),
+)
+async def upload_file(
+    request: Request,
+    response: Response,
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    name: Annotated[str | None, Query(description="File name, for a raw body")] = None,
+) -> FileRead:
+    """Upload a file. The body is encrypted as it streams in; nothing is kept in plaintext."""
+    created = await receive_upload(request, runtime, user, name)
+    response.headers["Location"] = f"/api/v1/files/{created.id}"
+    return created
+
+
+@router.get("", responses=responses(400, 401, 422))
+async def list_files(
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> FilePage:
+    """Your files, newest first."""
+    return await runtime.files.list(user.user_id, limit, cursor)
+
+
+@router.get("/{file_id}", responses=responses(401, 404))
+async def get_file(file_id: str, runtime: RuntimeDep, user: CurrentUser) -> FileRead:
+    return await runtime.files.get(user.user_id, parse_file_id(file_id))
+
+
+@router.delete("/{file_id}", status_code=204, responses=responses(401, 404, 503))
+async def delete_file(file_id: str, runtime: RuntimeDep, user: CurrentUser) -> Response:
+    """Delete a file. Its key is destroyed with its record, so the data is unreadable at once."""
+    await runtime.files.delete(user.user_id, parse_file_id(file_id))
+    return Response(status_code=204)
+
+
+@router.api_route(
+    "/{file_id}/content",
+    methods=["GET", "HEAD"],
+    response_class=Response,
+    responses={**CONTENT, **responses(401, 404, 416, 500, 503)},
+)
+async def file_content(file_id: str, request: Request, runtime: RuntimeDep, user: CurrentUser) -> Response:
+    """Download a file, or a byte range of it (`Range: bytes=a-b`; one range per request)."""
+    download = await runtime.files.open(user.user_id, parse_file_id(file_id))
+    return content_response(request, download)

@@ -1,0 +1,171 @@
+"""Streaming request bodies into ``FileService.upload``: raw bodies and multipart.
+
+Never ``UploadFile`` (it spools to ``$TMPDIR`` in plaintext) and never a whole body in
+memory: the file part is handed on piece by piece as it arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import Request
+from python_multipart import MultipartParser
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import parse_options_header
+
+from sealbox.accounts.schemas import Principal
+from sealbox.errors import InvalidInput, TooLarge
+from sealbox.files.schemas import FileRead
+from sealbox.runtime import Runtime
+
+FILE_FIELD = "file"
+# Bounds on everything in a multipart body that is not the file itself.
+MAX_OTHER_BYTES = 64 << 10
+MAX_PARTS = 32
+
+
+class MultipartFile:
+    """Reads a ``multipart/form-data`` body up to its ``file`` part, then streams it."""
+
+    def __init__(self, request: Request, boundary: bytes) -> None:
+        self._stream = request.stream().__aiter__()
+        self._parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._part_begin,
+                "on_header_field": self._header_field,
+                "on_header_value": self._header_value,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+                "on_part_end": self._part_end,
+                "on_end": self._end,
+            },
+        )
+        self._headers: dict[bytes, bytes] = {}
+        self._field = self._value = b""
+        self._parts = 0
+        self._other = 0
+        self._in_file = self._file_done = self._ended = False
+        self._pending: list[bytes] = []
+        self.filename: str | None = None
+        self.content_type: str | None = None
+
+    def _part_begin(self) -> None:
+        self._parts += 1
+        if self._parts > MAX_PARTS:
+            raise InvalidInput(f"a multipart body may have at most {MAX_PARTS} parts")
+        self._headers = {}
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[self._field.lower()] = self._value
+        self._field = self._value = b""
+
+    def _headers_finished(self) -> None:
+        _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
+        if params.get(b"name") != FILE_FIELD.encode() or self.filename is not None:
+            return
+        raw_name = params.get(b"filename")
+        if raw_name is None:
+            raise InvalidInput("the 'file' part has no filename")
+        try:
+            self.filename = raw_name.decode()
+            content_type = self._headers.get(b"content-type")
+            self.content_type = content_type.decode("ascii") if content_type else None
+        except UnicodeDecodeError:
+            raise InvalidInput("the 'file' part headers are not valid UTF-8") from None
+        self._in_file = True
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._in_file:
+            self._pending.append(data[start:end])
+            return
+        self._other += end - start
+        if self._other > MAX_OTHER_BYTES:
+            raise InvalidInput(f"multipart fields other than 'file' may hold at most {MAX_OTHER_BYTES} bytes")
+
+    def _part_end(self) -> None:
+        if self._in_file:
+            self._in_file = False
+            self._file_done = True
+
+    def _end(self) -> None:
+        self._ended = True
+
+    async def _feed(self) -> None:
+        try:
+            chunk = await self._stream.__anext__()
+        except StopAsyncIteration:
+            raise InvalidInput("the multipart body ended early") from None
+        try:
+            self._parser.write(chunk)
+        except MultipartParseError:
+            raise InvalidInput("the multipart body is malformed") from None
+
+    async def start(self) -> None:
+        """Read up to the headers of the ``file`` part. Raises ``InvalidInput``."""
+        while self.filename is None:
+            if self._ended:
+                raise InvalidInput("the multipart body has no 'file' field")
+            await self._feed()
+
+    async def data(self) -> AsyncIterator[bytes]:
+        """The file part's bytes; ends only once the whole body has been read and checked,
+        so a truncated or malformed body never becomes a stored file."""
+        while True:
+            pending, self._pending = self._pending, []
+            for piece in pending:
+                yield piece
+            if self._file_done:
+                break
+            await self._feed()
+        while not self._ended:
+            await self._feed()
+        self._pending.clear()
+
+
+def _boundary(content_type: str) -> bytes:
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if not boundary or len(boundary) > 200:
+        raise InvalidInput("multipart/form-data needs a boundary parameter")
+    return boundary
+
+
+async def _raw(request: Request) -> AsyncIterator[bytes]:
+    async for piece in request.stream():
+        if piece:
+            yield piece
+
+
+async def receive_multipart(request: Request, runtime: Runtime, user: Principal) -> FileRead:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise InvalidInput("send the file as multipart/form-data in a field named 'file'")
+    body = MultipartFile(request, _boundary(content_type))
+    await body.start()
+    assert body.filename is not None
+    return await runtime.files.upload(user.user_id, body.filename, body.content_type, body.data())
+
+
+async def receive_upload(request: Request, runtime: Runtime, user: Principal, name: str | None) -> FileRead:
+    """Store the request body as a new file of ``user``: multipart (field ``file``) if the
+    body is ``multipart/form-data``, otherwise the raw body named by ``name``."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > runtime.settings.max_upload_size + MAX_OTHER_BYTES:
+        raise TooLarge(f"the file is larger than the limit of {runtime.settings.max_upload_size} bytes")
+    content_type = request.headers.get("content-type")
+    if content_type and content_type.lower().startswith("multipart/form-data"):
+        return await receive_multipart(request, runtime, user)
+    if name is None:
+        raise InvalidInput("give the file name as ?name=... (or send multipart/form-data)")
+    if content_type and content_type.lower().startswith("application/x-www-form-urlencoded"):
+        # What `curl --data-binary` sends by default; it says nothing about the file.
+        content_type = None
+    return await runtime.files.upload(user.user_id, name, content_type, _raw(request))

@@ -1,0 +1,203 @@
+"""``sealbox``: operator commands (serve, init, user, db).
+
+Exit codes: 0 success, 1 a request was refused (bad input, conflict), 2 usage error,
+78 the installation cannot run as configured (keys missing or unsafe; EX_CONFIG).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from sealbox.config import Settings
+from sealbox.errors import SealboxError, SetupError
+from sealbox.runtime import Initialised, keyring_warning, prepare
+
+T = TypeVar("T")
+EXIT_REFUSED = 1
+EXIT_CONFIG = 78
+
+app = typer.Typer(help="sealbox: share files, encrypted at rest.", no_args_is_help=True, add_completion=False)
+user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(db_app, name="db")
+err = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option(help="Data directory [env: SEALBOX_DATA_DIR]")]
+KeyringOpt = Annotated[Path | None, typer.Option(help="Keyring file [env: SEALBOX_KEYRING]")]
+DatabaseUrl = Annotated[str | None, typer.Option(help="Database URL [env: SEALBOX_DATABASE_URL]")]
+
+
+def settings_from(**flags: Any) -> Settings:
+    """Settings from ``SEALBOX_*`` variables, overridden by the flags given.
+
+    Flags are written back to the environment so that server worker processes, which
+    build their own settings, see the same values.
+    """
+    for name, value in flags.items():
+        if value is not None:
+            os.environ[f"SEALBOX_{name.upper()}"] = str(value)
+    try:
+        return Settings()
+    except ValueError as exc:
+        err.print(f"[red]error:[/] invalid setting: {exc}")
+        raise typer.Exit(2) from None
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro``, turning sealbox errors into a message and an exit code."""
+    try:
+        return asyncio.run(coro)
+    except SetupError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_CONFIG) from None
+    except SealboxError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_REFUSED) from None
+
+
+def announce(created: Initialised, settings: Settings) -> None:
+    where = created.keyring_path or "SEALBOX_MASTER_KEYS"
+    lines = [
+        "sealbox is initialised.",
+        f"  admin user:      {created.admin_username}",
+        f"  admin password:  {created.admin_password}",
+        "  (shown only this once)",
+        f"  keyring:         {where}",
+        "",
+        "  BACK UP THE KEYRING NOW and keep the copy apart from your data backups.",
+        "  Without it, every stored file is unreadable; with it beside the data,",
+        "  anyone holding a copy of the data can read it.",
+    ]
+    bar = "=" * 76
+    print(f"{bar}\n" + "\n".join(lines) + f"\n{bar}", flush=True)
+
+
+def _prepare(settings: Settings) -> None:
+    created = run(prepare(settings))
+    if created is not None:
+        announce(created, settings)
+    warning = keyring_warning(settings)
+    if warning:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [env: SEALBOX_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [env: SEALBOX_PORT]")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes [env: SEALBOX_WORKERS]")] = None,
+    data_dir: DataDir = None,
+    keyring: KeyringOpt = None,
+    database_url: DatabaseUrl = None,
+    max_upload_size: Annotated[
+        str | None, typer.Option(help="Largest accepted file, e.g. 10G [env: SEALBOX_MAX_UPLOAD_SIZE]")
+    ] = None,
+) -> None:
+    """Run the server (initialising a brand-new data directory on first start)."""
+    import uvicorn
+
+    settings = settings_from(
+        host=host,
+        port=port,
+        workers=workers,
+        data_dir=data_dir,
+        keyring=keyring,
+        database_url=database_url,
+        max_upload_size=max_upload_size,
+    )
+    _prepare(settings)
+    uvicorn.run(
+        "sealbox.api.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level="warning",
+        server_header=False,
+    )
+
+
+@app.command()
+def init(data_dir: DataDir = None, keyring: KeyringOpt = None, database_url: DatabaseUrl = None) -> None:
+    """Initialise a new installation (keyring, database, admin account) without serving."""
+    settings = settings_from(data_dir=data_dir, keyring=keyring, database_url=database_url)
+    created = run(prepare(settings))
+    if created is None:
+        err.print("sealbox is already initialised here; nothing was changed.")
+        return
+    announce(created, settings)
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="User name")],
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an administrator")] = False,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a user account."""
+    from sealbox.accounts.service import AccountService
+
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def add() -> None:
+        from datetime import timedelta
+
+        db = await _open_db(settings)
+        try:
+            await AccountService(db, timedelta(days=settings.token_ttl_days)).create_user(
+                name, password, is_admin=admin
+            )
+        finally:
+            await db.dispose()
+
+    run(add())
+    err.print(f"created user {name}" + (" (admin)" if admin else ""), highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Apply database migrations (the server also does this when it starts)."""
+    from sealbox.db.migrate import upgrade
+    from sealbox.db.session import Database
+
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+
+    async def migrate() -> None:
+        db = Database(settings.db_url)
+        try:
+            await upgrade(db)
+        finally:
+            await db.dispose()
+
+    run(migrate())
+    err.print("database schema is up to date")
+
+
+async def _open_db(settings: Settings) -> Any:
+    from sealbox.db.migrate import is_initialised
+    from sealbox.db.session import Database
+
+    db = Database(settings.db_url)
+    if not await is_initialised(db):
+        await db.dispose()
+        raise SetupError(f"no sealbox database at {settings.db_url}; run 'sealbox init' first")
+    return db
+
+
+def main() -> None:
+    app()

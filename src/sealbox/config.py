@@ -1,0 +1,74 @@
+"""Settings, read from ``SEALBOX_*`` environment variables (and ``sealbox serve`` flags).
+
+Nothing here runs at import time: build ``Settings()`` where it is needed and pass it on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(value: Any) -> int:
+    """Parse ``1048576``, ``512M``, ``10GiB`` into bytes (units are powers of 1024)."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError("expected a size such as 1073741824, 512M or 10G")
+    unit = (match.group(2) or "")[:1].lower()
+    return int(match.group(1)) * _UNITS[unit]
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    return Path(os.environ.get(var) or Path.home() / fallback)
+
+
+def default_data_dir() -> Path:
+    return _xdg("XDG_DATA_HOME", ".local/share") / "sealbox"
+
+
+def default_keyring() -> Path:
+    # Under the configuration directory, not the data directory: a copy of the data
+    # (or a backup of it) must not carry the keys that open it.
+    return _xdg("XDG_CONFIG_HOME", ".config") / "sealbox" / "keyring.json"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEALBOX_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    keyring: Path = Field(default_factory=default_keyring)
+    master_keys: SecretStr | None = None
+    database_url: str | None = None
+    max_upload_size: int = 16 << 30
+    token_ttl_days: int = Field(default=30, ge=1, le=3650)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+
+    @field_validator("max_upload_size", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> int:
+        size = parse_size(value)
+        if size < 1:
+            raise ValueError("must be at least 1 byte")
+        return size
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'sealbox.db'}"

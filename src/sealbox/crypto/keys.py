@@ -1,0 +1,203 @@
+"""Master keys (a keyring of Fernet keys) and the per-file keys they wrap.
+
+Key hierarchy::
+
+    master key (Fernet, in the keyring, never beside the data)
+      └─ wraps → DEK (32 random bytes per file; stored only wrapped, in the file's row)
+                   ├─ HKDF → blob keys (sealbox stream v1, fresh salt per write)
+                   └─ HKDF → K_meta (encrypts the file name and content type)
+
+Keyring file format (JSON, mode 0600)::
+
+    {"format": "sealbox-keyring", "version": 1,
+     "keys": [{"id": "k1", "key": "<Fernet key>", "created_at": "2026-11-27T10:00:00Z"}]}
+
+The first key is the primary: it wraps new DEKs. ``SEALBOX_MASTER_KEYS`` holds the same
+keys as ``id:key`` pairs separated by commas, primary first.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import os
+import re
+import stat
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from sealbox.crypto.errors import IntegrityError, KeyringError, UnknownKeyId
+
+DEK_PREFIX = b"SBOX-DEK1"
+KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_FORMAT = "sealbox-keyring"
+
+
+@dataclass(frozen=True)
+class MasterKey:
+    id: str
+    key: str
+    created_at: str
+
+    def fernet(self) -> Fernet:
+        return Fernet(self.key)
+
+
+def new_master_key(key_id: str | None = None) -> MasterKey:
+    """Create a new random master key with a unique id."""
+    now = datetime.now(UTC)
+    if key_id is None:
+        key_id = f"k{now:%Y%m%d}-{os.urandom(4).hex()}"
+    return MasterKey(key_id, Fernet.generate_key().decode(), now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+class Keyring:
+    """An ordered set of master keys; the first one is the primary."""
+
+    def __init__(self, keys: list[MasterKey]) -> None:
+        if not keys:
+            raise KeyringError("the keyring holds no keys")
+        ids = [k.id for k in keys]
+        if len(set(ids)) != len(ids):
+            raise KeyringError("the keyring holds two keys with the same id")
+        for k in keys:
+            if not KEY_ID_PATTERN.match(k.id):
+                raise KeyringError(f"key id {k.id!r} is not valid (letters, digits, '_.-')")
+            try:
+                k.fernet()
+            except (ValueError, binascii.Error):
+                raise KeyringError(f"key {k.id!r} is not a valid Fernet key") from None
+        self.keys = list(keys)
+        self._fernets = {k.id: k.fernet() for k in keys}
+
+    @property
+    def primary(self) -> MasterKey:
+        return self.keys[0]
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return frozenset(self._fernets)
+
+    def wrap(self, file_id: bytes, dek: bytes) -> tuple[str, bytes]:
+        """Wrap ``dek`` for ``file_id`` under the primary key; return (key id, token)."""
+        if len(dek) != 32 or len(file_id) != 16:
+            raise ValueError("a DEK is 32 bytes and a file id 16")
+        token = MultiFernet([self._fernets[self.primary.id]]).encrypt(DEK_PREFIX + file_id + dek)
+        return self.primary.id, token
+
+    def unwrap(self, key_id: str, file_id: bytes, wrapped: bytes) -> bytes:
+        """Return the DEK that ``wrapped`` holds for ``file_id``.
+
+        Raises ``UnknownKeyId`` if the key is not in the keyring and ``IntegrityError`` if
+        the token does not open or was made for another file.
+        """
+        fernet = self._fernets.get(key_id)
+        if fernet is None:
+            raise UnknownKeyId(key_id)
+        try:
+            plain = fernet.decrypt(wrapped)
+        except InvalidToken:
+            raise IntegrityError("wrapped file key failed authentication") from None
+        if len(plain) != len(DEK_PREFIX) + 48 or not plain.startswith(DEK_PREFIX):
+            raise IntegrityError("wrapped file key has the wrong format")
+        if plain[len(DEK_PREFIX) : len(DEK_PREFIX) + 16] != file_id:
+            raise IntegrityError("wrapped file key belongs to another file")
+        return plain[len(DEK_PREFIX) + 16 :]
+
+    def to_json(self) -> str:
+        keys = [{"id": k.id, "key": k.key, "created_at": k.created_at} for k in self.keys]
+        return json.dumps({"format": _FORMAT, "version": 1, "keys": keys}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str) -> Keyring:
+        try:
+            doc = json.loads(text)
+            if doc.get("format") != _FORMAT or doc.get("version") != 1:
+                raise KeyringError(f"{source} is not a sealbox keyring (version 1)")
+            keys = [MasterKey(str(k["id"]), str(k["key"]), str(k.get("created_at", ""))) for k in doc["keys"]]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise KeyringError(f"{source} is malformed: expected a sealbox keyring in JSON") from None
+        return cls(keys)
+
+    @classmethod
+    def from_env(cls, value: str) -> Keyring:
+        """Parse ``id:key,id:key`` (primary first), as in ``SEALBOX_MASTER_KEYS``."""
+        keys = []
+        for item in value.split(","):
+            key_id, sep, key = item.strip().partition(":")
+            if not sep:
+                raise KeyringError("SEALBOX_MASTER_KEYS must be 'id:key' pairs separated by commas")
+            keys.append(MasterKey(key_id, key, ""))
+        return cls(keys)
+
+
+def load_keyring_file(path: Path) -> Keyring:
+    """Read a keyring file, refusing one that others can read or that is malformed."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise KeyringError(f"keyring {path} does not exist") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise KeyringError(f"keyring {path} is not a regular file")
+    if info.st_mode & 0o077:
+        raise KeyringError(
+            f"keyring {path} is readable by other users (mode {stat.S_IMODE(info.st_mode):04o}); "
+            f"run 'chmod 600 {path}'"
+        )
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyringError(f"keyring {path} cannot be read: {exc}") from None
+    return Keyring.from_json(text, str(path))
+
+
+def write_keyring_file(path: Path, keyring: Keyring) -> None:
+    """Create ``path`` (which must not exist) holding ``keyring``, mode 0600, synced."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, keyring.to_json().encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class FieldCipher:
+    """Encrypts small metadata fields of one file with K_meta (AES-256-GCM).
+
+    Each value is bound to the file id and the column name, so a ciphertext moved to
+    another row or column fails to decrypt.
+    """
+
+    def __init__(self, dek: bytes, file_id: bytes) -> None:
+        k_meta = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"sealbox/v1/meta").derive(dek)
+        self._aead = AESGCM(k_meta)
+        self._file_id = file_id
+
+    def encrypt(self, column: str, value: str) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, value.encode(), self._file_id + column.encode())
+
+    def decrypt(self, column: str, sealed: bytes) -> str:
+        try:
+            plain = self._aead.decrypt(sealed[:12], sealed[12:], self._file_id + column.encode())
+        except (InvalidTag, ValueError):
+            raise IntegrityError(f"encrypted {column} failed authentication") from None
+        return plain.decode()
+
+
+def new_dek() -> bytes:
+    return os.urandom(32)
+

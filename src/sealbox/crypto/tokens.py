@@ -1,0 +1,18 @@
+"""Opaque bearer tokens: random, shown once, stored only as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+TOKEN_PREFIX = "sbx_"
+
+
+def new_token() -> str:
+    """A new token with 256 bits from ``secrets``."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """The value stored in the database for ``token``."""
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,1 @@
+"""Database mechanisms: the declarative base, engines and transactions, migrations."""

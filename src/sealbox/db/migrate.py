@@ -1,0 +1,33 @@
+"""Apply Alembic migrations programmatically (on start and in ``sealbox db upgrade``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, inspect
+
+from sealbox.db.session import Database
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+async def upgrade(db: Database) -> None:
+    """Bring the schema to the newest revision."""
+    async with db.engine.begin() as conn:
+        await conn.run_sync(lambda sync: command.upgrade(_config(sync), "head"))
+
+
+async def is_initialised(db: Database) -> bool:
+    """Whether the database already holds sealbox tables."""
+    async with db.engine.connect() as conn:
+        names = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+    return "alembic_version" in names

@@ -1,0 +1,85 @@
+"""Engines and transactions.
+
+Services open short transactions themselves (``db.read()``, ``db.write()``) instead of
+one per request: an upload streams for minutes and its row must be committed only after
+the blob is durable, and a download must not hold a transaction while it streams.
+
+On SQLite, write transactions start with ``BEGIN IMMEDIATE`` (a deferred transaction
+that reads then writes fails with "database is locked" under concurrency, whatever the
+busy timeout) and are serialised by an in-process lock, which is far cheaper than
+letting them contend for the file lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from sealbox.errors import Unavailable
+
+_WRITE = "sealbox_write"
+
+
+def _sqlite_setup(engine: AsyncEngine) -> None:
+    sync = engine.sync_engine
+
+    @event.listens_for(sync, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(sync, "begin")
+    def _begin(conn: Any) -> None:
+        write = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.engine = create_async_engine(url, pool_pre_ping=not self.is_sqlite)
+        if self.is_sqlite:
+            _sqlite_setup(self.engine)
+        self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = async_sessionmaker(self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False)
+        self._write_lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only transaction, rolled back at the end."""
+        try:
+            async with self._reader() as session:
+                yield session
+        except (OperationalError, DBAPIError) as exc:
+            if exc.connection_invalidated or isinstance(exc, OperationalError):
+                raise Unavailable("the database is unavailable") from exc
+            raise
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction, committed if the block succeeds, rolled back otherwise."""
+        try:
+            if self.is_sqlite:
+                async with self._write_lock, self._writer() as session, session.begin():
+                    yield session
+            else:
+                async with self._writer() as session, session.begin():
+                    yield session
+        except OperationalError as exc:
+            raise Unavailable("the database is unavailable") from exc
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,61 @@
+"""The sealbox error tree. ``str(exc)`` is always safe to show to a client.
+
+    SealboxError
+     ├─ InvalidInput          the request is malformed or a value is not acceptable
+     │   └─ TooLarge          a body exceeds the configured limit
+     ├─ AuthenticationFailed  no credentials, or wrong ones
+     ├─ PermissionDenied      authenticated, but not allowed (an admin action, say)
+     ├─ NotFound              missing, or someone else's: the two are never told apart
+     ├─ Conflict              the change clashes with what is stored (a taken user name)
+     ├─ IntegrityFailure      stored data failed authentication; never served
+     ├─ Unavailable           the database or blob store cannot be reached right now
+     └─ SetupError            the server must not start (keys missing, unsafe, mismatched)
+
+HTTP statuses live in ``sealbox.api.errors`` and exit codes in ``sealbox.cli``.
+"""
+
+from __future__ import annotations
+
+
+class SealboxError(Exception):
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(SealboxError):
+    code = "invalid_input"
+
+
+class TooLarge(InvalidInput):
+    code = "too_large"
+
+
+class AuthenticationFailed(SealboxError):
+    code = "authentication_failed"
+
+
+class PermissionDenied(SealboxError):
+    code = "permission_denied"
+
+
+class NotFound(SealboxError):
+    code = "not_found"
+
+
+class Conflict(SealboxError):
+    code = "conflict"
+
+
+class IntegrityFailure(SealboxError):
+    code = "integrity_failure"
+
+
+class Unavailable(SealboxError):
+    code = "unavailable"
+
+
+class SetupError(SealboxError):
+    code = "setup_error"

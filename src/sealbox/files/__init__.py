@@ -1,0 +1,1 @@
+"""Files: upload, list, download and delete, encrypted at rest."""

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sealbox.ids import FileId, UserId
+from sealbox.models import File
+
+
+class FileRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, file: File) -> None:
+        self.session.add(file)
+        await self.session.flush()
+
+    async def owned(self, owner: UserId, file_id: FileId) -> File | None:
+        """The file if it exists and belongs to ``owner``; ``None`` either way otherwise."""
+        result = await self.session.execute(select(File).where(File.id == file_id, File.owner_id == owner))
+        return result.scalar_one_or_none()
+
+    async def page(self, owner: UserId, limit: int, after: tuple[datetime, uuid.UUID] | None) -> Sequence[File]:
+        """Newest first, keyset-paginated on (created_at, id)."""
+        query = select(File).where(File.owner_id == owner)
+        if after is not None:
+            created, file_id = after
+            query = query.where(
+                or_(File.created_at < created, and_(File.created_at == created, File.id < file_id))
+            )
+        query = query.order_by(File.created_at.desc(), File.id.desc()).limit(limit)
+        return (await self.session.execute(query)).scalars().all()
+
+    async def remove(self, owner: UserId, file_id: FileId) -> bool:
+        result = await self.session.execute(delete(File).where(File.id == file_id, File.owner_id == owner))
+        return bool(getattr(result, "rowcount", 0))
+
+    async def existing(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        result = await self.session.execute(select(File.id).where(File.id.in_(ids)))
+        return set(result.scalars().all())
+
+    async def key_ids(self) -> set[str]:
+        result = await self.session.execute(select(File.key_id).distinct())
+        return set(result.scalars().all())

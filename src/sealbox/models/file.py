@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, SmallInteger, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from sealbox.db.base import Base, UTCDateTime, utcnow
+
+
+class File(Base):
+    """A stored file. Name and content type are ciphertext (K_meta); the DEK is wrapped.
+
+    A row exists only once its blob is complete and durable, so every row is a
+    complete, downloadable file.
+    """
+
+    __tablename__ = "files"
+    __table_args__ = (Index("ix_files_owner_created", "owner_id", "created_at", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    content_type_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)
+    chunk_log2: Mapped[int] = mapped_column(SmallInteger)
+    key_id: Mapped[str] = mapped_column(String(64), index=True)
+    wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
+    header_tag: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,168 @@
+"""The composition root: builds keyring, database, store and services from settings,
+and decides at start-up whether the server may run.
+
+Start-up rules (DESIGN §1.3):
+
+- A brand-new installation (no database schema, no blobs) is initialised once: keyring
+  (unless one is configured), schema, and an admin account whose password is returned to
+  be shown once.
+- Otherwise the keyring must be present, well-formed, private (mode 0600) and must hold
+  every key id that stored files reference. If not, ``SetupError`` says what is wrong
+  and how to fix it, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sealbox.accounts.service import AccountService
+from sealbox.config import Settings
+from sealbox.crypto.errors import KeyringError
+from sealbox.crypto.keys import Keyring, load_keyring_file, new_master_key, write_keyring_file
+from sealbox.db.migrate import is_initialised, upgrade
+from sealbox.db.session import Database
+from sealbox.errors import SetupError
+from sealbox.files.service import FileService
+from sealbox.storage.base import BlobStore
+from sealbox.storage.local import LocalStore
+
+ADMIN_USERNAME = "admin"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    store: BlobStore
+    keyring: Keyring
+    accounts: AccountService
+    files: FileService
+
+    async def close(self) -> None:
+        await self.db.dispose()
+
+
+@dataclass(frozen=True)
+class Initialised:
+    """What a first start created; the password is shown once and never stored in clear."""
+
+    admin_username: str
+    admin_password: str
+    keyring_path: Path | None
+
+
+def _keyring_configured(settings: Settings) -> bool:
+    return settings.master_keys is not None or settings.keyring.exists()
+
+
+def load_keyring(settings: Settings) -> Keyring:
+    """Load the configured master keys or raise ``SetupError`` with the fix."""
+    try:
+        if settings.master_keys is not None:
+            return Keyring.from_env(settings.master_keys.get_secret_value())
+        _check_keyring_location(settings)
+        return load_keyring_file(settings.keyring)
+    except KeyringError as exc:
+        raise SetupError(
+            f"cannot start: {exc}. Restore the keyring from its backup, or point SEALBOX_KEYRING "
+            "(or SEALBOX_MASTER_KEYS) at it. No key was generated."
+        ) from None
+
+
+def _check_keyring_location(settings: Settings) -> None:
+    keyring = settings.keyring.resolve()
+    blobs = settings.blob_dir.resolve()
+    if keyring.is_relative_to(blobs):
+        raise SetupError(f"the keyring {keyring} must not be inside the blob directory {blobs}")
+
+
+def _blobs_present(settings: Settings) -> bool:
+    return settings.blob_dir.exists() and any(settings.blob_dir.iterdir())
+
+
+def build(settings: Settings, keyring: Keyring) -> Runtime:
+    db = Database(settings.db_url)
+    store = LocalStore(settings.blob_dir)
+    return Runtime(
+        settings=settings,
+        db=db,
+        store=store,
+        keyring=keyring,
+        accounts=AccountService(db, timedelta(days=settings.token_ttl_days)),
+        files=FileService(db, store, keyring, settings.max_upload_size),
+    )
+
+
+async def prepare(settings: Settings) -> Initialised | None:
+    """Initialise a brand-new installation, or check an existing one and migrate it.
+
+    Returns what was created on a first start, ``None`` otherwise. Raises ``SetupError``.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    probe = Database(settings.db_url)
+    try:
+        fresh = not await is_initialised(probe) and not _blobs_present(settings)
+    finally:
+        await probe.dispose()
+    created_keyring: Path | None = None
+    if not _keyring_configured(settings):
+        if not fresh:
+            raise SetupError(
+                f"cannot start: the keyring {settings.keyring} is missing, but {settings.data_dir} "
+                "already holds data. Restore the keyring from its backup (or set SEALBOX_KEYRING "
+                "to its path); without it the stored files cannot be read. No key was generated."
+            )
+        _check_keyring_location(settings)
+        write_keyring_file(settings.keyring, Keyring([new_master_key()]))
+        created_keyring = settings.keyring
+    runtime = build(settings, load_keyring(settings))
+    try:
+        await upgrade(runtime.db)
+        settings.blob_dir.mkdir(exist_ok=True, mode=0o700)
+        await check_keys_cover_files(runtime)
+        if not fresh:
+            return None
+        password = secrets.token_urlsafe(18)
+        await runtime.accounts.create_user(ADMIN_USERNAME, password, is_admin=True)
+        return Initialised(ADMIN_USERNAME, password, created_keyring)
+    finally:
+        await runtime.close()
+
+
+async def check_keys_cover_files(runtime: Runtime) -> None:
+    missing = await runtime.files.referenced_key_ids() - runtime.keyring.ids
+    if missing:
+        raise SetupError(
+            f"cannot start: stored files are wrapped by master key(s) {', '.join(sorted(missing))}, "
+            f"which the keyring does not hold. Restore the keyring that contains them. No key was generated."
+        )
+
+
+async def open_runtime(settings: Settings) -> Runtime:
+    """Build the runtime of a prepared installation (used by each server worker)."""
+    runtime = build(settings, load_keyring(settings))
+    try:
+        if not await is_initialised(runtime.db):
+            raise SetupError("cannot start: the database is not initialised; run 'sealbox init' first")
+        await check_keys_cover_files(runtime)
+        await runtime.store.check()
+    except BaseException:
+        await runtime.close()
+        raise
+    return runtime
+
+
+def keyring_warning(settings: Settings) -> str | None:
+    """A warning when the keyring sits inside the data directory (backed up together)."""
+    if settings.master_keys is not None:
+        return None
+    if settings.keyring.resolve().is_relative_to(settings.data_dir.resolve()):
+        return (
+            f"the keyring {settings.keyring} is inside the data directory {settings.data_dir}: "
+            "a copy of the data would carry its keys. Keep it elsewhere (SEALBOX_KEYRING)."
+        )
+    return None
+

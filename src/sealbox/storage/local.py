@@ -1,0 +1,146 @@
+"""``LocalStore``: blobs as files under one directory.
+
+Writes are atomic and durable: a temporary name created with ``O_EXCL`` and mode 0600
+in the target's directory, ``fsync``, ``rename``, then ``fsync`` of the directory. The
+temporary file is removed on any error, including cancellation when a client
+disconnects. Blocking calls run in worker threads (anyio's, which finish the call before
+a cancellation is delivered, so a file descriptor is never closed under a running write).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from anyio import to_thread
+
+from sealbox.storage.base import BlobNotFound, StorageUnavailable, check_key
+
+TEMP_PREFIX = ".tmp-"
+READ_BYTES = 1 << 20
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes | bytearray]) -> int:
+        path = self._path(key)
+        tmp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        try:
+            await to_thread.run_sync(lambda: path.parent.mkdir(parents=True, exist_ok=True, mode=0o700))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot create a blob: {exc.strerror}") from exc
+        size = 0
+        try:
+            try:
+                async for chunk in chunks:
+                    await to_thread.run_sync(_write_all, fd, chunk)
+                    size += len(chunk)
+                await to_thread.run_sync(os.fsync, fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, path)
+            await to_thread.run_sync(_fsync_dir, path.parent)
+        except BaseException as exc:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            if isinstance(exc, OSError):
+                raise StorageUnavailable(f"cannot write a blob: {exc.strerror}") from exc
+            raise
+        return size
+
+    async def get_range(self, key: str, start: int, length: int) -> AsyncIterator[bytes]:
+        fd = self._open(key)
+        try:
+            offset, end = start, start + length
+            while offset < end:
+                data = await to_thread.run_sync(os.pread, fd, min(READ_BYTES, end - offset), offset)
+                if not data:
+                    return
+                offset += len(data)
+                yield data
+        finally:
+            os.close(fd)
+
+    def _open(self, key: str) -> int:
+        try:
+            return os.open(self._path(key), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot open a blob: {exc.strerror}") from exc
+
+    async def read(self, key: str, start: int, length: int) -> bytes:
+        fd = self._open(key)
+        try:
+            return await to_thread.run_sync(os.pread, fd, length, start)
+        finally:
+            os.close(fd)
+
+    async def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+
+    async def delete(self, key: str) -> None:
+        try:
+            await to_thread.run_sync(os.unlink, self._path(key))
+        except FileNotFoundError:
+            pass
+
+    def _walk(self, prefix: str) -> list[tuple[Path, bool]]:
+        base = self.root / prefix if prefix else self.root
+        return [
+            (Path(d) / name, name.startswith(TEMP_PREFIX))
+            for d, _, names in os.walk(base)
+            for name in names
+        ]
+
+    async def list(self, prefix: str) -> AsyncIterator[tuple[str, datetime]]:
+        for path, is_temp in await to_thread.run_sync(self._walk, prefix):
+            if not is_temp:
+                try:
+                    mtime = path.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                yield path.relative_to(self.root).as_posix(), datetime.fromtimestamp(mtime, UTC)
+
+    async def sweep_partial(self, older_than: datetime) -> int:
+        removed = 0
+        for path, is_temp in await to_thread.run_sync(self._walk, ""):
+            try:
+                if is_temp and path.stat().st_mtime < older_than.timestamp():
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+    async def check(self) -> None:
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageUnavailable(f"blob directory {self.root} is missing or not writable")
