@@ -165,4 +165,3 @@ def keyring_warning(settings: Settings) -> str | None:
             "a copy of the data would carry its keys. Keep it elsewhere (SEALBOX_KEYRING)."
         )
     return None
-

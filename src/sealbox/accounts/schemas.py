@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel
 
 from sealbox.ids import UserId
+
+BEARER: Literal["bearer"] = "bearer"  # the OAuth2 token type (RFC 6750)
 
 
 @dataclass(frozen=True)
@@ -27,5 +30,5 @@ class UserRead(BaseModel):
 
 class TokenIssued(BaseModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: Literal["bearer"] = BEARER
     expires_at: datetime | None

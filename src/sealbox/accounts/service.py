@@ -62,7 +62,7 @@ class AccountService:
         except DBIntegrityError:
             raise Conflict(f"user {username!r} already exists") from None
 
-    async def login(self, username: str, password: str, token_name: str = "login") -> TokenIssued:
+    async def login(self, username: str, password: str, label: str = "login") -> TokenIssued:
         """Check a password and issue a bearer token.
 
         Costs one Argon2 verification whether or not the user exists, and says the same
@@ -78,7 +78,7 @@ class AccountService:
         expires_at = utcnow() + self.token_ttl
         async with self.db.write() as session:
             await TokenRepository(session).add(
-                ApiToken(user_id=user.id, token_hash=token_hash(token), name=token_name, expires_at=expires_at)
+                ApiToken(user_id=user.id, token_hash=token_hash(token), name=label, expires_at=expires_at)
             )
         return TokenIssued(access_token=token, expires_at=expires_at)
 

@@ -87,10 +87,7 @@ def problem_for(exc: SealboxError) -> JSONResponse:
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI declarations for the error statuses a route can answer."""
-    return {
-        status: {"model": Problem, "description": TITLES[status], "content": {PROBLEM: {}}}
-        for status in statuses
-    }
+    return {status: {"model": Problem, "description": TITLES[status], "content": {PROBLEM: {}}} for status in statuses}
 
 
 def install(app: FastAPI) -> None:

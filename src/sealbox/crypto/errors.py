@@ -1,10 +1,10 @@
 """Exceptions raised by ``sealbox.crypto``.
 
-    CryptoError
-     ├─ IntegrityError     stored data failed authentication (tampered, truncated, swapped)
-     ├─ FormatError        stored data is not sealbox stream v1 (bad magic, version, sizes)
-     └─ KeyringError       master keys are missing, malformed or unsafe
-         └─ UnknownKeyId   a wrapped key names a master key the keyring lacks
+CryptoError
+ ├─ IntegrityError     stored data failed authentication (tampered, truncated, swapped)
+ ├─ FormatError        stored data is not sealbox stream v1 (bad magic, version, sizes)
+ └─ KeyringError       master keys are missing, malformed or unsafe
+     └─ UnknownKeyId   a wrapped key names a master key the keyring lacks
 """
 
 

@@ -148,8 +148,7 @@ def load_keyring_file(path: Path) -> Keyring:
         raise KeyringError(f"keyring {path} is not a regular file")
     if info.st_mode & 0o077:
         raise KeyringError(
-            f"keyring {path} is readable by other users (mode {stat.S_IMODE(info.st_mode):04o}); "
-            f"run 'chmod 600 {path}'"
+            f"keyring {path} is readable by other users (mode {stat.S_IMODE(info.st_mode):04o}); run 'chmod 600 {path}'"
         )
     try:
         text = path.read_text("utf-8")
@@ -200,4 +199,3 @@ class FieldCipher:
 
 def new_dek() -> bytes:
     return os.urandom(32)
-

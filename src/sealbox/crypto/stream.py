@@ -106,9 +106,7 @@ class Header:
         return 1 << self.chunk_log2
 
 
-def new_header(
-    dek: bytes, file_id: bytes, chunk_log2: int = DEFAULT_CHUNK_LOG2
-) -> tuple[Header, bytes]:
+def new_header(dek: bytes, file_id: bytes, chunk_log2: int = DEFAULT_CHUNK_LOG2) -> tuple[Header, bytes]:
     """Build a fresh header (new random salt); return it with the payload key."""
     _check_dek(dek)
     if chunk_log2 not in ALLOWED_CHUNK_LOG2:

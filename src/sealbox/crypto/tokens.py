@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-TOKEN_PREFIX = "sbx_"
+BEARER_PREFIX = "sbx_"
 
 
 def new_token() -> str:
     """A new token with 256 bits from ``secrets``."""
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return BEARER_PREFIX + secrets.token_urlsafe(32)
 
 
 def token_hash(token: str) -> str:

@@ -16,8 +16,10 @@ from sealbox.errors import InvalidInput
 MAX_NAME = 255
 DEFAULT_TYPE = "application/octet-stream"
 _BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
-_TOKEN = r"[A-Za-z0-9!#$&^_.+-]+"
-_CONTENT_TYPE = re.compile(rf'^{_TOKEN}/{_TOKEN}(\s*;\s*{_TOKEN}=({_TOKEN}|"[^"\\\x00-\x1f\x7f]*"))*$')
+_MEDIA_WORD = r"[A-Za-z0-9!#$&^_.+-]+"
+_CONTENT_TYPE = re.compile(
+    rf'^{_MEDIA_WORD}/{_MEDIA_WORD}(\s*;\s*{_MEDIA_WORD}=({_MEDIA_WORD}|"[^"\\\x00-\x1f\x7f]*"))*$'
+)
 
 
 def check_name(name: str) -> str:

@@ -29,9 +29,7 @@ class FileRepository:
         query = select(File).where(File.owner_id == owner)
         if after is not None:
             created, file_id = after
-            query = query.where(
-                or_(File.created_at < created, and_(File.created_at == created, File.id < file_id))
-            )
+            query = query.where(or_(File.created_at < created, and_(File.created_at == created, File.id < file_id)))
         query = query.order_by(File.created_at.desc(), File.id.desc()).limit(limit)
         return (await self.session.execute(query)).scalars().all()
 

@@ -7,6 +7,7 @@ calls it, and it authorises the caller before any stored byte is read.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
@@ -184,10 +185,8 @@ class FileService:
         async with self.db.write() as session:
             if not await FileRepository(session).remove(owner, file_id):
                 raise NotFound("file not found")
-        try:
+        with contextlib.suppress(StorageUnavailable):
             await self.store.delete(blob_key(file_id))
-        except StorageUnavailable:
-            pass
 
     async def open(self, owner: UserId, file_id: FileId) -> Download:
         """The gate for file bytes: authorise, then authenticate header and final chunk.

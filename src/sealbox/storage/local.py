@@ -9,11 +9,13 @@ a cancellation is delivered, so a file descriptor is never closed under a runnin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from anyio import to_thread
 
@@ -21,12 +23,21 @@ from sealbox.storage.base import BlobNotFound, StorageUnavailable, check_key
 
 TEMP_PREFIX = ".tmp-"
 READ_BYTES = 1 << 20
+T = TypeVar("T")
 
 
 def _write_all(fd: int, data: bytes | bytearray) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+async def _io(func: Callable[..., T], *args: Any) -> T:
+    """Run blocking ``func`` in a worker thread, translating OS errors."""
+    try:
+        return await to_thread.run_sync(func, *args)
+    except OSError as exc:
+        raise StorageUnavailable(f"blob storage failed: {exc.strerror or exc}") from exc
 
 
 def _fsync_dir(path: Path) -> None:
@@ -47,29 +58,24 @@ class LocalStore:
     async def put(self, key: str, chunks: AsyncIterable[bytes | bytearray]) -> int:
         path = self._path(key)
         tmp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
-        try:
-            await to_thread.run_sync(lambda: path.parent.mkdir(parents=True, exist_ok=True, mode=0o700))
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise StorageUnavailable(f"cannot create a blob: {exc.strerror}") from exc
+        await _io(lambda: path.parent.mkdir(parents=True, exist_ok=True, mode=0o700))
+        fd = await _io(os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         size = 0
         try:
             try:
+                # Errors raised by ``chunks`` itself (a client disconnect is an OSError
+                # too) propagate unchanged; only our own I/O errors are translated.
                 async for chunk in chunks:
-                    await to_thread.run_sync(_write_all, fd, chunk)
+                    await _io(_write_all, fd, chunk)
                     size += len(chunk)
-                await to_thread.run_sync(os.fsync, fd)
+                await _io(os.fsync, fd)
             finally:
                 os.close(fd)
-            os.rename(tmp, path)
-            await to_thread.run_sync(_fsync_dir, path.parent)
-        except BaseException as exc:
-            try:
+            await _io(os.rename, tmp, path)
+            await _io(_fsync_dir, path.parent)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            if isinstance(exc, OSError):
-                raise StorageUnavailable(f"cannot write a blob: {exc.strerror}") from exc
             raise
         return size
 
@@ -78,7 +84,7 @@ class LocalStore:
         try:
             offset, end = start, start + length
             while offset < end:
-                data = await to_thread.run_sync(os.pread, fd, min(READ_BYTES, end - offset), offset)
+                data = await _io(os.pread, fd, min(READ_BYTES, end - offset), offset)
                 if not data:
                     return
                 offset += len(data)
@@ -97,7 +103,7 @@ class LocalStore:
     async def read(self, key: str, start: int, length: int) -> bytes:
         fd = self._open(key)
         try:
-            return await to_thread.run_sync(os.pread, fd, length, start)
+            return await _io(os.pread, fd, length, start)
         finally:
             os.close(fd)
 
@@ -108,18 +114,12 @@ class LocalStore:
             raise BlobNotFound(key) from None
 
     async def delete(self, key: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             await to_thread.run_sync(os.unlink, self._path(key))
-        except FileNotFoundError:
-            pass
 
     def _walk(self, prefix: str) -> list[tuple[Path, bool]]:
         base = self.root / prefix if prefix else self.root
-        return [
-            (Path(d) / name, name.startswith(TEMP_PREFIX))
-            for d, _, names in os.walk(base)
-            for name in names
-        ]
+        return [(Path(d) / name, name.startswith(TEMP_PREFIX)) for d, _, names in os.walk(base) for name in names]
 
     async def list(self, prefix: str) -> AsyncIterator[tuple[str, datetime]]:
         for path, is_temp in await to_thread.run_sync(self._walk, prefix):

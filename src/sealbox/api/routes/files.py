@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -13,7 +13,7 @@ from sealbox.files.service import MAX_PAGE, parse_file_id
 
 router = APIRouter(prefix="/api/v1/files", tags=["files"])
 
-MULTIPART_FILE = {
+MULTIPART_FILE: dict[str, Any] = {
     "multipart/form-data": {
         "schema": {
             "type": "object",
@@ -22,15 +22,15 @@ MULTIPART_FILE = {
         }
     }
 }
-RAW_FILE = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+RAW_FILE: dict[str, Any] = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 
 
-def upload_body(content: dict[str, object]) -> dict[str, object]:
+def upload_body(content: dict[str, Any]) -> dict[str, Any]:
     """An OpenAPI request body for a streamed upload (the route reads the stream itself)."""
     return {"requestBody": {"required": True, "content": content}}
 
 
-CONTENT = {
+CONTENT: dict[int | str, dict[str, Any]] = {
     "200": {"description": "The whole file", "content": {"application/octet-stream": {}}},
     "206": {"description": "The requested byte range", "content": {"application/octet-stream": {}}},
 }

@@ -36,9 +36,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(100), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("expires_at", UTCDateTime(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name="fk_api_tokens_user_id_users", ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_api_tokens_user_id_users", ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name="pk_api_tokens"),
         sa.UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
     )
@@ -55,9 +53,7 @@ def upgrade() -> None:
         sa.Column("wrapped_dek", sa.LargeBinary(), nullable=False),
         sa.Column("header_tag", sa.LargeBinary(32), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["owner_id"], ["users.id"], name="fk_files_owner_id_users", ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["owner_id"], ["users.id"], name="fk_files_owner_id_users", ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name="pk_files"),
     )
     op.create_index("ix_files_key_id", "files", ["key_id"])

@@ -1,0 +1,3 @@
+from sealbox.cli.main import main
+
+main()

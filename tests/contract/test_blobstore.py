@@ -1,0 +1,142 @@
+"""One contract, every ``BlobStore``: atomic durable puts, ranged reads, clean aborts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sealbox.storage.base import BlobNotFound, BlobStore
+from sealbox.storage.local import TEMP_PREFIX, LocalStore
+from sealbox.storage.memory import MemoryStore
+
+
+@pytest.fixture(params=["local", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
+    if request.param == "local":
+        yield LocalStore(tmp_path / "blobs")
+    else:
+        yield MemoryStore()
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def _failing_after(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+    raise ConnectionResetError("client went away")
+
+
+def run(coro: object) -> object:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+async def _read_all(store: BlobStore, key: str, start: int, length: int) -> bytes:
+    return b"".join([piece async for piece in store.get_range(key, start, length)])
+
+
+def test_put_then_read_whole_and_ranges(store: BlobStore) -> None:
+    data = os.urandom(3 << 20)
+    assert run(store.put("files/ab/one", _chunks(data[:100], data[100:]))) == len(data)
+    assert run(store.size("files/ab/one")) == len(data)
+    assert run(_read_all(store, "files/ab/one", 0, len(data))) == data
+    assert run(_read_all(store, "files/ab/one", 12345, 2 << 20)) == data[12345 : 12345 + (2 << 20)]
+    assert run(store.read("files/ab/one", 10, 20)) == data[10:30]
+
+
+def test_put_replaces_atomically(store: BlobStore) -> None:
+    run(store.put("k", _chunks(b"old")))
+    run(store.put("k", _chunks(b"new!")))
+    assert run(store.read("k", 0, 100)) == b"new!"
+
+
+def test_failed_put_leaves_nothing_behind(store: BlobStore, tmp_path: Path) -> None:
+    with pytest.raises(ConnectionResetError):
+        run(store.put("files/cd/two", _failing_after(b"x" * 1000)))
+    with pytest.raises(BlobNotFound):
+        run(store.size("files/cd/two"))
+    if isinstance(store, LocalStore):
+        assert [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()] == []
+
+
+def test_failed_put_keeps_the_previous_blob(store: BlobStore) -> None:
+    run(store.put("k", _chunks(b"complete")))
+    with pytest.raises(ConnectionResetError):
+        run(store.put("k", _failing_after(b"partial")))
+    assert run(store.read("k", 0, 100)) == b"complete"
+
+
+def test_cancelled_put_leaves_nothing_behind(store: BlobStore, tmp_path: Path) -> None:
+    async def slow() -> AsyncIterator[bytes]:
+        yield b"x" * 1000
+        await asyncio.sleep(10)
+        yield b"never"
+
+    async def scenario() -> None:
+        task = asyncio.create_task(store.put("k", slow()))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(scenario())
+    with pytest.raises(BlobNotFound):
+        run(store.size("k"))
+    if isinstance(store, LocalStore):
+        assert [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()] == []
+
+
+def test_missing_blobs(store: BlobStore) -> None:
+    with pytest.raises(BlobNotFound):
+        run(store.size("nope"))
+    with pytest.raises(BlobNotFound):
+        run(_read_all(store, "nope", 0, 1))
+    run(store.delete("nope"))
+
+
+def test_delete_and_list(store: BlobStore) -> None:
+    run(store.put("files/aa/1", _chunks(b"1")))
+    run(store.put("files/bb/2", _chunks(b"2")))
+    run(store.put("other/3", _chunks(b"3")))
+
+    async def keys() -> set[str]:
+        return {key async for key, _ in store.list("files")}
+
+    assert run(keys()) == {"files/aa/1", "files/bb/2"}
+    run(store.delete("files/aa/1"))
+    assert run(keys()) == {"files/bb/2"}
+
+
+@pytest.mark.parametrize("key", ["../x", "/abs", "a//b", "a/./b", "a b", "", "a\x00b"])
+def test_keys_that_could_escape_are_refused(store: BlobStore, key: str) -> None:
+    with pytest.raises(ValueError, match="invalid blob key"):
+        run(store.put(key, _chunks(b"x")))
+
+
+def test_local_blobs_are_private_files(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "blobs")
+    run(store.put("files/ab/f", _chunks(b"data")))
+    path = tmp_path / "blobs" / "files" / "ab" / "f"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_local_sweep_removes_only_stale_temporaries(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "blobs")
+    run(store.put("files/ab/f", _chunks(b"data")))
+    stale = tmp_path / "blobs" / "files" / "ab" / f"{TEMP_PREFIX}old"
+    fresh = tmp_path / "blobs" / "files" / "ab" / f"{TEMP_PREFIX}new"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    hour_ago = (datetime.now(UTC) - timedelta(hours=2)).timestamp()
+    os.utime(stale, (hour_ago, hour_ago))
+    assert run(store.sweep_partial(datetime.now(UTC) - timedelta(hours=1))) == 1
+    assert not stale.exists()
+    assert fresh.exists()
+    assert (tmp_path / "blobs" / "files" / "ab" / "f").exists()

@@ -1,0 +1,138 @@
+"""Real ``sealbox serve`` processes for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx2 as httpx
+
+SEALBOX = [sys.executable, "-m", "sealbox"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Installation:
+    """One data directory, keyring and temp directory, kept apart as in production."""
+
+    root: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def keyring(self) -> Path:
+        return self.root / "config" / "keyring.json"
+
+    @property
+    def tmpdir(self) -> Path:
+        path = self.root / "tmp"
+        path.mkdir(exist_ok=True)
+        return path
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SEALBOX_")}
+        env.update(
+            SEALBOX_DATA_DIR=str(self.data_dir),
+            SEALBOX_KEYRING=str(self.keyring),
+            TMPDIR=str(self.tmpdir),
+            **self.extra_env,
+        )
+        return env
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*SEALBOX, *args], env=self.env(), input=stdin, capture_output=True, text=True, timeout=120, check=False
+        )
+
+
+@dataclass
+class Server:
+    install: Installation
+    workers: int = 1
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    admin_password: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.install.root / f"server-{self.port}.log"
+
+    def start(self) -> Server:
+        out = self.install.root / f"server-{self.port}.out"
+        with out.open("wb") as stdout, self.log.open("ab") as stderr:
+            self.proc = subprocess.Popen(
+                [*SEALBOX, "serve", "--port", str(self.port), "--workers", str(self.workers)],
+                env=self.install.env(),
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("server did not start")
+        match = re.search(r"admin password:\s+(\S+)", out.read_text())
+        if match:
+            self.admin_password = match.group(1)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def worker_pids(self) -> list[int]:
+        assert self.proc is not None
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == self.proc.pid:
+                    pids.append(int(entry.name))
+        return pids
+
+
+def login(url: str, username: str, password: str) -> str:
+    response = httpx.post(f"{url}/api/v1/auth/token", data={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def blob_path(install: Installation, file_id: str) -> Path:
+    hex_id = file_id.replace("-", "")
+    return install.data_dir / "blobs" / "files" / hex_id[:2] / hex_id
