@@ -114,6 +114,7 @@ class Server:
         self.proc = None
 
     def worker_pids(self) -> list[int]:
+        """The processes serving requests: the children, or the server itself with one worker."""
         assert self.proc is not None
         pids = []
         for entry in Path("/proc").iterdir():
@@ -122,9 +123,10 @@ class Server:
                     fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
                 except OSError:
                     continue
-                if int(fields[1]) == self.proc.pid:
+                # uvicorn's workers, not multiprocessing's resource tracker.
+                if int(fields[1]) == self.proc.pid and b"spawn_main" in (entry / "cmdline").read_bytes():
                     pids.append(int(entry.name))
-        return pids
+        return pids or [self.proc.pid]
 
 
 def login(url: str, username: str, password: str) -> str:

@@ -22,6 +22,7 @@ FILE_FIELD = "file"
 # Bounds on everything in a multipart body that is not the file itself.
 MAX_OTHER_BYTES = 64 << 10
 MAX_PARTS = 32
+MAX_HEADER_BYTES = 16 << 10
 
 
 class MultipartFile:
@@ -41,6 +42,8 @@ class MultipartFile:
                 "on_part_end": self._part_end,
                 "on_end": self._end,
             },
+            # Room for a long file name, so that it is refused with a specific message.
+            max_header_size=MAX_HEADER_BYTES,
         )
         self._headers: dict[bytes, bytes] = {}
         self._field = self._value = b""

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from sealbox.config import Settings
-from sealbox.errors import SealboxError, SetupError
+from sealbox.errors import SealboxError, SetupError, Unavailable
 from sealbox.runtime import Initialised, keyring_warning, prepare
 
 T = TypeVar("T")
@@ -29,7 +29,8 @@ user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(db_app, name="db")
-err = Console(stderr=True)
+# soft_wrap: messages are single lines that logs and tests can match, not wrapped at 80.
+err = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[Path | None, typer.Option(help="Data directory [env: SEALBOX_DATA_DIR]")]
 KeyringOpt = Annotated[Path | None, typer.Option(help="Keyring file [env: SEALBOX_KEYRING]")]
@@ -193,7 +194,11 @@ async def _open_db(settings: Settings) -> Any:
     from sealbox.db.session import Database
 
     db = Database(settings.db_url)
-    if not await is_initialised(db):
+    try:
+        ready = await is_initialised(db)
+    except Unavailable:
+        ready = False
+    if not ready:
         await db.dispose()
         raise SetupError(f"no sealbox database at {settings.db_url}; run 'sealbox init' first")
     return db

@@ -7,8 +7,10 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, inspect
+from sqlalchemy.exc import OperationalError
 
 from sealbox.db.session import Database
+from sealbox.errors import Unavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -28,6 +30,9 @@ async def upgrade(db: Database) -> None:
 
 async def is_initialised(db: Database) -> bool:
     """Whether the database already holds sealbox tables."""
-    async with db.engine.connect() as conn:
-        names = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+    try:
+        async with db.engine.connect() as conn:
+            names = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+    except OperationalError as exc:
+        raise Unavailable("the database cannot be opened") from exc
     return "alembic_version" in names

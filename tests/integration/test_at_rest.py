@@ -1,0 +1,132 @@
+"""Promise 1: no plaintext at rest, during an upload or after it, on any upload path.
+
+A content canary and a Unicode name canary are uploaded through every path; the data
+directory, the database files (``-wal`` included), ``$TMPDIR``, the keyring's directory
+and the server log are scanned for them while a multipart upload is in flight and after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from tests.integration.conftest import Account
+from tests.integration.server import Installation, Server
+
+MARKER = b"CANARY-" + secrets.token_hex(8).encode()
+NAME = f"canary-Ωmega-秘密-{secrets.token_hex(4)}.txt"
+
+
+def canary_content(size: int) -> bytes:
+    line = MARKER + b" plaintext that must never reach a disk\n"
+    return (line * (size // len(line) + 1))[:size]
+
+
+def needles() -> list[bytes]:
+    name = NAME.encode()
+    return [MARKER, name, NAME.encode("utf-16-le"), NAME.split("-")[-1].encode(), "Ωmega-秘密".encode()]
+
+
+def scan(install: Installation, server: Server) -> list[str]:
+    hits = []
+    # The server runs with TMPDIR=install.tmpdir, so that is where any spooled file would go.
+    files = {p for root in (install.data_dir, install.tmpdir, install.keyring.parent) for p in root.rglob("*")}
+    files |= {server.log, install.root / f"server-{server.port}.out"}
+    for path in files:
+        try:
+            data = path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            continue
+        hits += [f"{path}: {needle!r}" for needle in needles() if needle in data]
+    return hits
+
+
+def test_the_scan_sees_the_database_files_and_finds_a_planted_canary(
+    alice: Account, install: Installation, server: Server
+) -> None:
+    names = {p.name for p in install.data_dir.iterdir()}
+    assert {"sealbox.db", "sealbox.db-wal"} <= names
+    planted = install.tmpdir / "planted"
+    planted.write_bytes(b"xx" + MARKER + b"xx")
+    try:
+        assert scan(install, server) == [f"{planted}: {MARKER!r}"]
+    finally:
+        planted.unlink()
+
+
+@pytest.mark.parametrize("path", ["raw", "multipart", "seed"])
+def test_no_plaintext_at_rest_after_upload(alice: Account, install: Installation, server: Server, path: str) -> None:
+    data = canary_content(3 << 20)
+    if path == "raw":
+        response = alice.client.post("/api/v1/files", params={"name": NAME}, content=data)
+    else:
+        url = "/upload" if path == "seed" else "/api/v1/files"
+        response = alice.client.post(url, files={"file": (NAME, data, "text/plain")})
+    assert response.status_code == 201
+    assert response.json()["name"] == NAME
+    got = alice.client.get(f"/api/v1/files/{response.json()['id']}/content")
+    assert got.content == data
+    assert NAME.encode() not in got.headers["content-disposition"].encode("latin-1")
+    assert scan(install, server) == []
+
+
+@pytest.mark.parametrize("path", ["/api/v1/files", "/upload"])
+def test_no_plaintext_at_rest_during_a_multipart_upload(
+    alice: Account, install: Installation, server: Server, path: str
+) -> None:
+    """Scan while the server holds 2 MiB of an unfinished multipart body (> 1 MiB, where
+    a spooled temporary file would already have gone to $TMPDIR)."""
+    boundary = "canary-boundary"
+    halfway = threading.Event()
+    scanned = threading.Event()
+    hits: list[str] = []
+    temp_files: list[Path] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{NAME}"\r\n'
+            "Content-Type: text/plain\r\n\r\n"
+        ).encode()
+        yield canary_content(2 << 20)
+        halfway.set()
+        while not scanned.is_set():
+            await asyncio.sleep(0.05)
+        yield canary_content(1 << 20)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    def watcher() -> None:
+        halfway.wait(30)
+        deadline = 50
+        # Wait until the encrypted temporary blob has grown, so the scan sees real data.
+        while deadline:
+            temp_files[:] = [p for p in (install.data_dir / "blobs").rglob(".tmp-*") if p.stat().st_size > (1 << 20)]
+            if temp_files:
+                break
+            deadline -= 1
+            threading.Event().wait(0.1)
+        hits.extend(scan(install, server))
+        scanned.set()
+
+    async def upload() -> httpx.Response:
+        async with httpx.AsyncClient(
+            base_url=str(alice.client.base_url), headers=alice.client.headers, timeout=60
+        ) as client:
+            return await client.post(
+                path, content=body(), headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+            )
+
+    thread = threading.Thread(target=watcher)
+    thread.start()
+    response = asyncio.run(upload())
+    thread.join()
+    assert temp_files, "the in-flight upload never reached the blob store"
+    assert hits == []
+    assert response.status_code == 201
+    assert response.json()["size"] == 3 << 20
+    assert scan(install, server) == []

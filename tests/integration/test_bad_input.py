@@ -1,0 +1,244 @@
+"""Promise 7: bad input gets a specific 4xx problem, never a 500, and changes nothing."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from tests.integration.conftest import Account, _account
+from tests.integration.server import Installation, Server
+
+PROBLEM = "application/problem+json"
+
+
+def stored_files(install: Installation) -> set[Path]:
+    return {p for p in (install.data_dir / "blobs").rglob("*") if p.is_file()}
+
+
+def listing(account: Account) -> list[str]:
+    return [item["id"] for item in account.client.get("/api/v1/files", params={"limit": 1000}).json()["items"]]
+
+
+def assert_problem(response: httpx.Response, status: int, detail: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["status"] == status
+    assert detail.lower() in body["detail"].lower()
+
+
+@pytest.fixture
+def unchanged(alice: Account, install: Installation) -> Iterator[None]:
+    """The test's requests must store nothing and list nothing new."""
+    before_blobs, before_list = stored_files(install), listing(alice)
+    yield
+    assert stored_files(install) == before_blobs
+    assert listing(alice) == before_list
+    assert list((install.data_dir / "blobs").rglob(".tmp-*")) == []
+
+
+def test_missing_or_wrong_token_is_401(server: Server, alice: Account, unchanged: None) -> None:
+    file_id = alice.client.get("/api/v1/files").json()["items"]
+    for headers in ({}, {"Authorization": "Bearer sbx_wrong"}, {"Authorization": "Basic YTpi"}):
+        for method, path in (
+            ("GET", "/api/v1/files"),
+            ("POST", "/api/v1/files?name=a"),
+            ("POST", "/upload"),
+            ("GET", f"/download/{uuid.uuid4()}"),
+            ("GET", f"/api/v1/files/{uuid.uuid4()}/content"),
+        ):
+            response = httpx.request(method, f"{server.url}{path}", headers=headers, content=b"secret")
+            assert_problem(response, 401, "token")
+            assert response.headers["www-authenticate"] == "Bearer"
+    assert file_id is not None
+
+
+def test_wrong_password_login_is_401_with_the_same_message(server: Server, alice: Account) -> None:
+    for username in ("admin", "nobody-here"):
+        response = httpx.post(f"{server.url}/api/v1/auth/token", data={"username": username, "password": "wrong-pass"})
+        assert_problem(response, 401, "wrong user name or password")
+    assert_problem(httpx.post(f"{server.url}/api/v1/auth/token", data={"username": "admin"}), 400, "required")
+    assert_problem(
+        httpx.post(f"{server.url}/api/v1/auth/token", json={"username": "a", "password": "b"}),
+        400,
+        "x-www-form-urlencoded",
+    )
+    assert_problem(
+        httpx.post(
+            f"{server.url}/api/v1/auth/token",
+            content=b"a=" + b"x" * 20000,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ),
+        413,
+        "larger",
+    )
+
+
+def test_someone_elses_file_is_404_everywhere(alice: Account, bob: Account) -> None:
+    file_id = alice.client.post("/api/v1/files", params={"name": "mine.txt"}, content=b"alice only").json()["id"]
+    for response in (
+        bob.client.get(f"/api/v1/files/{file_id}"),
+        bob.client.get(f"/api/v1/files/{file_id}/content"),
+        bob.client.get(f"/api/v1/files/{file_id}/content", headers={"Range": "bytes=0-1"}),
+        bob.client.head(f"/api/v1/files/{file_id}/content"),
+        bob.client.get(f"/download/{file_id}"),
+        bob.client.delete(f"/api/v1/files/{file_id}"),
+    ):
+        assert response.status_code == 404
+        assert b"alice only" not in response.content
+    assert file_id not in listing(bob)
+    assert alice.client.get(f"/api/v1/files/{file_id}/content").content == b"alice only"
+
+
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", "..%2F..%2Fetc%2Fpasswd", "1", "%00", uuid.uuid4().hex + "0"])
+def test_malformed_ids_are_404(alice: Account, bad_id: str) -> None:
+    for path in (f"/api/v1/files/{bad_id}", f"/api/v1/files/{bad_id}/content", f"/download/{bad_id}"):
+        assert_problem(alice.client.get(path), 404, "not found")
+
+
+@pytest.mark.parametrize(
+    ("name", "detail"),
+    [
+        ("../../etc/passwd", "must not contain '/'"),
+        ("a\x00b", "control characters"),
+        ("bell\x07", "control characters"),
+        ("x" * 10_000, "at most 255"),
+        ("", "required"),
+    ],
+)
+def test_bad_names_are_refused_on_every_upload_path(alice: Account, unchanged: None, name: str, detail: str) -> None:
+    assert_problem(alice.client.post("/api/v1/files", params={"name": name}, content=b"data"), 400, detail)
+    if name:
+        # Built by hand: client libraries percent-encode control characters in file names.
+        body = (
+            b'--b\r\nContent-Disposition: form-data; name="file"; filename="'
+            + name.encode()
+            + b'"\r\nContent-Type: text/plain\r\n\r\ndata\r\n--b--\r\n'
+        )
+        for path in ("/api/v1/files", "/upload"):
+            response = alice.client.post(
+                path, content=body, headers={"Content-Type": "multipart/form-data; boundary=b"}
+            )
+            assert_problem(response, 400, detail)
+
+
+def test_raw_upload_without_a_name_is_400(alice: Account, unchanged: None) -> None:
+    assert_problem(alice.client.post("/api/v1/files", content=b"data"), 400, "?name=")
+
+
+def test_bad_content_type_is_400(alice: Account, unchanged: None) -> None:
+    response = alice.client.post(
+        "/api/v1/files", params={"name": "a"}, content=b"d", headers={"Content-Type": "nonsense"}
+    )
+    assert_problem(response, 400, "content type")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "detail"),
+    [
+        (
+            b'--b\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\ndata',
+            "multipart/form-data; boundary=b",
+            "ended early",
+        ),
+        (b"garbage without boundary", "multipart/form-data; boundary=b", "malformed"),
+        (
+            b'--b\r\nContent-Disposition: form-data; name="other"\r\n\r\nx\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+            "no 'file' field",
+        ),
+        (
+            b'--b\r\nContent-Disposition: form-data; name="file"\r\n\r\nx\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+            "no filename",
+        ),
+        (b"x", "multipart/form-data", "boundary"),
+    ],
+    ids=["truncated", "garbage", "no-file-field", "no-filename", "no-boundary"],
+)
+def test_malformed_multipart_is_400(
+    alice: Account, unchanged: None, body: bytes, content_type: str, detail: str
+) -> None:
+    for path in ("/api/v1/files", "/upload"):
+        assert_problem(alice.client.post(path, content=body, headers={"Content-Type": content_type}), 400, detail)
+
+
+def test_seed_upload_requires_multipart(alice: Account, unchanged: None) -> None:
+    assert_problem(
+        alice.client.post("/upload", content=b"raw", headers={"Content-Type": "application/octet-stream"}),
+        400,
+        "multipart",
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "detail"), [({"limit": 0}, "limit"), ({"limit": 5000}, "limit"), ({"cursor": "!!"}, "cursor")]
+)
+def test_bad_list_parameters(alice: Account, params: dict[str, object], detail: str) -> None:
+    response = alice.client.get("/api/v1/files", params=params)
+    assert response.status_code in (400, 422)
+    assert detail in response.json()["detail"]
+
+
+def test_unknown_route_and_method_are_problems(alice: Account) -> None:
+    assert_problem(alice.client.get("/api/v1/nothing"), 404, "Not Found")
+    assert_problem(alice.client.put("/api/v1/files"), 405, "Method Not Allowed")
+
+
+class TestSizeLimit:
+    @pytest.fixture(scope="class")
+    @classmethod
+    def small(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Account]]:
+        install = Installation(tmp_path_factory.mktemp("limit"), {"SEALBOX_MAX_UPLOAD_SIZE": "1M"})
+        server = Server(install).start()
+        assert server.admin_password is not None
+        try:
+            yield from ((server, account) for account in _account(server, "admin", server.admin_password))
+        finally:
+            server.stop()
+
+    def test_over_limit_bodies_are_413_and_leave_nothing(self, small: tuple[Server, Account]) -> None:
+        server, account = small
+        too_big = os.urandom((1 << 20) + 1)
+
+        def chunked() -> Iterator[bytes]:  # no Content-Length: caught while streaming
+            for i in range(0, len(too_big), 100_000):
+                yield too_big[i : i + 100_000]
+
+        assert_problem(account.client.post("/api/v1/files", params={"name": "a"}, content=too_big), 413, "limit")
+        assert_problem(account.client.post("/api/v1/files", params={"name": "a"}, content=chunked()), 413, "limit")
+        for path in ("/api/v1/files", "/upload"):
+            assert_problem(account.client.post(path, files={"file": ("a", too_big, "x/y")}), 413, "limit")
+        assert [p for p in (server.install.data_dir / "blobs").rglob("*") if p.is_file()] == []
+        assert account.client.get("/api/v1/files").json()["items"] == []
+        exact = account.client.post("/api/v1/files", params={"name": "a"}, content=too_big[:-1])
+        assert exact.status_code == 201
+
+
+def test_client_disconnect_mid_upload_leaves_nothing(alice: Account, install: Installation, server: Server) -> None:
+    before_blobs, before_list = stored_files(install), listing(alice)
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(
+            b"POST /api/v1/files?name=cut.bin HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer {alice.token}\r\nContent-Length: 10000000\r\n\r\n".encode()
+            + os.urandom(3 << 20)
+        )
+        # Wait until the server is writing the encrypted temporary file, then vanish.
+        for _ in range(100):
+            if list((install.data_dir / "blobs").rglob(".tmp-*")):
+                break
+            time.sleep(0.05)
+    for _ in range(100):
+        if not list((install.data_dir / "blobs").rglob(".tmp-*")):
+            break
+        time.sleep(0.05)
+    assert list((install.data_dir / "blobs").rglob(".tmp-*")) == []
+    assert stored_files(install) == before_blobs
+    assert listing(alice) == before_list

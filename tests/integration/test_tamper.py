@@ -1,0 +1,114 @@
+"""Promise 2: tampered, truncated, extended or swapped blobs never download as wrong bytes.
+
+Each download must fail loudly: an error status before any byte, or a connection cut
+before the end of the body.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import httpx2 as httpx
+import pytest
+
+from sealbox.crypto.stream import HEADER_LEN, TAG_LEN
+from tests.integration.conftest import Account
+from tests.integration.server import Installation, blob_path
+
+C = 1 << 16
+SEALED = C + TAG_LEN
+
+
+def flip(offset: int) -> Callable[[bytes], bytes]:
+    def change(blob: bytes) -> bytes:
+        at = offset % len(blob)
+        return blob[:at] + bytes([blob[at] ^ 0x80]) + blob[at + 1 :]
+
+    return change
+
+
+TAMPERINGS: dict[str, Callable[[bytes], bytes]] = {
+    "header-bit": flip(30),
+    "header-tag-bit": flip(70),
+    "first-chunk-bit": flip(HEADER_LEN + 5),
+    "last-tag-bit": flip(-1),
+    "last-chunk-body-bit": flip(-TAG_LEN - 3),
+    "truncated-at-chunk-boundary": lambda b: b[: HEADER_LEN + 2 * SEALED],
+    "last-byte-cut": lambda b: b[:-1],
+    "chunk-appended": lambda b: b + b[HEADER_LEN : HEADER_LEN + SEALED],
+    "chunks-reordered": lambda b: (
+        b[:HEADER_LEN]
+        + b[HEADER_LEN + SEALED : HEADER_LEN + 2 * SEALED]
+        + b[HEADER_LEN : HEADER_LEN + SEALED]
+        + b[HEADER_LEN + 2 * SEALED :]
+    ),
+    "empty": lambda b: b"",
+}
+
+
+def attempt(account: Account, url: str, headers: dict[str, str] | None = None) -> tuple[int | None, int]:
+    """(status, bytes received); status None when the connection was cut mid-body."""
+    received = 0
+    try:
+        with account.client.stream("GET", url, headers=headers) as response:
+            for chunk in response.iter_bytes():
+                received += len(chunk)
+            return response.status_code, received
+    except httpx.TransportError:
+        return None, received
+
+
+def assert_refused(account: Account, file_id: str, size: int, headers: dict[str, str] | None = None) -> None:
+    for url in (f"/api/v1/files/{file_id}/content", f"/download/{file_id}"):
+        status, received = attempt(account, url, headers)
+        if status is None:
+            assert received < size
+        else:
+            assert status == 500
+            response = account.client.get(url, headers=headers)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["detail"] == "the file could not be read safely"
+
+
+@pytest.mark.parametrize("tampering", list(TAMPERINGS))
+def test_tampered_blob_never_downloads(alice: Account, install: Installation, tampering: str) -> None:
+    data = os.urandom(3 * C + 7)
+    file_id = alice.client.post("/api/v1/files", params={"name": "t.bin"}, content=data).json()["id"]
+    path = blob_path(install, file_id)
+    path.write_bytes(TAMPERINGS[tampering](path.read_bytes()))
+    assert_refused(alice, file_id, len(data))
+    assert_refused(alice, file_id, len(data), {"Range": "bytes=0-99"})
+
+
+def test_a_damaged_middle_chunk_cuts_the_connection_after_the_good_bytes(alice: Account, install: Installation) -> None:
+    data = os.urandom(4 << 20)
+    file_id = alice.client.post("/api/v1/files", params={"name": "m.bin"}, content=data).json()["id"]
+    path = blob_path(install, file_id)
+    chunk = 40  # about 2.5 MiB in: well after the response has started
+    path.write_bytes(flip(HEADER_LEN + chunk * SEALED + 10)(path.read_bytes()))
+    status, received = attempt(alice, f"/api/v1/files/{file_id}/content")
+    assert status is None
+    assert received <= chunk * C
+    # Ranges that avoid the damaged chunk are still served, and are right.
+    good = alice.client.get(f"/api/v1/files/{file_id}/content", headers={"Range": "bytes=0-1023"})
+    assert good.status_code == 206
+    assert good.content == data[:1024]
+
+
+def test_swapped_blobs_of_the_same_size_are_refused(alice: Account, install: Installation) -> None:
+    first, second = os.urandom(2 * C + 1), os.urandom(2 * C + 1)
+    a = alice.client.post("/api/v1/files", params={"name": "a.bin"}, content=first).json()["id"]
+    b = alice.client.post("/api/v1/files", params={"name": "b.bin"}, content=second).json()["id"]
+    path_a, path_b = blob_path(install, a), blob_path(install, b)
+    blob_a, blob_b = path_a.read_bytes(), path_b.read_bytes()
+    path_a.write_bytes(blob_b)
+    path_b.write_bytes(blob_a)
+    assert_refused(alice, a, len(first))
+    assert_refused(alice, b, len(second))
+
+
+def test_a_missing_blob_is_an_error_not_an_empty_file(alice: Account, install: Installation) -> None:
+    file_id = alice.client.post("/api/v1/files", params={"name": "x.bin"}, content=b"abc").json()["id"]
+    blob_path(install, file_id).unlink()
+    assert_refused(alice, file_id, 3)
