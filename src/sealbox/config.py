@@ -45,15 +45,32 @@ def default_keyring() -> Path:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEALBOX_", env_nested_delimiter="__", extra="ignore")
 
-    data_dir: Path = Field(default_factory=default_data_dir)
-    keyring: Path = Field(default_factory=default_keyring)
-    master_keys: SecretStr | None = None
-    database_url: str | None = None
-    max_upload_size: int = 16 << 30
-    token_ttl_days: int = Field(default=30, ge=1, le=3650)
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
-    workers: int = Field(default=1, ge=1, le=64)
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Data directory: the SQLite database and the blobs/ directory. "
+        "Default: $XDG_DATA_HOME/sealbox (~/.local/share/sealbox).",
+    )
+    keyring: Path = Field(
+        default_factory=default_keyring,
+        description="Keyring file of master keys (mode 0600, never inside blobs/). "
+        "Default: $XDG_CONFIG_HOME/sealbox/keyring.json (~/.config/sealbox/keyring.json).",
+    )
+    master_keys: SecretStr | None = Field(
+        default=None,
+        description="Master keys as 'id:key,id:key' (primary first); replaces the keyring file when set.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy database URL. Default: sqlite+aiosqlite:///DATA_DIR/sealbox.db.",
+    )
+    max_upload_size: int = Field(
+        default=16 << 30,
+        description="Largest accepted file, in bytes or with a unit (512M, 10G). Default: 16G.",
+    )
+    token_ttl_days: int = Field(default=30, ge=1, le=3650, description="Lifetime of a sign-in token, in days.")
+    host: str = Field(default="127.0.0.1", description="Address 'sealbox serve' listens on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port 'sealbox serve' listens on.")
+    workers: int = Field(default=1, ge=1, le=64, description="Server worker processes.")
 
     @field_validator("max_upload_size", mode="before")
     @classmethod

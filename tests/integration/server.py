@@ -77,6 +77,7 @@ class Server:
         return self.install.root / f"server-{self.port}.log"
 
     def start(self) -> Server:
+        self.install.root.mkdir(parents=True, exist_ok=True)
         out = self.install.root / f"server-{self.port}.out"
         with out.open("wb") as stdout, self.log.open("ab") as stderr:
             self.proc = subprocess.Popen(

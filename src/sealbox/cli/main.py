@@ -32,9 +32,9 @@ app.add_typer(db_app, name="db")
 # soft_wrap: messages are single lines that logs and tests can match, not wrapped at 80.
 err = Console(stderr=True, soft_wrap=True)
 
-DataDir = Annotated[Path | None, typer.Option(help="Data directory [env: SEALBOX_DATA_DIR]")]
-KeyringOpt = Annotated[Path | None, typer.Option(help="Keyring file [env: SEALBOX_KEYRING]")]
-DatabaseUrl = Annotated[str | None, typer.Option(help="Database URL [env: SEALBOX_DATABASE_URL]")]
+DataDir = Annotated[Path | None, typer.Option(help="Data directory (env: SEALBOX_DATA_DIR)")]
+KeyringOpt = Annotated[Path | None, typer.Option(help="Keyring file (env: SEALBOX_KEYRING)")]
+DatabaseUrl = Annotated[str | None, typer.Option(help="Database URL (env: SEALBOX_DATABASE_URL)")]
 
 
 def settings_from(**flags: Any) -> Settings:
@@ -93,14 +93,14 @@ def _prepare(settings: Settings) -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on [env: SEALBOX_HOST]")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on [env: SEALBOX_PORT]")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes [env: SEALBOX_WORKERS]")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (env: SEALBOX_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (env: SEALBOX_PORT)")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (env: SEALBOX_WORKERS)")] = None,
     data_dir: DataDir = None,
     keyring: KeyringOpt = None,
     database_url: DatabaseUrl = None,
     max_upload_size: Annotated[
-        str | None, typer.Option(help="Largest accepted file, e.g. 10G [env: SEALBOX_MAX_UPLOAD_SIZE]")
+        str | None, typer.Option(help="Largest accepted file, e.g. 10G (env: SEALBOX_MAX_UPLOAD_SIZE)")
     ] = None,
 ) -> None:
     """Run the server (initialising a brand-new data directory on first start)."""

@@ -1,0 +1,1 @@
+"""Measurements of sealbox against baselines run in the same session (see README.md)."""
