@@ -28,7 +28,9 @@ def commands_text() -> str:
     runner = CliRunner()
     parts = []
     for command in (["serve"], ["init"], ["user", "add"], ["db", "upgrade"]):
-        result = runner.invoke(app, [*command, "--help"], prog_name="sealbox", terminal_width=100, env={"COLUMNS": "100", "NO_COLOR": "1"})
+        result = runner.invoke(
+            app, [*command, "--help"], prog_name="sealbox", terminal_width=100, env={"COLUMNS": "100", "NO_COLOR": "1"}
+        )
         assert result.exit_code == 0
         lines = [line.rstrip() for line in result.output.splitlines()]
         parts.append("```text\n" + "\n".join(lines).strip("\n") + "\n```\n")

@@ -133,6 +133,13 @@ def test_raw_upload_without_a_name_is_400(alice: Account, unchanged: None) -> No
     assert_problem(alice.client.post("/api/v1/files", content=b"data"), 400, "?name=")
 
 
+def test_bad_content_disposition_name_is_400(alice: Account, unchanged: None) -> None:
+    bad = {"Content-Disposition": "attachment; filename*=UTF-8''%FF%FE"}
+    assert_problem(alice.client.post("/api/v1/files", content=b"d", headers=bad), 400, "not valid UTF-8")
+    evil = {"Content-Disposition": "attachment; filename*=UTF-8''..%2F..%2Fx"}
+    assert_problem(alice.client.post("/api/v1/files", content=b"d", headers=evil), 400, "'/'")
+
+
 def test_bad_content_type_is_400(alice: Account, unchanged: None) -> None:
     response = alice.client.post(
         "/api/v1/files", params={"name": "a"}, content=b"d", headers={"Content-Type": "nonsense"}

@@ -199,6 +199,18 @@ def test_download_headers_are_safe(alice: Account) -> None:
     assert "filename*=UTF-8''%C3%9Cn%C3%AFcode%20%22quoted%22%20report.html" in disposition
 
 
+def test_raw_upload_name_from_content_disposition(alice: Account) -> None:
+    headers = {"Content-Disposition": "attachment; filename*=UTF-8''r%C3%A9sum%C3%A9%20final.pdf"}
+    created = alice.client.post("/api/v1/files", content=b"%PDF", headers=headers)
+    assert created.status_code == 201
+    assert created.json()["name"] == "résumé final.pdf"
+    assert created.json()["content_type"] == "application/pdf"
+    quoted = alice.client.post(
+        "/api/v1/files", content=b"x", headers={"Content-Disposition": 'attachment; filename="a b.txt"'}
+    )
+    assert quoted.json()["name"] == "a b.txt"
+
+
 def test_content_type_is_guessed_when_absent_and_kept_when_given(alice: Account) -> None:
     guessed = upload_raw(alice, b"%PDF-1.4", "doc.pdf").json()
     assert guessed["content_type"] == "application/pdf"

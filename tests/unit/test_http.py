@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sealbox.api.http import Unsatisfiable, content_disposition, parse_range
+from sealbox.api.http import Unsatisfiable, content_disposition, filename_from_disposition, parse_range
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,17 @@ def test_content_disposition_keeps_the_exact_name_and_a_safe_fallback() -> None:
         content_disposition("日本語")
         == "attachment; filename=\"download\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC%E8%AA%9E"
     )
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ("attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf", "résumé.pdf"),
+        ("attachment; filename=\"fallback.pdf\"; filename*=UTF-8''real.pdf", "real.pdf"),
+        ('attachment; filename="a \\"q\\".txt"', 'a "q".txt'),
+        ("attachment; filename=plain.txt", "plain.txt"),
+        ("attachment", None),
+    ],
+)
+def test_filename_from_disposition(header: str, name: str | None) -> None:
+    assert filename_from_disposition(header) == name

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
+_FILENAME_STAR = re.compile(r"""(?:^|;)\s*filename\*\s*=\s*UTF-8'[^']*'([^;\s]+)""", re.IGNORECASE)
+_FILENAME = re.compile(r"""(?:^|;)\s*filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))""", re.IGNORECASE)
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
 
@@ -48,3 +50,18 @@ def content_disposition(name: str) -> str:
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     fallback = "".join(c if c.isprintable() and c not in '"\\/;%' else "_" for c in ascii_name).strip() or "download"
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def filename_from_disposition(header: str) -> str | None:
+    """The file name in a request's ``Content-Disposition`` (``filename*`` preferred).
+
+    Raises ``ValueError`` when ``filename*`` is not valid percent-encoded UTF-8.
+    """
+    star = _FILENAME_STAR.search(header)
+    if star:
+        return unquote(star.group(1), errors="strict")
+    plain = _FILENAME.search(header)
+    if plain:
+        quoted, bare = plain.groups()
+        return re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+    return None

@@ -48,7 +48,7 @@ async def _form(request: Request) -> dict[str, str]:
     return {key: values[0] for key, values in fields.items()}
 
 
-@router.post("/token", openapi_extra=_FORM_SCHEMA, responses=responses(400, 401, 413))
+@router.post("/token", openapi_extra=_FORM_SCHEMA, responses=responses(400, 401, 413, 503))
 async def token(request: Request, runtime: RuntimeDep) -> TokenIssued:
     """Exchange a user name and password for a bearer token (OAuth2 password flow)."""
     form = await _form(request)

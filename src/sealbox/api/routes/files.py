@@ -40,14 +40,20 @@ CONTENT: dict[int | str, dict[str, Any]] = {
     "",
     status_code=201,
     openapi_extra=upload_body({**RAW_FILE, **MULTIPART_FILE}),
-    responses=responses(400, 401, 413, 503),
+    responses=responses(400, 401, 413, 422, 503),
 )
 async def upload_file(
     request: Request,
     response: Response,
     runtime: RuntimeDep,
     user: CurrentUser,
-    name: Annotated[str | None, Query(description="File name, for a raw body")] = None,
+    name: Annotated[
+        str | None,
+        Query(
+            description="File name, for a raw body. It may instead be sent as "
+            "`Content-Disposition: attachment; filename*=UTF-8''…`, which keeps it out of access logs."
+        ),
+    ] = None,
 ) -> FileRead:
     """Upload a file. The body is encrypted as it streams in; nothing is kept in plaintext."""
     created = await receive_upload(request, runtime, user, name)
@@ -55,7 +61,7 @@ async def upload_file(
     return created
 
 
-@router.get("", responses=responses(400, 401, 422))
+@router.get("", responses=responses(400, 401, 422, 500, 503))
 async def list_files(
     runtime: RuntimeDep,
     user: CurrentUser,
@@ -66,12 +72,12 @@ async def list_files(
     return await runtime.files.list(user.user_id, limit, cursor)
 
 
-@router.get("/{file_id}", responses=responses(401, 404))
+@router.get("/{file_id}", responses=responses(401, 404, 422, 500, 503))
 async def get_file(file_id: str, runtime: RuntimeDep, user: CurrentUser) -> FileRead:
     return await runtime.files.get(user.user_id, parse_file_id(file_id))
 
 
-@router.delete("/{file_id}", status_code=204, responses=responses(401, 404, 503))
+@router.delete("/{file_id}", status_code=204, responses=responses(401, 404, 422, 503))
 async def delete_file(file_id: str, runtime: RuntimeDep, user: CurrentUser) -> Response:
     """Delete a file. Its key is destroyed with its record, so the data is unreadable at once."""
     await runtime.files.delete(user.user_id, parse_file_id(file_id))
@@ -82,7 +88,7 @@ async def delete_file(file_id: str, runtime: RuntimeDep, user: CurrentUser) -> R
     "/{file_id}/content",
     methods=["GET", "HEAD"],
     response_class=Response,
-    responses={**CONTENT, **responses(401, 404, 416, 500, 503)},
+    responses={**CONTENT, **responses(401, 404, 416, 422, 500, 503)},
 )
 async def file_content(file_id: str, request: Request, runtime: RuntimeDep, user: CurrentUser) -> Response:
     """Download a file, or a byte range of it (`Range: bytes=a-b`; one range per request)."""

@@ -23,7 +23,7 @@ router = APIRouter(tags=["compatibility"])
     "/upload",
     status_code=201,
     openapi_extra=upload_body(MULTIPART_FILE),
-    responses=responses(400, 401, 413, 503),
+    responses=responses(400, 401, 413, 422, 503),
 )
 async def upload(request: Request, runtime: RuntimeDep, user: CurrentUser) -> FileRead:
     """Upload a file as multipart/form-data in field `file` (same as `POST /api/v1/files`)."""
@@ -34,7 +34,7 @@ async def upload(request: Request, runtime: RuntimeDep, user: CurrentUser) -> Fi
     "/download/{file_id}",
     methods=["GET", "HEAD"],
     response_class=Response,
-    responses={**CONTENT, **responses(401, 404, 416, 500, 503)},
+    responses={**CONTENT, **responses(401, 404, 416, 422, 500, 503)},
 )
 async def download(file_id: str, request: Request, runtime: RuntimeDep, user: CurrentUser) -> Response:
     """Download a file by id (same as `GET /api/v1/files/{id}/content`)."""
