@@ -50,8 +50,8 @@ class Installation:
             SEALBOX_DATA_DIR=str(self.data_dir),
             SEALBOX_KEYRING=str(self.keyring),
             TMPDIR=str(self.tmpdir),
-            **self.extra_env,
         )
+        env.update(self.extra_env)
         return env
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -210,3 +210,14 @@ def test_user_add_refuses_an_uninitialised_directory(tmp_path: Path) -> None:
     assert result.returncode == 78
     assert "sealbox init" in result.stderr
     shutil.rmtree(install.data_dir, ignore_errors=True)
+
+
+def test_a_keyring_inside_the_data_directory_starts_with_a_warning(tmp_path: Path) -> None:
+    install = Installation(tmp_path)
+    inside = install.data_dir / "keyring.json"
+    result = install.cli("init", "--keyring", str(inside))
+    assert result.returncode == 0, result.stderr
+    assert inside.exists()
+    server = Server(Installation(tmp_path, {"SEALBOX_KEYRING": str(inside)})).start()
+    server.stop()
+    assert "is inside the data directory" in server.log.read_text()

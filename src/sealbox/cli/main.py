@@ -10,13 +10,17 @@ import asyncio
 import os
 import sys
 from collections.abc import Coroutine
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
+from sealbox.accounts.service import AccountService
 from sealbox.config import Settings
+from sealbox.db.migrate import is_initialised, upgrade
+from sealbox.db.session import Database
 from sealbox.errors import SealboxError, SetupError, Unavailable
 from sealbox.runtime import Initialised, keyring_warning, prepare
 
@@ -65,7 +69,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise typer.Exit(EXIT_REFUSED) from None
 
 
-def announce(created: Initialised, settings: Settings) -> None:
+def announce(created: Initialised) -> None:
     where = created.keyring_path or "SEALBOX_MASTER_KEYS"
     lines = [
         "sealbox is initialised.",
@@ -85,7 +89,7 @@ def announce(created: Initialised, settings: Settings) -> None:
 def _prepare(settings: Settings) -> None:
     created = run(prepare(settings))
     if created is not None:
-        announce(created, settings)
+        announce(created)
     warning = keyring_warning(settings)
     if warning:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
@@ -135,7 +139,7 @@ def init(data_dir: DataDir = None, keyring: KeyringOpt = None, database_url: Dat
     if created is None:
         err.print("sealbox is already initialised here; nothing was changed.")
         return
-    announce(created, settings)
+    announce(created)
 
 
 @user_app.command("add")
@@ -147,8 +151,6 @@ def user_add(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create a user account."""
-    from sealbox.accounts.service import AccountService
-
     settings = settings_from(data_dir=data_dir, database_url=database_url)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -156,8 +158,6 @@ def user_add(
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
 
     async def add() -> None:
-        from datetime import timedelta
-
         db = await _open_db(settings)
         try:
             await AccountService(db, timedelta(days=settings.token_ttl_days)).create_user(
@@ -173,9 +173,6 @@ def user_add(
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Apply database migrations (the server also does this when it starts)."""
-    from sealbox.db.migrate import upgrade
-    from sealbox.db.session import Database
-
     settings = settings_from(data_dir=data_dir, database_url=database_url)
 
     async def migrate() -> None:
@@ -189,10 +186,7 @@ def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> No
     err.print("database schema is up to date")
 
 
-async def _open_db(settings: Settings) -> Any:
-    from sealbox.db.migrate import is_initialised
-    from sealbox.db.session import Database
-
+async def _open_db(settings: Settings) -> Database:
     db = Database(settings.db_url)
     try:
         ready = await is_initialised(db)

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from sealbox.errors import Unavailable
@@ -63,10 +63,8 @@ class Database:
         try:
             async with self._reader() as session:
                 yield session
-        except (OperationalError, DBAPIError) as exc:
-            if exc.connection_invalidated or isinstance(exc, OperationalError):
-                raise Unavailable("the database is unavailable") from exc
-            raise
+        except OperationalError as exc:
+            raise Unavailable("the database is unavailable") from exc
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:

@@ -112,6 +112,8 @@ class LocalStore:
             return self._path(key).stat().st_size
         except FileNotFoundError:
             raise BlobNotFound(key) from None
+        except OSError as exc:
+            raise StorageUnavailable(f"blob storage failed: {exc.strerror or exc}") from exc
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
