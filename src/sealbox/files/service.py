@@ -10,7 +10,7 @@ import base64
 import contextlib
 import hmac
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -59,6 +59,22 @@ async def _limited(source: AsyncIterable[bytes], limit: int) -> AsyncIterator[by
         yield piece
 
 
+@contextlib.contextmanager
+def stored_data_errors() -> Iterator[None]:
+    """Translate what reading a blob can raise into sealbox errors.
+
+    A missing blob is an integrity failure, not an empty file: its record says it exists.
+    """
+    try:
+        yield
+    except IntegrityError as exc:
+        raise IntegrityFailure("stored data failed authentication") from exc
+    except BlobNotFound as exc:
+        raise IntegrityFailure("stored data is missing") from exc
+    except StorageUnavailable as exc:
+        raise Unavailable("file storage is unavailable") from exc
+
+
 @dataclass
 class Download:
     """An authorised, authenticated file ready to stream: the header and the final
@@ -73,16 +89,10 @@ class Download:
         """Plaintext bytes ``start..end`` inclusive; raises ``IntegrityFailure`` midway
         if stored data fails authentication (the caller must then abort the response)."""
         span = self._opener.chunk_span(start // self._opener.chunk_size, end // self._opener.chunk_size)
-        try:
+        with stored_data_errors():
             sealed = self._store.get_range(self._key, *span)
             async for piece in self._opener.open_range(sealed, start, end):
                 yield piece
-        except IntegrityError as exc:
-            raise IntegrityFailure("stored data failed authentication") from exc
-        except BlobNotFound as exc:
-            raise IntegrityFailure("stored data is missing") from exc
-        except StorageUnavailable as exc:
-            raise Unavailable("file storage is unavailable") from exc
 
 
 class FileService:
@@ -200,7 +210,7 @@ class FileService:
             raise NotFound("file not found")
         info = self._read(row)
         key = blob_key(row.id)
-        try:
+        with stored_data_errors():
             size = await self.store.size(key)
             header, k_pay = parse_header(await self.store.read(key, 0, HEADER_LEN), self._dek(row), row.id.bytes)
             # The row pins the header tag: an older blob of the same file (rollback) or a
@@ -212,12 +222,6 @@ class FileService:
                 raise IntegrityError("blob size does not match its record")
             last = opener.chunk_count - 1
             opener.verify_final(await self.store.read(key, *opener.chunk_span(last, last)))
-        except IntegrityError as exc:
-            raise IntegrityFailure("stored data failed authentication") from exc
-        except BlobNotFound as exc:
-            raise IntegrityFailure("stored data is missing") from exc
-        except StorageUnavailable as exc:
-            raise Unavailable("file storage is unavailable") from exc
         return Download(info, opener, self.store, key)
 
     async def referenced_key_ids(self) -> set[str]:
