@@ -50,6 +50,9 @@ def test_first_start_creates_a_private_keyring_and_prints_the_admin_password_onc
 ) -> None:
     install, _, password = populated
     assert install.keyring.stat().st_mode & 0o777 == 0o600
+    assert install.data_dir.stat().st_mode & 0o777 == 0o700
+    for path in install.data_dir.rglob("*"):
+        assert path.stat().st_mode & 0o077 == 0, path
     first_output = next(install.root.glob("server-*.out")).read_text()
     assert "BACK UP THE KEYRING" in first_output
     assert password in first_output

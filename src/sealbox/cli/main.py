@@ -199,4 +199,6 @@ async def _open_db(settings: Settings) -> Database:
 
 
 def main() -> None:
+    # Everything sealbox creates (database, WAL, blobs, keyring) is for its own user only.
+    os.umask(0o077)
     app()
