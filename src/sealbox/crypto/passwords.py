@@ -1,17 +1,29 @@
 """Password hashing with argon2id.
 
-``verify`` costs the same whether or not a hash exists: pass ``None`` for an unknown
-user and it checks against a fixed dummy hash, so timing does not reveal which
+Parameters: m = 19 MiB, t = 2, p = 1, the OWASP recommendation for argon2id. The argon2
+library default (64 MiB, p = 4) would make every sign-in cost the server 64 MiB, more
+than a whole streaming transfer; hashes record their parameters, so these can be raised
+later without breaking stored hashes.
+
+``verify_password`` costs the same whether or not a hash exists: pass ``None`` for an
+unknown user and it checks against a fixed dummy hash, so timing does not reveal which
 accounts exist.
 """
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("sealbox-dummy-password-for-unknown-users")
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    # Made on first use, not at import: hashing costs memory and time.
+    return _hasher.hash("sealbox-dummy-password-for-unknown-users")
 
 
 def hash_password(password: str) -> str:
@@ -21,7 +33,7 @@ def hash_password(password: str) -> str:
 def verify_password(stored_hash: str | None, password: str) -> bool:
     """Return whether ``password`` matches ``stored_hash`` (``None``: unknown user)."""
     try:
-        ok = _hasher.verify(_DUMMY_HASH if stored_hash is None else stored_hash, password)
+        ok = _hasher.verify(_dummy_hash() if stored_hash is None else stored_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
     return ok and stored_hash is not None
