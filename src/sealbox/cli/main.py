@@ -108,8 +108,6 @@ def serve(
     ] = None,
 ) -> None:
     """Run the server (initialising a brand-new data directory on first start)."""
-    import uvicorn
-
     settings = settings_from(
         host=host,
         port=port,
@@ -120,15 +118,17 @@ def serve(
         max_upload_size=max_upload_size,
     )
     _prepare(settings)
-    uvicorn.run(
-        "sealbox.api.app:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level="warning",
-        server_header=False,
-    )
+    # Replace this process with a fresh uvicorn: the server then carries none of the CLI's
+    # imports or the first start's memory, keeps this process id, and reads the same
+    # settings from the environment (flags were written there above).
+    argv = [
+        sys.executable, "-m", "uvicorn", "sealbox.api.app:app_from_env", "--factory",
+        "--host", settings.host, "--port", str(settings.port), "--workers", str(settings.workers),
+        "--log-level", "warning", "--no-server-header",
+    ]  # fmt: skip
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
 
 
 @app.command()

@@ -261,24 +261,37 @@ class Opener:
         index, last = start // size, end // size
         skip = start - index * size
         remaining = end - start + 1
-        per_batch = max(1, BATCH_BYTES // size)
-        pending = bytearray()
+        per_batch = self.batch_chunks
+        pending = b""
         async for piece in sealed:
-            pending += piece
+            # Pieces of exactly ``batch_bytes`` (as the stores deliver them when asked)
+            # are decrypted where they lie; only a misaligned remainder is copied.
+            data = memoryview(pending + piece if pending else piece)
+            pos = 0
             while remaining:
                 count = min(per_batch, last - index + 1)
                 need = (count - 1) * sealed_chunk + self._sealed_len(index + count - 1)
-                if len(pending) < need:
+                if len(data) - pos < need:
                     break
-                out = self._open_batch(memoryview(pending)[:need], index, count)
-                del pending[:need]
+                out = self._open_batch(data[pos : pos + need], index, count)
+                pos += need
                 index += count
                 view = memoryview(out)[skip : skip + remaining]
                 skip = 0
                 remaining -= len(view)
                 yield view
+            pending = bytes(data[pos:])
         if remaining or pending:
             raise IntegrityError("blob ended early or has trailing data")
+
+    @property
+    def batch_chunks(self) -> int:
+        return max(1, BATCH_BYTES // self.chunk_size)
+
+    @property
+    def batch_bytes(self) -> int:
+        """Sealed bytes per batch: the piece size that ``open_range`` uses without copying."""
+        return self.batch_chunks * (self.chunk_size + TAG_LEN)
 
     def _sealed_len(self, index: int) -> int:
         if index < self.chunk_count - 1:

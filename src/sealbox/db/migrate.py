@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, inspect
 from sqlalchemy.exc import OperationalError
 
 from sealbox.db.session import Database
 from sealbox.errors import Unavailable
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def _config(connection: Connection) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -24,6 +28,9 @@ def _config(connection: Connection) -> Config:
 
 async def upgrade(db: Database) -> None:
     """Bring the schema to the newest revision."""
+    # Imported here: server workers never migrate, and alembic costs them ~9 MiB.
+    from alembic import command
+
     async with db.engine.begin() as conn:
         await conn.run_sync(lambda sync: command.upgrade(_config(sync), "head"))
 

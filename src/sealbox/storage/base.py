@@ -23,6 +23,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from datetime import datetime
 from typing import Protocol
 
+READ_PIECE = 1 << 20
 _KEY = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 
 
@@ -51,8 +52,12 @@ class BlobStore(Protocol):
     async def put(self, key: str, chunks: AsyncIterable[bytes | bytearray]) -> int:
         """Store the concatenation of ``chunks`` under ``key``; return its size."""
 
-    def get_range(self, key: str, start: int, length: int) -> AsyncIterator[bytes]:
-        """Stream ``length`` bytes from ``start``; raises ``BlobNotFound``."""
+    def get_range(self, key: str, start: int, length: int, piece: int = READ_PIECE) -> AsyncIterator[bytes]:
+        """Stream ``length`` bytes from ``start``; raises ``BlobNotFound``.
+
+        Pieces are ``piece`` bytes long where the backend allows (the last may be
+        shorter), so a reader that works in fixed batches can use them without copying.
+        """
 
     async def read(self, key: str, start: int, length: int) -> bytes:
         """Read a small range whole (a header, one chunk); short at the end of the blob."""

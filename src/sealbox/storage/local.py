@@ -19,10 +19,9 @@ from typing import Any, TypeVar
 
 from anyio import to_thread
 
-from sealbox.storage.base import BlobNotFound, StorageUnavailable, check_key
+from sealbox.storage.base import READ_PIECE, BlobNotFound, StorageUnavailable, check_key
 
 TEMP_PREFIX = ".tmp-"
-READ_BYTES = 1 << 20
 T = TypeVar("T")
 
 
@@ -79,12 +78,12 @@ class LocalStore:
             raise
         return size
 
-    async def get_range(self, key: str, start: int, length: int) -> AsyncIterator[bytes]:
+    async def get_range(self, key: str, start: int, length: int, piece: int = READ_PIECE) -> AsyncIterator[bytes]:
         fd = self._open(key)
         try:
             offset, end = start, start + length
             while offset < end:
-                data = await _io(os.pread, fd, min(READ_BYTES, end - offset), offset)
+                data = await _io(os.pread, fd, min(piece, end - offset), offset)
                 if not data:
                     return
                 offset += len(data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from datetime import UTC, datetime
 
-from sealbox.storage.base import BlobNotFound, check_key
+from sealbox.storage.base import READ_PIECE, BlobNotFound, check_key
 
 
 class MemoryStore:
@@ -31,10 +31,10 @@ class MemoryStore:
         except KeyError:
             raise BlobNotFound(key) from None
 
-    async def get_range(self, key: str, start: int, length: int) -> AsyncIterator[bytes]:
+    async def get_range(self, key: str, start: int, length: int, piece: int = READ_PIECE) -> AsyncIterator[bytes]:
         data = self._get(key)
-        for offset in range(start, min(start + length, len(data)), 1 << 20):
-            yield data[offset : min(offset + (1 << 20), start + length)]
+        for offset in range(start, min(start + length, len(data)), piece):
+            yield data[offset : min(offset + piece, start + length)]
 
     async def read(self, key: str, start: int, length: int) -> bytes:
         return self._get(key)[start : start + length]

@@ -1,0 +1,177 @@
+"""Client-side measurements: curl for large transfers, httpx2 for ranges, hey for load."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import shutil
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2 as httpx
+
+from bench.systems import Running, upload_id
+
+MIB = 1 << 20
+CLK_TCK = 100
+
+
+class Failed(Exception):
+    """A measurement that could not be taken (the server failed or refused)."""
+
+
+@dataclass
+class Transfer:
+    seconds: float
+    first_byte: float
+    server_cpu: float
+    file_id: str = ""
+
+    def mib_per_s(self, size: int) -> float:
+        return size / MIB / self.seconds
+
+
+def cpu_seconds(running: Running) -> float:
+    total = 0
+    for pid in running.pids():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / CLK_TCK
+
+
+def peak_rss(running: Running) -> int:
+    """Sum of VmHWM over the server's process tree, in bytes."""
+    total = 0
+    for pid in running.pids():
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+def _curl(running: Running, args: list[str]) -> tuple[str, str]:
+    headers = [f"{k}: {v}" for k, v in running.headers.items()]
+    cmd = ["curl", "-sS", "--fail-with-body", "--max-time", "900", "-w", "%{time_total} %{time_starttransfer}"]
+    for header in headers:
+        cmd += ["-H", header]
+    result = subprocess.run([*cmd, *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise Failed(f"curl exit {result.returncode}: {result.stderr.strip()[:200]}")
+    return result.stdout, result.stderr
+
+
+def _timed(running: Running, args: list[str], answer_file: Path) -> tuple[Transfer, str]:
+    before = cpu_seconds(running)
+    out, _ = _curl(running, [*args, "-o", str(answer_file)])
+    total, first = (float(x) for x in out.split()[-2:])
+    answer = answer_file.read_text(errors="replace") if answer_file.exists() and answer_file.stat().st_size < 65536 else ""
+    return Transfer(total, first, cpu_seconds(running) - before), answer
+
+
+def upload_raw(running: Running, source: Path, name: str, scratch: Path) -> Transfer:
+    assert running.raw_upload is not None
+    method, path = running.raw_upload
+    transfer, answer = _timed(running, ["-X", method, "-T", str(source), running.url + path.format(name=name)], scratch)
+    transfer.file_id = upload_id(running, answer, name)
+    return transfer
+
+
+def upload_multipart(running: Running, source: Path, name: str, scratch: Path) -> Transfer:
+    assert running.multipart_upload is not None
+    transfer, answer = _timed(
+        running, ["-F", f"file=@{source};filename={name}", running.url + running.multipart_upload], scratch
+    )
+    transfer.file_id = upload_id(running, answer, name)
+    return transfer
+
+
+def download(running: Running, file_id: str) -> Transfer:
+    transfer, _ = _timed(running, [running.url + running.download_path.format(id=file_id)], Path("/dev/null"))
+    return transfer
+
+
+def range_latency(running: Running, file_id: str, size: int, count: int) -> float:
+    """Median milliseconds for the last MiB of the file, over a kept-alive connection."""
+    url = running.url + running.download_path.format(id=file_id)
+    headers = {**running.headers, "Range": f"bytes={size - MIB}-{size - 1}"}
+    timings = []
+    with httpx.Client(timeout=900) as client:
+        for i in range(count + 1):
+            start = time.perf_counter()
+            response = client.get(url, headers=headers)
+            elapsed = time.perf_counter() - start
+            if response.status_code != 206 or len(response.content) != MIB:
+                raise Failed(f"range read answered {response.status_code} with {len(response.content)} bytes")
+            if i:  # the first one warms the connection up
+                timings.append(elapsed * 1000)
+    return statistics.median(timings)
+
+
+@dataclass
+class Load:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def load(running: Running, method: str, url: str, body: Path | None, content_type: str, n: int, c: int) -> Load:
+    """``n`` requests, ``c`` at a time: hey where installed, else an httpx2 client.
+
+    hey sends ``n // c`` requests per client, so ``n`` should be a multiple of ``c``.
+    """
+    if shutil.which("hey"):
+        cmd = ["hey", "-n", str(n), "-c", str(c), "-m", method, "-o", "csv", "-T", content_type]
+        for k, v in running.headers.items():
+            cmd += ["-H", f"{k}: {v}"]
+        if body is not None:
+            cmd += ["-D", str(body)]
+        start = time.perf_counter()
+        result = subprocess.run([*cmd, url], capture_output=True, text=True, check=False, timeout=900)
+        wall = time.perf_counter() - start
+        rows = list(csv.DictReader(io.StringIO(result.stdout)))
+        times = [float(r["response-time"]) * 1000 for r in rows]
+        errors = sum(1 for r in rows if not r["status-code"].startswith("2"))
+    else:
+        times, errors, wall = asyncio.run(_python_load(running, method, url, body, content_type, n, c))
+    if not times:
+        raise Failed("no request completed")
+    return Load(len(times) / wall, _percentile(times, 0.5), _percentile(times, 0.99), errors)
+
+
+async def _python_load(
+    running: Running, method: str, url: str, body: Path | None, content_type: str, n: int, c: int
+) -> tuple[list[float], int, float]:
+    data = body.read_bytes() if body else None
+    headers = {**running.headers, "Content-Type": content_type}
+    times: list[float] = []
+    errors = 0
+    remaining = iter(range(n))
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        for _ in remaining:
+            start = time.perf_counter()
+            response = await client.request(method, url, content=data, headers=headers)
+            times.append((time.perf_counter() - start) * 1000)
+            errors += response.status_code >= 300
+
+    start = time.perf_counter()
+    async with httpx.AsyncClient(timeout=60) as client:
+        await asyncio.gather(*(worker(client) for _ in range(c)))
+    return times, errors, time.perf_counter() - start

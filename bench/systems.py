@@ -1,0 +1,205 @@
+"""The systems under test, each started as a real server process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx2 as httpx
+
+UVICORN = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--log-level", "warning", "--no-server-header"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Running:
+    """A started server and how to talk to it."""
+
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes]
+    # (method, path) of a raw-body upload; "{name}" is replaced by the file name.
+    raw_upload: tuple[str, str] | None
+    multipart_upload: str | None
+    download_path: str  # "{id}" is replaced by the id an upload returned
+    headers: dict[str, str] = field(default_factory=dict)
+    # How an upload's answer names the file: from its JSON "id", or the name we gave it.
+    id_from_json: bool = True
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def pids(self) -> list[int]:
+        """The server's process tree."""
+        children: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                children.setdefault(ppid, []).append(int(entry.name))
+        tree, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            tree.append(pid)
+            todo += children.get(pid, [])
+        return tree
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server at {url} did not start")
+
+
+def _spawn(cmd: list[str], work: Path, env: dict[str, str], ready_path: str, port: int) -> subprocess.Popen[bytes]:
+    log = work / "server.log"
+    with (work / "server.out").open("wb") as out, log.open("wb") as err:
+        proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out, stderr=err, start_new_session=True)
+    _wait_ready(proc, f"http://127.0.0.1:{port}{ready_path}", log)
+    return proc
+
+
+def start_sealbox(work: Path, port: int) -> Running:
+    env = {
+        "SEALBOX_DATA_DIR": str(work / "data"),
+        "SEALBOX_KEYRING": str(work / "config" / "keyring.json"),
+        "SEALBOX_MAX_UPLOAD_SIZE": "64G",
+        "TMPDIR": str(work),
+    }
+    cmd = [sys.executable, "-m", "sealbox", "serve", "--port", str(port)]
+    proc = _spawn(cmd, work, env, "/healthz", port)
+    password = re.search(r"admin password:\s+(\S+)", (work / "server.out").read_text())
+    assert password, "sealbox printed no admin password"
+    url = f"http://127.0.0.1:{port}"
+    answer = httpx.post(f"{url}/api/v1/auth/token", data={"username": "admin", "password": password.group(1)})
+    token = answer.json()["access_token"]
+    return Running(
+        name="sealbox",
+        url=url,
+        proc=proc,
+        raw_upload=("POST", "/api/v1/files?name={name}"),
+        multipart_upload="/api/v1/files",
+        download_path="/api/v1/files/{id}/content",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+def start_plain(work: Path, port: int) -> Running:
+    cmd = [*UVICORN, "--port", str(port), "bench.baselines.plain_app:app"]
+    proc = _spawn(cmd, work, {"PLAIN_DATA_DIR": str(work / "data"), "TMPDIR": str(work)}, "/docs", port)
+    return Running(
+        name="plain",
+        url=f"http://127.0.0.1:{port}",
+        proc=proc,
+        raw_upload=("POST", "/files"),
+        multipart_upload=None,
+        download_path="/files/{id}",
+    )
+
+
+def start_seed(work: Path, port: int) -> Running:
+    cmd = [*UVICORN, "--port", str(port), "bench.baselines.seed_app:app"]
+    proc = _spawn(cmd, work, {"SEED_DATA_DIR": str(work / "data"), "TMPDIR": str(work)}, "/docs", port)
+    return Running(
+        name="seed",
+        url=f"http://127.0.0.1:{port}",
+        proc=proc,
+        raw_upload=None,
+        multipart_upload="/upload",
+        download_path="/download/{id}",
+    )
+
+
+NGINX_CONF = """
+daemon off;
+{user}
+worker_processes 2;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    client_body_temp_path {work}/body;
+    proxy_temp_path {work}/proxy;
+    fastcgi_temp_path {work}/fastcgi;
+    uwsgi_temp_path {work}/uwsgi;
+    scgi_temp_path {work}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        client_max_body_size 0;
+        location /files/ {{
+            root {work}/data;
+            dav_methods PUT DELETE;
+            create_full_put_path on;
+            dav_access user:rw;
+        }}
+        location = /ready {{ return 200; }}
+    }}
+}}
+"""
+
+
+def start_nginx(work: Path, port: int) -> Running | None:
+    """nginx with WebDAV PUT and sendfile, or ``None`` when nginx is not installed."""
+    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if binary is None:
+        return None
+    (work / "data" / "files").mkdir(parents=True, exist_ok=True)
+    conf = work / "nginx.conf"
+    # As root, nginx's workers would run as "nobody" and could not write here.
+    user = "user root root;" if os.geteuid() == 0 else ""
+    conf.write_text(NGINX_CONF.format(work=work, port=port, user=user))
+    proc = _spawn([binary, "-c", str(conf), "-e", str(work / "nginx-error.log")], work, {}, "/ready", port)
+    return Running(
+        name="nginx",
+        url=f"http://127.0.0.1:{port}",
+        proc=proc,
+        raw_upload=("PUT", "/files/{name}"),
+        multipart_upload=None,
+        download_path="/files/{id}",
+        id_from_json=False,
+    )
+
+
+STARTERS: dict[str, Callable[[Path, int], Running | None]] = {
+    "sealbox": start_sealbox,
+    "plain": start_plain,
+    "seed": start_seed,
+    "nginx": start_nginx,
+}
+
+
+def upload_id(running: Running, answer: str, name: str) -> str:
+    return str(json.loads(answer)["id"]) if running.id_from_json else name
