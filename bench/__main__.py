@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", action="store_true", help="add a 4 GiB file")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, systems interleaved in each (default 3)")
     parser.add_argument("--systems", default="sealbox,plain,seed,nginx", help="which systems to run")
-    parser.add_argument("--small-n", type=int, default=2000, help="4 KiB uploads and downloads each; 0 skips them (default 2000)")
+    parser.add_argument(
+        "--small-n", type=int, default=2000, help="4 KiB uploads and downloads each; 0 skips them (default 2000)"
+    )
     parser.add_argument("--small-c", type=int, default=16, help="concurrent clients for small files (default 16)")
     parser.add_argument("--range-count", type=int, default=20, help="range reads per server (default 20)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one round: checks the harness works")

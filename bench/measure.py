@@ -74,7 +74,9 @@ def _timed(running: Running, args: list[str], answer_file: Path) -> tuple[Transf
     before = cpu_seconds(running)
     out, _ = _curl(running, [*args, "-o", str(answer_file)])
     total, first = (float(x) for x in out.split()[-2:])
-    answer = answer_file.read_text(errors="replace") if answer_file.exists() and answer_file.stat().st_size < 65536 else ""
+    answer = (
+        answer_file.read_text(errors="replace") if answer_file.exists() and answer_file.stat().st_size < 65536 else ""
+    )
     return Transfer(total, first, cpu_seconds(running) - before), answer
 
 

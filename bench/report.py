@@ -124,7 +124,11 @@ def _memory() -> str:
 
 
 def targets(config: Config, results: Results) -> list[dict[str, object]]:
-    large = max(s for s in config.sizes_mib if s <= 1024) if any(s <= 1024 for s in config.sizes_mib) else config.sizes_mib[0]
+    large = (
+        max(s for s in config.sizes_mib if s <= 1024)
+        if any(s <= 1024 for s in config.sizes_mib)
+        else config.sizes_mib[0]
+    )
     small = min(config.sizes_mib)
     checks: list[tuple[str, float | None, str, bool | None]] = []
 
@@ -161,13 +165,26 @@ def render(config: Config, results: Results) -> tuple[str, dict[str, object]]:
         if not any(per_system.values()):
             continue
         doc_figures.append(
-            {"key": fig.key, "label": fig.label, "unit": fig.unit, "higher_is_better": fig.higher_is_better,
-             "values": results.values.get(fig.key, {}), "summary": per_system, "ratios": fig_ratios}
+            {
+                "key": fig.key,
+                "label": fig.label,
+                "unit": fig.unit,
+                "higher_is_better": fig.higher_is_better,
+                "values": results.values.get(fig.key, {}),
+                "summary": per_system,
+                "ratios": fig_ratios,
+            }
         )
         cells = [_cell(per_system[s], config.rounds) for s in shown]
-        cells += [_cell(fig_ratios.get(b), config.rounds) + ("×" if fig_ratios.get(b) else "") for b in BASELINES if b in shown]
+        cells += [
+            _cell(fig_ratios.get(b), config.rounds) + ("×" if fig_ratios.get(b) else "")
+            for b in BASELINES
+            if b in shown
+        ]
         rows.append(f"| {fig.label} ({fig.unit}) | " + " | ".join(cells) + " |")
-    header = "| figure | " + " | ".join(shown) + " | " + " | ".join(f"sealbox/{b}" for b in BASELINES if b in shown) + " |"
+    header = (
+        "| figure | " + " | ".join(shown) + " | " + " | ".join(f"sealbox/{b}" for b in BASELINES if b in shown) + " |"
+    )
     rule = "|" + "---|" * (1 + len(shown) + len([b for b in BASELINES if b in shown]))
     info = machine()
     checks = targets(config, results)
@@ -194,8 +211,14 @@ def render(config: Config, results: Results) -> tuple[str, dict[str, object]]:
         lines += ["", "Failures:", *(f"- {f}" for f in results.failures)]
     document = {
         "machine": info,
-        "config": {"sizes_mib": config.sizes_mib, "rounds": config.rounds, "systems": shown,
-                   "small_n": config.small_n, "small_c": config.small_c, "range_count": config.range_count},
+        "config": {
+            "sizes_mib": config.sizes_mib,
+            "rounds": config.rounds,
+            "systems": shown,
+            "small_n": config.small_n,
+            "small_c": config.small_c,
+            "range_count": config.range_count,
+        },
         "figures": doc_figures,
         "targets": checks,
         "skipped": results.skipped,
@@ -213,7 +236,9 @@ def write(out: Path, markdown: str, document: dict[str, object]) -> None:
 def update_readme(readme: Path, markdown: str, command: str) -> None:
     text = readme.read_text()
     block = f"<!-- performance: start -->\n`{command}`\n\n{markdown}<!-- performance: end -->"
-    new, count = re.subn(r"<!-- performance: start -->.*?<!-- performance: end -->", lambda _: block, text, flags=re.DOTALL)
+    new, count = re.subn(
+        r"<!-- performance: start -->.*?<!-- performance: end -->", lambda _: block, text, flags=re.DOTALL
+    )
     if count != 1:
         raise SystemExit("README.md has no performance block to update")
     readme.write_text(new)

@@ -13,7 +13,7 @@ letting them contend for the file lock.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -59,6 +59,8 @@ class Database:
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writer = async_sessionmaker(self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False)
         self._write_lock = asyncio.Lock()
+        self._pending: list[tuple[tuple[object, ...], asyncio.Future[None]]] = []
+        self._committer: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -82,6 +84,43 @@ class Database:
                     yield session
         except OperationalError as exc:
             raise Unavailable("the database is unavailable") from exc
+
+    async def insert(self, *rows: object) -> None:
+        """Insert ``rows`` in one durable transaction; returns once it is committed.
+
+        Group commit: inserts that arrive while a commit is in flight are committed
+        together by the next one, so concurrent uploads share one ``fsync`` of the
+        database instead of queueing for one each. If a shared commit fails, each of
+        its inserts is retried alone, so one bad row cannot fail the others. A caller
+        that is cancelled still learns the outcome (see ``FileService.upload``): the
+        commit itself is never cancelled half-way.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((rows, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_pending())
+        await asyncio.shield(done)
+
+    async def _commit_pending(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await self._add(row for rows, _ in batch for row in rows)
+            except Exception:
+                for rows, done in batch:
+                    try:
+                        await self._add(rows)
+                    except Exception as exc:
+                        done.set_exception(exc)
+                    else:
+                        done.set_result(None)
+            else:
+                for _, done in batch:
+                    done.set_result(None)
+
+    async def _add(self, rows: Iterable[object]) -> None:
+        async with self.write() as session:
+            session.add_all(rows)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

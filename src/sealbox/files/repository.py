@@ -15,10 +15,6 @@ class FileRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, file: File) -> None:
-        self.session.add(file)
-        await self.session.flush()
-
     async def owned(self, owner: UserId, file_id: FileId) -> File | None:
         """The file if it exists and belongs to ``owner``; ``None`` either way otherwise."""
         result = await self.session.execute(select(File).where(File.id == file_id, File.owner_id == owner))

@@ -6,6 +6,7 @@ calls it, and it authorises the caller before any stored byte is read.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hmac
@@ -100,6 +101,14 @@ class Download:
                 yield piece
 
 
+async def _succeeded(task: asyncio.Future[None]) -> bool:
+    try:
+        await task
+    except Exception:
+        return False
+    return True
+
+
 async def _one(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
@@ -169,9 +178,15 @@ class FileService:
             header_tag=sealer.header.tag,
             created_at=utcnow(),
         )
+        commit = asyncio.ensure_future(self.db.insert(row))
         try:
-            async with self.db.write() as session:
-                await FileRepository(session).add(row)
+            await asyncio.shield(commit)
+        except asyncio.CancelledError:
+            # The commit goes on without us: keep the blob if it succeeds, so a listed
+            # file always has its bytes.
+            if not await _succeeded(commit):
+                await self.store.delete(key)
+            raise
         except BaseException:
             await self.store.delete(key)
             raise

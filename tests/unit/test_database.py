@@ -1,0 +1,73 @@
+"""Database mechanisms on a real SQLite file: group commit and concurrent writers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from sealbox.db.migrate import upgrade
+from sealbox.db.session import Database
+from sealbox.models import User
+
+
+def run(tmp_path: Path, scenario: object) -> None:
+    async def main() -> None:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+        await upgrade(db)
+        try:
+            await scenario(db)  # type: ignore[operator]
+        finally:
+            await db.dispose()
+
+    asyncio.run(main())
+
+
+async def _count(db: Database) -> int:
+    async with db.read() as session:
+        return int((await session.execute(select(func.count()).select_from(User))).scalar_one())
+
+
+def test_concurrent_inserts_are_all_committed(tmp_path: Path) -> None:
+    async def scenario(db: Database) -> None:
+        await asyncio.gather(*(db.insert(User(username=f"u{i}", password_hash="x")) for i in range(50)))
+        assert await _count(db) == 50
+
+    run(tmp_path, scenario)
+
+
+def test_a_failing_insert_does_not_fail_the_others_in_its_group(tmp_path: Path) -> None:
+    async def scenario(db: Database) -> None:
+        await db.insert(User(username="taken", password_hash="x"))
+        results = await asyncio.gather(
+            *(db.insert(User(username=f"ok{i}", password_hash="x")) for i in range(10)),
+            db.insert(User(username="taken", password_hash="x")),
+            *(db.insert(User(username=f"ok{i}", password_hash="x")) for i in range(10, 20)),
+            return_exceptions=True,
+        )
+        assert [type(r) for r in results].count(IntegrityError) == 1
+        assert isinstance(results[10], IntegrityError)
+        assert await _count(db) == 21
+
+    run(tmp_path, scenario)
+
+
+def test_a_cancelled_caller_does_not_cancel_the_commit(tmp_path: Path) -> None:
+    async def scenario(db: Database) -> None:
+        user_id = uuid.uuid4()
+        task = asyncio.create_task(db.insert(User(id=user_id, username="kept", password_hash="x")))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(100):
+            if await _count(db) == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert await _count(db) == 1
+
+    run(tmp_path, scenario)
