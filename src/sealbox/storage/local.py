@@ -39,6 +39,25 @@ async def _io(func: Callable[..., T], *args: Any) -> T:
         raise StorageUnavailable(f"blob storage failed: {exc.strerror or exc}") from exc
 
 
+def _create(tmp: Path) -> int:
+    tmp.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+
+
+def _commit(fd: int, tmp: Path, path: Path) -> None:
+    """Make the written temporary file durable under its final name; closes ``fd``.
+
+    One worker-thread call for the whole sequence: a thread hop costs more than any of
+    these steps on a small file.
+    """
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+    _fsync_dir(path.parent)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -57,8 +76,7 @@ class LocalStore:
     async def put(self, key: str, chunks: AsyncIterable[bytes | bytearray]) -> int:
         path = self._path(key)
         tmp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
-        await _io(lambda: path.parent.mkdir(parents=True, exist_ok=True, mode=0o700))
-        fd = await _io(os.open, tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fd = await _io(_create, tmp)
         size = 0
         try:
             try:
@@ -67,11 +85,10 @@ class LocalStore:
                 async for chunk in chunks:
                     await _io(_write_all, fd, chunk)
                     size += len(chunk)
-                await _io(os.fsync, fd)
-            finally:
+            except BaseException:
                 os.close(fd)
-            await _io(os.rename, tmp, path)
-            await _io(_fsync_dir, path.parent)
+                raise
+            await _io(_commit, fd, tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
