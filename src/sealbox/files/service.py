@@ -120,8 +120,8 @@ class FileService:
         self.keyring = keyring
         self.max_upload_size = max_upload_size
 
-    def _read(self, row: File) -> FileRead:
-        dek = self._dek(row)
+    def _read(self, row: File, dek: bytes | None = None) -> FileRead:
+        dek = dek or self._dek(row)
         fields = FieldCipher(dek, row.id.bytes)
         try:
             name = fields.decrypt("name", row.name_enc)
@@ -190,7 +190,7 @@ class FileService:
         except BaseException:
             await self.store.delete(key)
             raise
-        return self._read(row)
+        return self._read(row, dek)
 
     async def get(self, owner: UserId, file_id: FileId) -> FileRead:
         async with self.db.read() as session:
@@ -232,7 +232,8 @@ class FileService:
             row = await FileRepository(session).owned(owner, file_id)
         if row is None:
             raise NotFound("file not found")
-        info = self._read(row)
+        dek = self._dek(row)
+        info = self._read(row, dek)
         key = blob_key(row.id)
         with stored_data_errors():
             size = await self.store.size(key)
@@ -240,7 +241,7 @@ class FileService:
             # in three: for small files those calls are most of the cost.
             blob = await self.store.read(key, 0, size) if size <= SMALL_BLOB else None
             raw_header = blob[:HEADER_LEN] if blob is not None else await self.store.read(key, 0, HEADER_LEN)
-            header, k_pay = parse_header(raw_header, self._dek(row), row.id.bytes)
+            header, k_pay = parse_header(raw_header, dek, row.id.bytes)
             # The row pins the header tag: an older blob of the same file (rollback) or a
             # blob from another file fails here.
             if not hmac.compare_digest(header.tag, row.header_tag):
