@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
@@ -42,6 +42,19 @@ def default_keyring() -> Path:
     return _xdg("XDG_CONFIG_HOME", ".config") / "sealbox" / "keyring.json"
 
 
+class S3Settings(BaseModel):
+    """Where blobs go when ``SEALBOX_STORAGE=s3`` (variables ``SEALBOX_S3__<NAME>``)."""
+
+    bucket: str = Field(default="", description="Bucket name (it must exist).")
+    endpoint: str | None = Field(default=None, description="Endpoint URL, for services other than AWS S3.")
+    region: str = Field(default="us-east-1", description="Region.")
+    access_key_id: str | None = Field(default=None, description="Access key id.")
+    secret_access_key: SecretStr | None = Field(default=None, description="Secret access key.")
+    path_style: bool = Field(default=True, description="Path-style requests (endpoint/bucket/key).")
+    allow_http: bool = Field(default=False, description="Allow a plain-HTTP endpoint (a local test service).")
+    prefix: str = Field(default="", description="Key prefix inside the bucket.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEALBOX_", env_nested_delimiter="__", extra="ignore")
 
@@ -63,6 +76,10 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy database URL. Default: sqlite+aiosqlite:///DATA_DIR/sealbox.db.",
     )
+    storage: Literal["local", "s3"] = Field(
+        default="local", description="Where blobs go: 'local' (DATA_DIR/blobs) or 's3' (see SEALBOX_S3__*)."
+    )
+    s3: S3Settings = Field(default_factory=S3Settings, description="S3 settings, as SEALBOX_S3__<NAME>.")
     max_upload_size: int = Field(
         default=16 << 30,
         description="Largest accepted file, in bytes or with a unit (512M, 10G). Default: 16G.",

@@ -13,6 +13,7 @@ Start-up rules (DESIGN §1.3):
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -24,10 +25,11 @@ from sealbox.crypto.errors import KeyringError
 from sealbox.crypto.keys import Keyring, load_keyring_file, new_master_key, write_keyring_file
 from sealbox.db.migrate import is_initialised, upgrade
 from sealbox.db.session import Database
-from sealbox.errors import SetupError
-from sealbox.files.service import FileService
-from sealbox.storage.base import BlobStore
+from sealbox.errors import SetupError, Unavailable
+from sealbox.files.service import BLOB_PREFIX, FileService
+from sealbox.storage.base import BlobStore, StorageUnavailable
 from sealbox.storage.local import LocalStore
+from sealbox.storage.s3 import S3Store
 
 ADMIN_USERNAME = "admin"
 
@@ -43,6 +45,14 @@ class Runtime:
 
     async def close(self) -> None:
         await self.db.dispose()
+
+    async def check_ready(self) -> None:
+        """Raise ``Unavailable`` unless both the database and the blob store answer."""
+        await self.db.ping()
+        try:
+            await self.store.check()
+        except StorageUnavailable as exc:
+            raise Unavailable("file storage is unavailable") from exc
 
 
 @dataclass(frozen=True)
@@ -79,13 +89,33 @@ def _check_keyring_location(settings: Settings) -> None:
         raise SetupError(f"the keyring {keyring} must not be inside the blob directory {blobs}")
 
 
-def _blobs_present(settings: Settings) -> bool:
-    return settings.blob_dir.exists() and any(settings.blob_dir.iterdir())
+async def _blobs_present(store: BlobStore) -> bool:
+    async for _ in store.list(BLOB_PREFIX):
+        return True
+    return False
+
+
+def build_store(settings: Settings) -> BlobStore:
+    if settings.storage == "local":
+        return LocalStore(settings.blob_dir)
+    s3 = settings.s3
+    if not s3.bucket:
+        raise SetupError("SEALBOX_STORAGE=s3 needs a bucket: set SEALBOX_S3__BUCKET")
+    return S3Store(
+        s3.bucket,
+        endpoint=s3.endpoint,
+        region=s3.region,
+        access_key_id=s3.access_key_id,
+        secret_access_key=s3.secret_access_key.get_secret_value() if s3.secret_access_key else None,
+        path_style=s3.path_style,
+        allow_http=s3.allow_http,
+        prefix=s3.prefix,
+    )
 
 
 def build(settings: Settings, keyring: Keyring) -> Runtime:
     db = Database(settings.db_url)
-    store = LocalStore(settings.blob_dir)
+    store = build_store(settings)
     return Runtime(
         settings=settings,
         db=db,
@@ -102,9 +132,18 @@ async def prepare(settings: Settings) -> Initialised | None:
     Returns what was created on a first start, ``None`` otherwise. Raises ``SetupError``.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if settings.storage == "local":
+        settings.blob_dir.mkdir(exist_ok=True, mode=0o700)
+    store = build_store(settings)
+    try:
+        await store.check()
+    except StorageUnavailable as exc:
+        raise SetupError(f"cannot start: {exc}") from None
     probe = Database(settings.db_url)
     try:
-        fresh = not await is_initialised(probe) and not _blobs_present(settings)
+        fresh = not await is_initialised(probe) and not await _blobs_present(store)
+    except Unavailable as exc:
+        raise SetupError(f"cannot start: {exc} ({_safe_url(settings.db_url)})") from None
     finally:
         await probe.dispose()
     created_keyring: Path | None = None
@@ -121,7 +160,6 @@ async def prepare(settings: Settings) -> Initialised | None:
     runtime = build(settings, load_keyring(settings))
     try:
         await upgrade(runtime.db)
-        settings.blob_dir.mkdir(exist_ok=True, mode=0o700)
         await check_keys_cover_files(runtime)
         if not fresh:
             return None
@@ -149,10 +187,18 @@ async def open_runtime(settings: Settings) -> Runtime:
             raise SetupError("cannot start: the database is not initialised; run 'sealbox init' first")
         await check_keys_cover_files(runtime)
         await runtime.store.check()
+    except StorageUnavailable as exc:
+        await runtime.close()
+        raise SetupError(f"cannot start: {exc}") from None
     except BaseException:
         await runtime.close()
         raise
     return runtime
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password, for messages."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 def keyring_warning(settings: Settings) -> str | None:

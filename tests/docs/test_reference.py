@@ -11,7 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from sealbox.cli.main import app
-from sealbox.config import Settings
+from sealbox.config import S3Settings, Settings
 
 OPERATIONS = Path(__file__).parents[2] / "docs" / "operations.md"
 BLOCK = re.compile(r"(<!-- (settings|commands): generated -->\n)(.*?)(<!-- end -->)", re.DOTALL)
@@ -20,6 +20,10 @@ BLOCK = re.compile(r"(<!-- (settings|commands): generated -->\n)(.*?)(<!-- end -
 def settings_table() -> str:
     rows = ["| variable | meaning |", "| --- | --- |"]
     for name, field in Settings.model_fields.items():
+        if name == "s3":
+            for sub, sub_field in S3Settings.model_fields.items():
+                rows.append(f"| `SEALBOX_S3__{sub.upper()}` | {sub_field.description} |")
+            continue
         rows.append(f"| `SEALBOX_{name.upper()}` | {field.description} |")
     return "\n".join(rows) + "\n"
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.integration.server import Installation, Server, login
+from tests.integration.server import Installation, S3Blobs, Server, login
+from tests.services import Postgres, Seaweed
 
 
 @dataclass
@@ -17,9 +18,32 @@ class Account:
     client: httpx.Client
 
 
-@pytest.fixture(scope="module")
-def install(tmp_path_factory: pytest.TempPathFactory) -> Installation:
-    return Installation(tmp_path_factory.mktemp("sealbox"))
+BACKENDS = ["sqlite-local", "postgres-s3"]
+
+
+def make_installation(request: pytest.FixtureRequest, root: Path, backend: str) -> Installation:
+    """A fresh installation on ``backend``: its own database and its own bucket."""
+    if backend == "sqlite-local":
+        return Installation(root)
+    seaweed: Seaweed = request.getfixturevalue("seaweed")
+    postgres: Postgres = request.getfixturevalue("postgres")
+    bucket = seaweed.create_bucket()
+    env = {
+        "SEALBOX_DATABASE_URL": postgres.create_database(),
+        "SEALBOX_STORAGE": "s3",
+        "SEALBOX_S3__BUCKET": bucket,
+        "SEALBOX_S3__ENDPOINT": seaweed.endpoint,
+        "SEALBOX_S3__ALLOW_HTTP": "true",
+        "SEALBOX_S3__ACCESS_KEY_ID": "test",
+        "SEALBOX_S3__SECRET_ACCESS_KEY": "test",
+    }
+    return Installation(root, env, S3Blobs(seaweed, bucket), postgres)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def install(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Installation:
+    """The installation a test module runs against: once on each backend."""
+    return make_installation(request, tmp_path_factory.mktemp("sealbox"), request.param)
 
 
 @pytest.fixture(scope="module")

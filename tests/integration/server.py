@@ -11,8 +11,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx2 as httpx
+import obstore
+
+from tests.services import Postgres, Seaweed
 
 SEALBOX = [sys.executable, "-m", "sealbox"]
 
@@ -23,12 +27,89 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class Blobs(Protocol):
+    """Direct access to an installation's stored blobs, bypassing sealbox."""
+
+    def stored(self) -> set[str]: ...
+    def read(self, key: str) -> bytes: ...
+    def write(self, key: str, data: bytes) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def partial(self) -> list[str]: ...
+    def raw_files(self) -> list[Path]: ...
+
+
+@dataclass
+class LocalBlobs:
+    root: Path
+
+    def stored(self) -> set[str]:
+        return {
+            p.relative_to(self.root).as_posix()
+            for p in self.root.rglob("*")
+            if p.is_file() and not p.name.startswith(".tmp-")
+        }
+
+    def read(self, key: str) -> bytes:
+        return (self.root / key).read_bytes()
+
+    def write(self, key: str, data: bytes) -> None:
+        (self.root / key).write_bytes(data)
+
+    def delete(self, key: str) -> None:
+        (self.root / key).unlink()
+
+    def partial(self) -> list[str]:
+        return [p.name for p in self.root.rglob(".tmp-*")]
+
+    def raw_files(self) -> list[Path]:
+        return [p for p in self.root.rglob("*") if p.is_file()]
+
+
+@dataclass
+class S3Blobs:
+    seaweed: Seaweed
+    bucket: str
+
+    def stored(self) -> set[str]:
+        return set(self.seaweed.objects(self.bucket))
+
+    def read(self, key: str) -> bytes:
+        return bytes(obstore.get(self.seaweed.store(self.bucket), key).bytes())
+
+    def write(self, key: str, data: bytes) -> None:
+        obstore.put(self.seaweed.store(self.bucket), key, data)
+
+    def delete(self, key: str) -> None:
+        obstore.delete(self.seaweed.store(self.bucket), key)
+
+    def partial(self) -> list[str]:
+        return re.findall(r"<UploadId>([^<]+)</UploadId>", self.seaweed.multipart_uploads(self.bucket))
+
+    def raw_files(self) -> list[Path]:
+        # Everything SeaweedFS keeps on disk, parts of unfinished uploads included.
+        return [p for p in (self.seaweed.root / "weed").rglob("*") if p.is_file()]
+
+
 @dataclass
 class Installation:
-    """One data directory, keyring and temp directory, kept apart as in production."""
+    """One data directory, keyring and temp directory, kept apart as in production,
+    on SQLite and local disk unless a database URL and a blob backend are given."""
 
     root: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+    backend_blobs: Blobs | None = None
+    postgres: Postgres | None = None
+
+    @property
+    def blobs(self) -> Blobs:
+        return self.backend_blobs or LocalBlobs(self.data_dir / "blobs")
+
+    def database_dump(self) -> list[tuple[str, bytes]]:
+        """What a stolen database would reveal: its files, or a dump and the server's files."""
+        if self.postgres is None:
+            return [(p.name, p.read_bytes()) for p in self.data_dir.glob("sealbox.db*")]
+        dump = [("pg_dump", self.postgres.dump(self.extra_env["SEALBOX_DATABASE_URL"]))]
+        return dump + [(str(p), p.read_bytes()) for p in self.postgres.pgdata.rglob("*") if p.is_file()]
 
     @property
     def data_dir(self) -> Path:
@@ -136,6 +217,6 @@ def login(url: str, username: str, password: str) -> str:
     return str(response.json()["access_token"])
 
 
-def blob_path(install: Installation, file_id: str) -> Path:
+def blob_key(file_id: str) -> str:
     hex_id = file_id.replace("-", "")
-    return install.data_dir / "blobs" / "files" / hex_id[:2] / hex_id
+    return f"files/{hex_id[:2]}/{hex_id}"

@@ -11,7 +11,6 @@ import asyncio
 import secrets
 import threading
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx2 as httpx
 import pytest
@@ -37,21 +36,22 @@ def scan(install: Installation, server: Server) -> list[str]:
     hits = []
     # The server runs with TMPDIR=install.tmpdir, so that is where any spooled file would go.
     files = {p for root in (install.data_dir, install.tmpdir, install.keyring.parent) for p in root.rglob("*")}
-    files |= {server.log, install.root / f"server-{server.port}.out"}
-    for path in files:
-        try:
-            data = path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
-            continue
-        hits += [f"{path}: {needle!r}" for needle in needles() if needle in data]
+    files |= {server.log, install.root / f"server-{server.port}.out", *install.blobs.raw_files()}
+    contents = [(str(path), path.read_bytes()) for path in files if path.is_file()]
+    for name, data in contents + install.database_dump():
+        hits += [f"{name}: {needle!r}" for needle in needles() if needle in data]
     return hits
 
 
-def test_the_scan_sees_the_database_files_and_finds_a_planted_canary(
+def test_the_scan_sees_the_database_and_finds_a_planted_canary(
     alice: Account, install: Installation, server: Server
 ) -> None:
-    names = {p.name for p in install.data_dir.iterdir()}
-    assert {"sealbox.db", "sealbox.db-wal"} <= names
+    dumped = [name for name, _ in install.database_dump()]
+    if install.postgres is None:
+        assert {"sealbox.db", "sealbox.db-wal"} <= set(dumped)
+    else:
+        assert "pg_dump" in dumped
+        assert any("pg_wal" in name for name in dumped)
     planted = install.tmpdir / "planted"
     planted.write_bytes(b"xx" + MARKER + b"xx")
     try:
@@ -80,33 +80,39 @@ def test_no_plaintext_at_rest_after_upload(alice: Account, install: Installation
 def test_no_plaintext_at_rest_during_a_multipart_upload(
     alice: Account, install: Installation, server: Server, path: str
 ) -> None:
-    """Scan while the server holds 2 MiB of an unfinished multipart body (> 1 MiB, where
-    a spooled temporary file would already have gone to $TMPDIR)."""
+    """Scan while the server holds 6 MiB of an unfinished multipart body: past the 1 MiB
+    where a spooled temporary file would have gone to $TMPDIR, and past the first 5 MiB
+    part of an S3 multipart upload."""
     boundary = "canary-boundary"
     halfway = threading.Event()
     scanned = threading.Event()
     hits: list[str] = []
-    temp_files: list[Path] = []
+    temp_files: list[str] = []
 
     async def body() -> AsyncIterator[bytes]:
         yield (
             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{NAME}"\r\n'
             "Content-Type: text/plain\r\n\r\n"
         ).encode()
-        yield canary_content(2 << 20)
+        yield canary_content(6 << 20)
         halfway.set()
         while not scanned.is_set():
             await asyncio.sleep(0.05)
         yield canary_content(1 << 20)
         yield f"\r\n--{boundary}--\r\n".encode()
 
+    def stored_bytes() -> int:
+        return sum(path.stat().st_size for path in install.blobs.raw_files() if path.exists())
+
+    baseline = stored_bytes()
+
     def watcher() -> None:
         halfway.wait(30)
-        deadline = 50
-        # Wait until the encrypted temporary blob has grown, so the scan sees real data.
+        deadline = 100
+        # Wait until an unfinished write holds over 1 MiB, so the scan sees real data.
         while deadline:
-            temp_files[:] = [p for p in (install.data_dir / "blobs").rglob(".tmp-*") if p.stat().st_size > (1 << 20)]
-            if temp_files:
+            temp_files[:] = install.blobs.partial()
+            if temp_files and stored_bytes() - baseline > (1 << 20):
                 break
             deadline -= 1
             threading.Event().wait(0.1)
@@ -128,5 +134,5 @@ def test_no_plaintext_at_rest_during_a_multipart_upload(
     assert temp_files, "the in-flight upload never reached the blob store"
     assert hits == []
     assert response.status_code == 201
-    assert response.json()["size"] == 3 << 20
+    assert response.json()["size"] == 7 << 20
     assert scan(install, server) == []

@@ -6,8 +6,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import httpx2 as httpx
 import pytest
@@ -18,8 +17,8 @@ from tests.integration.server import Installation, Server
 PROBLEM = "application/problem+json"
 
 
-def stored_files(install: Installation) -> set[Path]:
-    return {p for p in (install.data_dir / "blobs").rglob("*") if p.is_file()}
+def stored_files(install: Installation) -> set[str]:
+    return install.blobs.stored()
 
 
 def listing(account: Account) -> list[str]:
@@ -41,7 +40,7 @@ def unchanged(alice: Account, install: Installation) -> Iterator[None]:
     yield
     assert stored_files(install) == before_blobs
     assert listing(alice) == before_list
-    assert list((install.data_dir / "blobs").rglob(".tmp-*")) == []
+    assert install.blobs.partial() == []
 
 
 def test_missing_or_wrong_token_is_401(server: Server, alice: Account, unchanged: None) -> None:
@@ -223,7 +222,7 @@ class TestSizeLimit:
         assert_problem(account.client.post("/api/v1/files", params={"name": "a"}, content=chunked()), 413, "limit")
         for path in ("/api/v1/files", "/upload"):
             assert_problem(account.client.post(path, files={"file": ("a", too_big, "x/y")}), 413, "limit")
-        assert [p for p in (server.install.data_dir / "blobs").rglob("*") if p.is_file()] == []
+        assert server.install.blobs.stored() == set()
         assert account.client.get("/api/v1/files").json()["items"] == []
         exact = account.client.post("/api/v1/files", params={"name": "a"}, content=too_big[:-1])
         assert exact.status_code == 201
@@ -234,18 +233,21 @@ def test_client_disconnect_mid_upload_leaves_nothing(alice: Account, install: In
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.sendall(
             b"POST /api/v1/files?name=cut.bin HTTP/1.1\r\nHost: x\r\n"
-            + f"Authorization: Bearer {alice.token}\r\nContent-Length: 10000000\r\n\r\n".encode()
-            + os.urandom(3 << 20)
+            + f"Authorization: Bearer {alice.token}\r\nContent-Length: 20000000\r\n\r\n".encode()
+            # more than one S3 part, so an unfinished multipart upload exists on S3 too
+            + os.urandom(12 << 20)
         )
-        # Wait until the server is writing the encrypted temporary file, then vanish.
-        for _ in range(100):
-            if list((install.data_dir / "blobs").rglob(".tmp-*")):
-                break
-            time.sleep(0.05)
-    for _ in range(100):
-        if not list((install.data_dir / "blobs").rglob(".tmp-*")):
-            break
-        time.sleep(0.05)
-    assert list((install.data_dir / "blobs").rglob(".tmp-*")) == []
+        # Wait until the server holds an unfinished encrypted write, then vanish.
+        wait_for(lambda: bool(install.blobs.partial()))
+    assert wait_for(lambda: not install.blobs.partial()), install.blobs.partial()
     assert stored_files(install) == before_blobs
     assert listing(alice) == before_list
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()

@@ -11,7 +11,7 @@ import httpx2 as httpx
 import pytest
 
 from tests.integration.conftest import Account
-from tests.integration.server import Installation, blob_path
+from tests.integration.server import Installation, blob_key
 
 SIZES = [0, 1, 65535, 65536, 65537, 3 * 65536 + 7]
 PROBLEM = "application/problem+json"
@@ -238,9 +238,9 @@ def test_list_is_paginated_newest_first(bob: Account) -> None:
 
 def test_delete_removes_row_and_blob(bob: Account, install: Installation) -> None:
     file_id = upload_raw(bob, b"to be deleted", "gone.txt").json()["id"]
-    assert blob_path(install, file_id).exists()
+    assert blob_key(file_id) in install.blobs.stored()
     assert bob.client.delete(f"/api/v1/files/{file_id}").status_code == 204
-    assert not blob_path(install, file_id).exists()
+    assert blob_key(file_id) not in install.blobs.stored()
     for response in (
         bob.client.get(f"/api/v1/files/{file_id}"),
         download(bob, file_id),

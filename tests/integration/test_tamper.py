@@ -14,7 +14,7 @@ import pytest
 
 from sealbox.crypto.stream import HEADER_LEN, TAG_LEN
 from tests.integration.conftest import Account
-from tests.integration.server import Installation, blob_path
+from tests.integration.server import Installation, blob_key
 
 C = 1 << 16
 SEALED = C + TAG_LEN
@@ -75,8 +75,8 @@ def assert_refused(account: Account, file_id: str, size: int, headers: dict[str,
 def test_tampered_blob_never_downloads(alice: Account, install: Installation, tampering: str) -> None:
     data = os.urandom(3 * C + 7)
     file_id = alice.client.post("/api/v1/files", params={"name": "t.bin"}, content=data).json()["id"]
-    path = blob_path(install, file_id)
-    path.write_bytes(TAMPERINGS[tampering](path.read_bytes()))
+    key = blob_key(file_id)
+    install.blobs.write(key, TAMPERINGS[tampering](install.blobs.read(key)))
     assert_refused(alice, file_id, len(data))
     assert_refused(alice, file_id, len(data), {"Range": "bytes=0-99"})
 
@@ -84,9 +84,9 @@ def test_tampered_blob_never_downloads(alice: Account, install: Installation, ta
 def test_a_damaged_middle_chunk_cuts_the_connection_after_the_good_bytes(alice: Account, install: Installation) -> None:
     data = os.urandom(4 << 20)
     file_id = alice.client.post("/api/v1/files", params={"name": "m.bin"}, content=data).json()["id"]
-    path = blob_path(install, file_id)
+    key = blob_key(file_id)
     chunk = 40  # about 2.5 MiB in: well after the response has started
-    path.write_bytes(flip(HEADER_LEN + chunk * SEALED + 10)(path.read_bytes()))
+    install.blobs.write(key, flip(HEADER_LEN + chunk * SEALED + 10)(install.blobs.read(key)))
     status, received = attempt(alice, f"/api/v1/files/{file_id}/content")
     assert status is None
     assert received <= chunk * C
@@ -100,15 +100,14 @@ def test_swapped_blobs_of_the_same_size_are_refused(alice: Account, install: Ins
     first, second = os.urandom(2 * C + 1), os.urandom(2 * C + 1)
     a = alice.client.post("/api/v1/files", params={"name": "a.bin"}, content=first).json()["id"]
     b = alice.client.post("/api/v1/files", params={"name": "b.bin"}, content=second).json()["id"]
-    path_a, path_b = blob_path(install, a), blob_path(install, b)
-    blob_a, blob_b = path_a.read_bytes(), path_b.read_bytes()
-    path_a.write_bytes(blob_b)
-    path_b.write_bytes(blob_a)
+    blob_a, blob_b = install.blobs.read(blob_key(a)), install.blobs.read(blob_key(b))
+    install.blobs.write(blob_key(a), blob_b)
+    install.blobs.write(blob_key(b), blob_a)
     assert_refused(alice, a, len(first))
     assert_refused(alice, b, len(second))
 
 
 def test_a_missing_blob_is_an_error_not_an_empty_file(alice: Account, install: Installation) -> None:
     file_id = alice.client.post("/api/v1/files", params={"name": "x.bin"}, content=b"abc").json()["id"]
-    blob_path(install, file_id).unlink()
+    install.blobs.delete(blob_key(file_id))
     assert_refused(alice, file_id, 3)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, inspect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from sealbox.db.session import Database
 from sealbox.errors import Unavailable
@@ -40,6 +40,6 @@ async def is_initialised(db: Database) -> bool:
     try:
         async with db.engine.connect() as conn:
             names = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
-    except OperationalError as exc:
-        raise Unavailable("the database cannot be opened") from exc
+    except (OperationalError, InterfaceError) as exc:
+        raise Unavailable("the database cannot be reached") from exc
     return "alembic_version" in names

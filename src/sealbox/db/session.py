@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from sealbox.errors import Unavailable
@@ -49,6 +49,12 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _unreachable(exc: DBAPIError) -> bool:
+    """Whether a driver error means the database cannot be reached (as opposed to a bad
+    statement or a constraint), so that the request may succeed later."""
+    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -73,8 +79,10 @@ class Database:
         try:
             async with self._reader() as session:
                 yield session
-        except OperationalError as exc:
-            raise Unavailable("the database is unavailable") from exc
+        except DBAPIError as exc:
+            if _unreachable(exc):
+                raise Unavailable("the database is unavailable") from exc
+            raise
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -86,8 +94,15 @@ class Database:
             else:
                 async with self._writer() as session, session.begin():
                     yield session
-        except OperationalError as exc:
-            raise Unavailable("the database is unavailable") from exc
+        except DBAPIError as exc:
+            if _unreachable(exc):
+                raise Unavailable("the database is unavailable") from exc
+            raise
+
+    async def ping(self) -> None:
+        """Raise ``Unavailable`` unless the database answers a trivial query."""
+        async with self.read() as session:
+            await session.execute(text("SELECT 1"))
 
     async def insert(self, *rows: object) -> None:
         """Insert ``rows`` in one durable transaction; returns once it is committed.
