@@ -69,7 +69,8 @@ class Seaweed:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
-                if httpx.put(f"{self.endpoint}/sealbox-probe", timeout=2).status_code == 200:
+                # 200 on a first start, 409 when the probe bucket exists from an earlier one
+                if httpx.put(f"{self.endpoint}/sealbox-probe", timeout=2).status_code in (200, 409):
                     return self
             except httpx.TransportError:
                 pass

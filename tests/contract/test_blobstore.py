@@ -13,14 +13,25 @@ import pytest
 from sealbox.storage.base import BlobNotFound, BlobStore
 from sealbox.storage.local import TEMP_PREFIX, LocalStore
 from sealbox.storage.memory import MemoryStore
+from sealbox.storage.s3 import S3Store
+from tests.services import Seaweed
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(params=["local", "memory", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
     if request.param == "local":
         yield LocalStore(tmp_path / "blobs")
-    else:
+    elif request.param == "memory":
         yield MemoryStore()
+    else:
+        seaweed: Seaweed = request.getfixturevalue("seaweed")
+        yield S3Store(
+            seaweed.create_bucket(),
+            endpoint=seaweed.endpoint,
+            access_key_id="test",
+            secret_access_key="test",
+            allow_http=True,
+        )
 
 
 async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
@@ -50,19 +61,48 @@ def test_put_then_read_whole_and_ranges(store: BlobStore) -> None:
     assert run(store.read("files/ab/one", 10, 20)) == data[10:30]
 
 
+def test_ranged_reads_at_sealed_chunk_boundaries(store: BlobStore) -> None:
+    data = os.urandom(6 * 65552 + 100)
+    run(store.put("files/cd/chunks", _chunks(data)))
+    for start in (0, 88, 88 + 65552 - 1, 88 + 65552, 88 + 3 * 65552):
+        for length in (1, 16, 65552, 65552 + 1):
+            got = run(_read_all(store, "files/cd/chunks", start, length))
+            assert got == data[start : start + length], (start, length)
+            assert run(store.read("files/cd/chunks", start, length)) == data[start : start + length]
+
+
+def test_concurrent_puts_of_different_keys(store: BlobStore) -> None:
+    blobs = {f"files/{i:02x}/concurrent{i}": os.urandom(100_000 + i * 70_000) for i in range(12)}
+
+    async def put_all() -> list[int]:
+        return await asyncio.gather(
+            *(store.put(key, _chunks(data[:50_000], data[50_000:])) for key, data in blobs.items())
+        )
+
+    assert run(put_all()) == [len(d) for d in blobs.values()]
+    for key, data in blobs.items():
+        assert run(_read_all(store, key, 0, len(data))) == data
+
+
 def test_put_replaces_atomically(store: BlobStore) -> None:
     run(store.put("k", _chunks(b"old")))
     run(store.put("k", _chunks(b"new!")))
     assert run(store.read("k", 0, 100)) == b"new!"
 
 
-def test_failed_put_leaves_nothing_behind(store: BlobStore, tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", [1000, 12 << 20], ids=["small", "multipart"])
+def test_failed_put_leaves_nothing_behind(
+    store: BlobStore, tmp_path: Path, size: int, request: pytest.FixtureRequest
+) -> None:
     with pytest.raises(ConnectionResetError):
-        run(store.put("files/cd/two", _failing_after(b"x" * 1000)))
+        run(store.put("files/cd/two", _failing_after(b"x" * size)))
     with pytest.raises(BlobNotFound):
         run(store.size("files/cd/two"))
     if isinstance(store, LocalStore):
         assert [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()] == []
+    if isinstance(store, S3Store):
+        seaweed: Seaweed = request.getfixturevalue("seaweed")
+        assert "<Upload>" not in seaweed.multipart_uploads(store.bucket), "the multipart upload was aborted"
 
 
 def test_failed_put_keeps_the_previous_blob(store: BlobStore) -> None:

@@ -1,0 +1,153 @@
+"""Several server processes over one PostgreSQL and one S3 bucket, and outages of the store."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from tests.integration.server import Installation, S3Blobs, Server, blob_key, login
+from tests.services import Postgres, Seaweed
+
+
+def s3_installation(root: Path, seaweed: Seaweed, postgres: Postgres) -> Installation:
+    bucket = seaweed.create_bucket()
+    env = {
+        "SEALBOX_DATABASE_URL": postgres.create_database(),
+        "SEALBOX_STORAGE": "s3",
+        "SEALBOX_S3__BUCKET": bucket,
+        "SEALBOX_S3__ENDPOINT": seaweed.endpoint,
+        "SEALBOX_S3__ALLOW_HTTP": "true",
+        "SEALBOX_S3__ACCESS_KEY_ID": "test",
+        "SEALBOX_S3__SECRET_ACCESS_KEY": "test",
+    }
+    return Installation(root, env, S3Blobs(seaweed, bucket), postgres)
+
+
+def client(server: Server, token: str) -> httpx.Client:
+    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def pair(
+    tmp_path_factory: pytest.TempPathFactory, seaweed: Seaweed, postgres: Postgres
+) -> Iterator[tuple[Server, Server, str]]:
+    """Two servers on one database and bucket; the second runs two workers."""
+    install = s3_installation(tmp_path_factory.mktemp("pair"), seaweed, postgres)
+    first = Server(install).start()
+    second = Server(install, workers=2).start()
+    assert first.admin_password is not None
+    assert second.admin_password is None, "only the first start initialises"
+    try:
+        yield first, second, login(first.url, "admin", first.admin_password)
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_upload_through_one_server_and_use_it_through_the_other(pair: tuple[Server, Server, str]) -> None:
+    first, second, token = pair
+    data = os.urandom(3 * 65536 + 11)
+    with client(first, token) as a, client(second, token) as b:
+        created = a.post("/api/v1/files", params={"name": "shared.bin"}, content=data).json()
+        assert b.get(f"/api/v1/files/{created['id']}/content").content == data
+        assert (
+            b.get(f"/api/v1/files/{created['id']}/content", headers={"Range": "bytes=65530-65541"}).content
+            == (data[65530:65542])
+        )
+        assert created["id"] in [f["id"] for f in b.get("/api/v1/files", params={"limit": 1000}).json()["items"]]
+        assert b.delete(f"/api/v1/files/{created['id']}").status_code == 204
+        assert a.get(f"/api/v1/files/{created['id']}").status_code == 404
+
+
+def test_eight_clients_over_two_servers(pair: tuple[Server, Server, str]) -> None:
+    first, second, token = pair
+    rng = random.Random(7)
+    sizes = [rng.choice([0, 1, 4096, 65536, 65537, 200_000, 1_000_000, 6_000_000]) for _ in range(200)]
+    servers = [first, second]
+
+    def work(i: int) -> tuple[str, bytes]:
+        data = os.urandom(sizes[i])
+        up, down = servers[i % 2], servers[(i + 1) % 2]
+        with client(up, token) as a, client(down, token) as b:
+            created = a.post("/api/v1/files", params={"name": f"f{i}.bin"}, content=data)
+            assert created.status_code == 201, created.text
+            file_id = created.json()["id"]
+            assert b.get(f"/api/v1/files/{file_id}/content").content == data
+        return file_id, data
+
+    with ThreadPoolExecutor(8) as pool:
+        uploaded = dict(pool.map(work, range(200)))
+    with client(second, token) as b:
+        for file_id, data in uploaded.items():
+            assert b.get(f"/api/v1/files/{file_id}/content").content == data
+        doomed = list(uploaded)[:50]
+        for file_id in doomed:
+            assert b.delete(f"/api/v1/files/{file_id}").status_code == 204
+        listed = set()
+        cursor = None
+        while True:
+            page = b.get("/api/v1/files", params={"limit": 1000, **({"cursor": cursor} if cursor else {})}).json()
+            listed |= {item["id"] for item in page["items"]}
+            if not (cursor := page["next_cursor"]):
+                break
+    assert set(uploaded) - set(doomed) <= listed
+    assert not listed & set(doomed)
+    blobs = first.install.blobs.stored()
+    assert blobs == {blob_key(file_id) for file_id in listed}, "every object has a row and every row an object"
+
+
+@pytest.fixture(scope="module")
+def outage(tmp_path_factory: pytest.TempPathFactory, postgres: Postgres) -> Iterator[tuple[Server, Seaweed, str]]:
+    """A server on its own SeaweedFS, which the tests stop and start."""
+    seaweed = Seaweed(tmp_path_factory.mktemp("own-seaweed")).start()
+    server = Server(s3_installation(tmp_path_factory.mktemp("outage"), seaweed, postgres)).start()
+    assert server.admin_password is not None
+    try:
+        yield server, seaweed, login(server.url, "admin", server.admin_password)
+    finally:
+        server.stop()
+        seaweed.stop()
+
+
+def assert_unavailable(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"]
+    assert "Traceback" not in response.text
+    assert response.json()["code"] == "unavailable"
+
+
+def test_store_outage_answers_503_and_recovers(outage: tuple[Server, Seaweed, str]) -> None:
+    server, seaweed, token = outage
+    data = os.urandom(300_000)
+    with client(server, token) as c:
+        assert c.get("/readyz").json() == {"status": "ready"}
+        kept = c.post("/api/v1/files", params={"name": "before.bin"}, content=data).json()["id"]
+        seaweed.stop()
+        try:
+            assert_unavailable(c.get("/readyz"))
+            assert c.get("/healthz").status_code == 200
+            assert_unavailable(c.post("/api/v1/files", params={"name": "during.bin"}, content=data))
+            assert_unavailable(c.post("/api/v1/files", files={"file": ("during.bin", data, "x/y")}))
+            assert_unavailable(c.get(f"/api/v1/files/{kept}/content"))
+            names = [item["name"] for item in c.get("/api/v1/files").json()["items"]]
+            assert names == ["before.bin"], "nothing half written is listed"
+        finally:
+            seaweed.start()
+        deadline = time.monotonic() + 60
+        while c.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert c.get("/readyz").status_code == 200
+        assert c.get(f"/api/v1/files/{kept}/content").content == data
+        again = c.post("/api/v1/files", params={"name": "after.bin"}, content=data)
+        assert again.status_code == 201
+        assert c.get(f"/api/v1/files/{again.json()['id']}/content").content == data
+        names = sorted(item["name"] for item in c.get("/api/v1/files").json()["items"])
+        assert names == ["after.bin", "before.bin"]
