@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a request was refused (bad input, conflict), 2 usage er
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
 import sys
 from collections.abc import Coroutine
@@ -16,15 +17,26 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import MofNCompleteColumn, Progress
 
 from sealbox.accounts.service import AccountService
 from sealbox.config import Settings
 from sealbox.db.migrate import is_initialised, upgrade
 from sealbox.db.session import Database
 from sealbox.errors import SealboxError, SetupError, Unavailable
-from sealbox.runtime import Initialised, keyring_warning, prepare
+from sealbox.files.migrate import count as migrate_count
+from sealbox.files.migrate import migrate
+from sealbox.runtime import Initialised, build_store, keyring_warning, prepare
+from sealbox.storage.base import StorageUnavailable
 
 T = TypeVar("T")
+
+
+class StorageKind(enum.StrEnum):
+    local = "local"
+    s3 = "s3"
+
+
 EXIT_REFUSED = 1
 EXIT_CONFIG = 78
 
@@ -32,7 +44,9 @@ app = typer.Typer(help="sealbox: share files, encrypted at rest.", no_args_is_he
 user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+storage_app = typer.Typer(help="Manage blob storage.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(storage_app, name="storage")
 # soft_wrap: messages are single lines that logs and tests can match, not wrapped at 80.
 err = Console(stderr=True, soft_wrap=True)
 
@@ -184,6 +198,54 @@ def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> No
 
     run(migrate())
     err.print("database schema is up to date")
+
+
+MIGRATE_HELP = (
+    "Copy every blob to the other store, as ciphertext; verified, and resumable by running it again.\n\n"
+    "The source is left as it is. Afterwards set SEALBOX_STORAGE to the new store and restart; "
+    "remove the old blobs once the server runs on the new ones."
+)
+
+
+@storage_app.command("migrate", help=MIGRATE_HELP)
+def storage_migrate(
+    to: Annotated[StorageKind, typer.Option("--to", help="Where the blobs go: local or s3")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+    if settings.storage == to.value:
+        err.print(f"[red]error:[/] blobs are already configured on {to.value} (SEALBOX_STORAGE)", highlight=False)
+        raise typer.Exit(EXIT_REFUSED)
+    source = build_store(settings)
+    target = build_store(settings.model_copy(update={"storage": to.value}))
+
+    async def go() -> tuple[int, int]:
+        for name, store in (("source", source), ("target", target)):
+            try:
+                await store.check()
+            except StorageUnavailable as exc:
+                raise SetupError(f"the {name} store cannot be used: {exc}") from None
+        db = await _open_db(settings)
+        copied = skipped = 0
+        try:
+            total = await migrate_count(db)
+            with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=err) as progress:
+                task = progress.add_task(f"copying blobs to {to.value}", total=total)
+                async for step in migrate(db, source, target):
+                    copied += step.copied
+                    skipped += not step.copied
+                    progress.advance(task)
+        finally:
+            await db.dispose()
+        return copied, skipped
+
+    copied, skipped = run(go())
+    err.print(
+        f"{copied} blobs copied and verified, {skipped} already there. "
+        f"Next: set SEALBOX_STORAGE={to.value} and restart; the source blobs are untouched.",
+        highlight=False,
+    )
 
 
 async def _open_db(settings: Settings) -> Database:

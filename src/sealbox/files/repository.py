@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.ids import FileId, UserId
@@ -36,6 +36,17 @@ class FileRepository:
     async def existing(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         result = await self.session.execute(select(File.id).where(File.id.in_(ids)))
         return set(result.scalars().all())
+
+    async def blob_records(self, after: uuid.UUID | None, limit: int) -> Sequence[tuple[uuid.UUID, int, bytes, int]]:
+        """(id, size, header_tag, chunk_log2) of every file, in id order, for blob copies."""
+        query = select(File.id, File.size, File.header_tag, File.chunk_log2).order_by(File.id).limit(limit)
+        if after is not None:
+            query = query.where(File.id > after)
+        rows = (await self.session.execute(query)).all()
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+    async def count(self) -> int:
+        return int((await self.session.execute(select(func.count()).select_from(File))).scalar_one())
 
     async def key_ids(self) -> set[str]:
         result = await self.session.execute(select(File.key_id).distinct())

@@ -1,0 +1,72 @@
+"""`sealbox storage migrate`: local blobs to S3, interrupted and resumed, then served from S3."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+
+from tests.integration.server import SEALBOX, Installation, Server, login
+from tests.services import Seaweed
+
+
+def test_migrate_local_to_s3_interrupted_and_resumed(tmp_path: Path, seaweed: Seaweed) -> None:
+    bucket = seaweed.create_bucket()
+    s3_env = {
+        "SEALBOX_S3__BUCKET": bucket,
+        "SEALBOX_S3__ENDPOINT": seaweed.endpoint,
+        "SEALBOX_S3__ALLOW_HTTP": "true",
+        "SEALBOX_S3__ACCESS_KEY_ID": "test",
+        "SEALBOX_S3__SECRET_ACCESS_KEY": "test",
+    }
+    local = Installation(tmp_path, {**s3_env, "SEALBOX_STORAGE": "local"})
+    server = Server(local).start()
+    assert server.admin_password is not None
+    password = server.admin_password
+    token = login(server.url, "admin", password)
+    files = {}
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as client:
+        for i in range(50):
+            data = os.urandom(1_500_000 + i * 1000)
+            files[client.post("/api/v1/files", params={"name": f"m{i}.bin"}, content=data).json()["id"]] = data
+    server.stop()
+
+    already = local.cli("storage", "migrate", "--to", "local")
+    assert already.returncode == 1
+    assert "already configured on local" in already.stderr
+
+    first = subprocess.Popen(
+        [*SEALBOX, "storage", "migrate", "--to", "s3"], env=local.env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(seaweed.objects(bucket)) < 5 and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.02)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    copied_before = len(seaweed.objects(bucket))
+    assert 5 <= copied_before < 50, "the first run was interrupted midway"
+
+    second = local.cli("storage", "migrate", "--to", "s3")
+    assert second.returncode == 0, second.stderr
+    match = re.search(r"(\d+) blobs copied and verified, (\d+) already there", second.stderr)
+    assert match, second.stderr
+    assert int(match.group(1)) + int(match.group(2)) == 50
+    assert int(match.group(2)) >= copied_before
+    assert len(seaweed.objects(bucket)) == 50
+
+    on_s3 = Server(Installation(tmp_path, {**s3_env, "SEALBOX_STORAGE": "s3"})).start()
+    try:
+        token = login(on_s3.url, "admin", password)
+        with httpx.Client(base_url=on_s3.url, headers={"Authorization": f"Bearer {token}"}) as client:
+            for file_id, data in files.items():
+                assert client.get(f"/api/v1/files/{file_id}/content").content == data
+    finally:
+        on_s3.stop()
+    third = local.cli("storage", "migrate", "--to", "s3")
+    assert "0 blobs copied and verified, 50 already there" in third.stderr
