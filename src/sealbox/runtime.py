@@ -3,7 +3,8 @@ and decides at start-up whether the server may run.
 
 Start-up rules (DESIGN §1.3):
 
-- A brand-new installation (no database schema, no blobs) is initialised once: keyring
+- A brand-new installation (no accounts or files in the database, no blobs) is
+  initialised once: keyring
   (unless one is configured), schema, and an admin account whose password is returned to
   be shown once.
 - Otherwise the keyring must be present, well-formed, private (mode 0600) and must hold
@@ -23,7 +24,7 @@ from sealbox.accounts.service import AccountService
 from sealbox.config import Settings
 from sealbox.crypto.errors import KeyringError
 from sealbox.crypto.keys import Keyring, load_keyring_file, new_master_key, write_keyring_file
-from sealbox.db.migrate import is_initialised, upgrade
+from sealbox.db.migrate import holds_data, is_initialised, upgrade
 from sealbox.db.session import Database
 from sealbox.errors import SetupError, Unavailable
 from sealbox.files.service import BLOB_PREFIX, FileService
@@ -141,7 +142,7 @@ async def prepare(settings: Settings) -> Initialised | None:
         raise SetupError(f"cannot start: {exc}") from None
     probe = Database(settings.db_url)
     try:
-        fresh = not await is_initialised(probe) and not await _blobs_present(store)
+        fresh = not await holds_data(probe) and not await _blobs_present(store)
     except Unavailable as exc:
         raise SetupError(f"cannot start: {exc} ({_safe_url(settings.db_url)})") from None
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.integration.server import Installation, S3Blobs, Server, blob_key, login
+from tests.integration.server import SEALBOX, Installation, S3Blobs, Server, blob_key, login
 from tests.services import Postgres, Seaweed
 
 
@@ -151,3 +152,14 @@ def test_store_outage_answers_503_and_recovers(outage: tuple[Server, Seaweed, st
         assert c.get(f"/api/v1/files/{again.json()['id']}/content").content == data
         names = sorted(item["name"] for item in c.get("/api/v1/files").json()["items"])
         assert names == ["after.bin", "before.bin"]
+
+
+def test_migrations_started_together_take_turns(tmp_path: Path, seaweed: Seaweed, postgres: Postgres) -> None:
+    install = s3_installation(tmp_path, seaweed, postgres)
+    runs = [
+        subprocess.Popen([*SEALBOX, "db", "upgrade"], env=install.env(), stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outcomes = [(run.wait(timeout=120), run.stderr.read() if run.stderr else "") for run in runs]
+    assert all(code == 0 for code, _ in outcomes), outcomes
+    assert install.cli("init").returncode == 0

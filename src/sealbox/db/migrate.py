@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from sealbox.db.session import Database
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x5EA1B0
 
 
 def _config(connection: Connection) -> Config:
@@ -32,6 +33,9 @@ async def upgrade(db: Database) -> None:
     from alembic import command
 
     async with db.engine.begin() as conn:
+        if not db.is_sqlite:
+            # Servers starting together take turns: the lock lasts until this commit.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await conn.run_sync(lambda sync: command.upgrade(_config(sync), "head"))
 
 
@@ -43,3 +47,12 @@ async def is_initialised(db: Database) -> bool:
     except (OperationalError, InterfaceError) as exc:
         raise Unavailable("the database cannot be reached") from exc
     return "alembic_version" in names
+
+
+async def holds_data(db: Database) -> bool:
+    """Whether the database holds any account or file (a schema alone is not data)."""
+    if not await is_initialised(db):
+        return False
+    async with db.read() as session:
+        found = await session.execute(text("SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM files)"))
+        return bool(found.scalar_one())
