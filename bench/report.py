@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.run import Config, Results
 
-SYSTEMS = ["sealbox", "plain", "seed", "nginx"]
+SYSTEMS = ["sealbox", "sealbox-s3", "plain", "seed", "nginx"]
 BASELINES = ["plain", "seed"]
 # Where a baseline lacks a figure, the ratio uses its nearest one: plain has only raw
 # uploads, the seed design only multipart ones.

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx2 as httpx
+from tests.services import Seaweed
 
 UVICORN = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--log-level", "warning", "--no-server-header"]
 
@@ -89,12 +90,13 @@ def _spawn(cmd: list[str], work: Path, env: dict[str, str], ready_path: str, por
     return proc
 
 
-def start_sealbox(work: Path, port: int) -> Running:
+def start_sealbox(work: Path, port: int, extra: dict[str, str] | None = None) -> Running:
     env = {
         "SEALBOX_DATA_DIR": str(work / "data"),
         "SEALBOX_KEYRING": str(work / "config" / "keyring.json"),
         "SEALBOX_MAX_UPLOAD_SIZE": "64G",
         "TMPDIR": str(work),
+        **(extra or {}),
     }
     cmd = [sys.executable, "-m", "sealbox", "serve", "--port", str(port)]
     proc = _spawn(cmd, work, env, "/healthz", port)
@@ -112,6 +114,38 @@ def start_sealbox(work: Path, port: int) -> Running:
         download_path="/api/v1/files/{id}/content",
         headers={"Authorization": f"Bearer {token}"},
     )
+
+
+_seaweed: list[Seaweed] = []
+
+
+def _shared_seaweed(work: Path) -> Seaweed:
+    """One SeaweedFS per benchmark run (fresh bucket per server); see ``stop_shared``."""
+    if not _seaweed:
+        _seaweed.append(Seaweed(work.parent / "seaweed").start())
+    return _seaweed[0]
+
+
+def stop_shared() -> None:
+    """Stop the services shared by the systems (before their scratch space is removed)."""
+    while _seaweed:
+        _seaweed.pop().stop()
+
+
+def start_sealbox_s3(work: Path, port: int) -> Running:
+    """sealbox with its blobs in S3 (SeaweedFS on loopback) and SQLite for records."""
+    seaweed = _shared_seaweed(work)
+    env = {
+        "SEALBOX_STORAGE": "s3",
+        "SEALBOX_S3__BUCKET": seaweed.create_bucket(),
+        "SEALBOX_S3__ENDPOINT": seaweed.endpoint,
+        "SEALBOX_S3__ALLOW_HTTP": "true",
+        "SEALBOX_S3__ACCESS_KEY_ID": "bench",
+        "SEALBOX_S3__SECRET_ACCESS_KEY": "bench",
+    }
+    running = start_sealbox(work, port, env)
+    running.name = "sealbox-s3"
+    return running
 
 
 def start_plain(work: Path, port: int) -> Running:
@@ -195,6 +229,7 @@ def start_nginx(work: Path, port: int) -> Running | None:
 
 STARTERS: dict[str, Callable[[Path, int], Running | None]] = {
     "sealbox": start_sealbox,
+    "sealbox-s3": start_sealbox_s3,
     "plain": start_plain,
     "seed": start_seed,
     "nginx": start_nginx,

@@ -28,7 +28,7 @@ def test_quick_run_writes_tables_with_every_system(tmp_path: Path) -> None:
     markdown = (out / "latest.md").read_text()
     document = json.loads((out / "latest.json").read_text())
     systems = document["config"]["systems"]
-    assert {"sealbox", "plain", "seed"} <= set(systems)
+    assert {"sealbox", "sealbox-s3", "plain", "seed"} <= set(systems)
     if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
         assert "nginx: not installed" in markdown
     assert document["failures"] == [], document["failures"]
@@ -40,6 +40,7 @@ def test_quick_run_writes_tables_with_every_system(tmp_path: Path) -> None:
     assert figures["download@2"]["ratios"]["plain"] is not None
     assert figures["upload_multipart@1"]["ratios"]["seed"] is not None
     assert {"cpu", "cores", "python", "cryptography", "openssl"} <= set(document["machine"])
-    assert "| figure | sealbox | plain | seed" in markdown
+    assert "| figure | sealbox | sealbox-s3 | plain | seed" in markdown
+    assert figures["download@2"]["values"]["sealbox-s3"]
     assert len(document["targets"]) == 9
     assert not list((tmp_path / "work").iterdir()), "scratch space is removed"
