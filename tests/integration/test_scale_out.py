@@ -163,3 +163,53 @@ def test_migrations_started_together_take_turns(tmp_path: Path, seaweed: Seaweed
     outcomes = [(run.wait(timeout=120), run.stderr.read() if run.stderr else "") for run in runs]
     assert all(code == 0 for code, _ in outcomes), outcomes
     assert install.cli("init").returncode == 0
+
+
+def test_database_outage_answers_503_and_recovers(tmp_path_factory: pytest.TempPathFactory) -> None:
+    own = Postgres(tmp_path_factory.mktemp("own-postgres")).start()
+    install = Installation(tmp_path_factory.mktemp("db-outage"), {"SEALBOX_DATABASE_URL": own.create_database()})
+    server = Server(install).start()
+    assert server.admin_password is not None
+    try:
+        token = login(server.url, "admin", server.admin_password)
+        with client(server, token) as c:
+            kept = c.post("/api/v1/files", params={"name": "kept.bin"}, content=b"still here").json()["id"]
+            own.stop()
+            try:
+                assert_unavailable(c.get("/readyz"))
+                assert c.get("/healthz").status_code == 200
+                assert_unavailable(c.get("/api/v1/files"))
+                assert_unavailable(c.get(f"/api/v1/files/{kept}/content"))
+                assert_unavailable(c.post("/api/v1/files", params={"name": "lost.bin"}, content=b"x"))
+            finally:
+                own.resume()
+            deadline = time.monotonic() + 30
+            while c.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+                time.sleep(0.3)
+            assert c.get(f"/api/v1/files/{kept}/content").content == b"still here"
+            assert [item["name"] for item in c.get("/api/v1/files").json()["items"]] == ["kept.bin"]
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"SEALBOX_S3__BUCKET": "no-such-bucket"}, "bucket 'no-such-bucket' is missing or unreachable"),
+        ({"SEALBOX_S3__ENDPOINT": "http://127.0.0.1:1"}, "is missing or unreachable"),
+        ({"SEALBOX_S3__BUCKET": ""}, "needs a bucket: set SEALBOX_S3__BUCKET"),
+    ],
+    ids=["missing-bucket", "unreachable", "no-bucket-set"],
+)
+def test_start_refuses_an_unusable_bucket(
+    tmp_path: Path, seaweed: Seaweed, postgres: Postgres, change: dict[str, str], message: str
+) -> None:
+    install = s3_installation(tmp_path, seaweed, postgres)
+    install.extra_env.update(change)
+    result = subprocess.run(
+        [*SEALBOX, "serve", "--port", "1"], env=install.env(), capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 78
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not install.keyring.exists(), "nothing is generated for a store that cannot be used"
