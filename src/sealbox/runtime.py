@@ -23,7 +23,7 @@ from pathlib import Path
 from sealbox.accounts.service import AccountService
 from sealbox.config import Settings
 from sealbox.crypto.errors import KeyringError
-from sealbox.crypto.keys import Keyring, load_keyring_file, new_master_key, write_keyring_file
+from sealbox.crypto.keys import KeyProvider, Keyring, KeyringFile, new_master_key, write_keyring_file
 from sealbox.db.migrate import holds_data, is_initialised, upgrade
 from sealbox.db.session import Database
 from sealbox.errors import SetupError, Unavailable
@@ -40,7 +40,7 @@ class Runtime:
     settings: Settings
     db: Database
     store: BlobStore
-    keyring: Keyring
+    keyring: KeyProvider
     accounts: AccountService
     files: FileService
 
@@ -69,13 +69,17 @@ def _keyring_configured(settings: Settings) -> bool:
     return settings.master_keys is not None or settings.keyring.exists()
 
 
-def load_keyring(settings: Settings) -> Keyring:
-    """Load the configured master keys or raise ``SetupError`` with the fix."""
+def load_keyring(settings: Settings) -> KeyProvider:
+    """Load the configured master keys or raise ``SetupError`` with the fix.
+
+    Keys from a file follow changes to it (see ``KeyringFile``); keys from
+    ``SEALBOX_MASTER_KEYS`` are fixed for the life of the process.
+    """
     try:
         if settings.master_keys is not None:
             return Keyring.from_env(settings.master_keys.get_secret_value())
         _check_keyring_location(settings)
-        return load_keyring_file(settings.keyring)
+        return KeyringFile(settings.keyring)
     except KeyringError as exc:
         raise SetupError(
             f"cannot start: {exc}. Restore the keyring from its backup, or point SEALBOX_KEYRING "
@@ -114,7 +118,7 @@ def build_store(settings: Settings) -> BlobStore:
     )
 
 
-def build(settings: Settings, keyring: Keyring) -> Runtime:
+def build(settings: Settings, keyring: KeyProvider) -> Runtime:
     db = Database(settings.db_url)
     store = build_store(settings)
     return Runtime(

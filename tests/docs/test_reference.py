@@ -31,7 +31,9 @@ def settings_table() -> str:
 def commands_text() -> str:
     runner = CliRunner()
     parts = []
-    for command in (["serve"], ["init"], ["user", "add"], ["db", "upgrade"], ["storage", "migrate"]):
+    commands = [["serve"], ["init"], ["user", "add"], ["db", "upgrade"], ["storage", "migrate"]]
+    commands += [["keys", name] for name in ("status", "rotate", "rewrap", "retire", "export", "import")]
+    for command in commands:
         result = runner.invoke(
             app, [*command, "--help"], prog_name="sealbox", terminal_width=100, env={"COLUMNS": "100", "NO_COLOR": "1"}
         )

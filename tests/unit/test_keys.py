@@ -13,10 +13,14 @@ from sealbox.crypto.keys import (
     DEK_PREFIX,
     FieldCipher,
     Keyring,
+    KeyringFile,
     MasterKey,
     load_keyring_file,
     new_dek,
     new_master_key,
+    open_backup,
+    replace_keyring_file,
+    seal_backup,
     write_keyring_file,
 )
 
@@ -125,3 +129,58 @@ def test_metadata_fields_are_bound_to_file_and_column() -> None:
         fields.decrypt("content_type", sealed)
     with pytest.raises(IntegrityError):
         FieldCipher(dek, os.urandom(16)).decrypt("name", sealed)
+
+
+def test_keyring_file_follows_a_replaced_file(tmp_path: Path) -> None:
+    path = tmp_path / "keyring.json"
+    first = Keyring([new_master_key("one")])
+    write_keyring_file(path, first)
+    provider = KeyringFile(path)
+    _, wrapped_one = provider.wrap(FILE_ID, b"\x01" * 32)
+    rotated = first.with_primary(new_master_key("two"))
+    replace_keyring_file(path, rotated)
+    key_id, wrapped_two = provider.wrap(FILE_ID, b"\x02" * 32)
+    assert key_id == "two"
+    assert provider.unwrap("one", FILE_ID, wrapped_one) == b"\x01" * 32
+    assert provider.ids == {"one", "two"}
+    # A damaged replacement is ignored: the keys already loaded keep working.
+    path.write_text("garbage")
+    assert provider.unwrap("two", FILE_ID, wrapped_two) == b"\x02" * 32
+    assert provider.wrap(FILE_ID, b"\x03" * 32)[0] == "two"
+
+
+def test_an_unknown_key_id_forces_a_fresh_read(tmp_path: Path) -> None:
+    path = tmp_path / "keyring.json"
+    write_keyring_file(path, Keyring([new_master_key("one")]))
+    provider = KeyringFile(path)
+    newer = Keyring([new_master_key("two"), *load_keyring_file(path).keys])
+    _, wrapped = newer.wrap(FILE_ID, b"\x05" * 32)
+    replace_keyring_file(path, newer)
+    # As if the change had gone unnoticed (a coarse clock, the same size): the stamp is
+    # current but the keys are old, so only the forced read can find key "two".
+    provider._stamp = provider._stat()
+    assert provider.current().ids == {"one"}
+    assert provider.unwrap("two", FILE_ID, wrapped) == b"\x05" * 32
+
+
+def test_backup_round_trip_and_wrong_passphrase() -> None:
+    ring = Keyring([new_master_key("a"), new_master_key("b")])
+    backup = seal_backup(ring, "a long passphrase")
+    assert ring.primary.key.encode() not in backup
+    restored = open_backup(backup, "a long passphrase")
+    assert [(k.id, k.key) for k in restored.keys] == [(k.id, k.key) for k in ring.keys]
+    with pytest.raises(KeyringError, match="wrong passphrase"):
+        open_backup(backup, "another long passphrase")
+    with pytest.raises(KeyringError, match="malformed"):
+        open_backup(b"{}" + backup, "a long passphrase")
+    with pytest.raises(KeyringError, match="at least 12"):
+        seal_backup(ring, "short")
+
+
+def test_merge_refuses_a_different_key_under_the_same_id() -> None:
+    here = Keyring([new_master_key("a")])
+    same = Keyring(list(here.keys))
+    assert here.merged(same).ids == {"a"}
+    assert here.merged(Keyring([new_master_key("b")])).primary.id == "a"
+    with pytest.raises(KeyringError, match="differs"):
+        here.merged(Keyring([new_master_key("a")]))

@@ -18,6 +18,7 @@ keys as ``id:key`` pairs separated by commas, primary first.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import json
 import os
@@ -26,12 +27,14 @@ import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from sealbox.crypto.errors import IntegrityError, KeyringError, UnknownKeyId
 
@@ -111,6 +114,24 @@ class Keyring:
             raise IntegrityError("wrapped file key belongs to another file")
         return plain[len(DEK_PREFIX) + 16 :]
 
+    def with_primary(self, key: MasterKey) -> Keyring:
+        """A keyring with ``key`` as the new primary and every current key kept."""
+        return Keyring([key, *self.keys])
+
+    def without(self, key_id: str) -> Keyring:
+        return Keyring([k for k in self.keys if k.id != key_id])
+
+    def merged(self, other: Keyring) -> Keyring:
+        """This keyring plus the keys of ``other`` it lacks (this primary stays primary).
+
+        Raises ``KeyringError`` if both hold different keys under one id.
+        """
+        mine = {k.id: k for k in self.keys}
+        for key in other.keys:
+            if key.id in mine and mine[key.id].key != key.key:
+                raise KeyringError(f"key {key.id!r} in the backup differs from the key with that id here")
+        return Keyring([*self.keys, *(k for k in other.keys if k.id not in mine)])
+
     def to_json(self) -> str:
         keys = [{"id": k.id, "key": k.key, "created_at": k.created_at} for k in self.keys]
         return json.dumps({"format": _FORMAT, "version": 1, "keys": keys}, indent=2) + "\n"
@@ -138,6 +159,75 @@ class Keyring:
         return cls(keys)
 
 
+class KeyProvider(Protocol):
+    """What sealbox needs from its master keys. ``Keyring`` implements it, and so can an
+    external key service (a KMS such as Vault transit) later.
+
+    Contract:
+    - ``wrap`` seals a 32-byte DEK for one file under the current primary key and returns
+      the id of that key with the token; it must bind the file id, so that a token
+      opens only for the file it was made for.
+    - ``unwrap`` returns exactly the DEK given to ``wrap``, or raises ``UnknownKeyId``
+      (the key is not available) or ``IntegrityError`` (the token is not authentic or
+      belongs to another file). It never returns a wrong key.
+    - ``ids`` lists every key id that ``unwrap`` can open; the server refuses to start
+      if a stored file names an id outside it.
+    """
+
+    @property
+    def ids(self) -> frozenset[str]: ...
+
+    def wrap(self, file_id: bytes, dek: bytes) -> tuple[str, bytes]: ...
+
+    def unwrap(self, key_id: str, file_id: bytes, wrapped: bytes) -> bytes: ...
+
+
+class KeyringFile:
+    """A ``KeyProvider`` over a keyring file that follows changes to the file.
+
+    Every use costs one ``stat``: when the file was replaced (as ``keys rotate``,
+    ``retire`` and ``import`` do, atomically), it is read again, so every server process
+    picks up a new primary key without a restart. A file that has become unreadable or
+    malformed is ignored and the keys already loaded stay in use. An unknown key id
+    forces a fresh read before it is reported.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp = self._stat()
+        self._keyring = load_keyring_file(path)
+
+    def _stat(self) -> tuple[int, int, int]:
+        try:
+            info = self.path.stat()
+        except OSError:
+            return (0, 0, 0)
+        return (info.st_ino, info.st_mtime_ns, info.st_size)
+
+    def current(self, force: bool = False) -> Keyring:
+        stamp = self._stat()
+        if force or stamp != self._stamp:
+            try:
+                self._keyring = load_keyring_file(self.path)
+                self._stamp = stamp
+            except KeyringError:
+                pass  # keep serving with the keys already loaded
+        return self._keyring
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return self.current().ids
+
+    def wrap(self, file_id: bytes, dek: bytes) -> tuple[str, bytes]:
+        return self.current().wrap(file_id, dek)
+
+    def unwrap(self, key_id: str, file_id: bytes, wrapped: bytes) -> bytes:
+        try:
+            return self.current().unwrap(key_id, file_id, wrapped)
+        except UnknownKeyId:
+            return self.current(force=True).unwrap(key_id, file_id, wrapped)
+
+
 def load_keyring_file(path: Path) -> Keyring:
     """Read a keyring file, refusing one that others can read or that is malformed."""
     try:
@@ -160,17 +250,83 @@ def load_keyring_file(path: Path) -> Keyring:
 def write_keyring_file(path: Path, keyring: Keyring) -> None:
     """Create ``path`` (which must not exist) holding ``keyring``, mode 0600, synced."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _write_new(path, keyring.to_json().encode())
+    _fsync_dir(path.parent)
+
+
+def replace_keyring_file(path: Path, keyring: Keyring) -> None:
+    """Atomically replace the keyring at ``path`` (a reader sees the old or the new one)."""
+    tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}")
+    try:
+        _write_new(tmp, keyring.to_json().encode())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _write_new(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, keyring.to_json().encode())
+        os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+
+
+def _fsync_dir(path: Path) -> None:
+    dir_fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+# Keyring backups: the keyring JSON sealed with AES-256-GCM under a key derived from a
+# passphrase with scrypt (N = 2**17, r = 8, p = 1: about 128 MiB and a fraction of a second).
+_BACKUP = "sealbox-keyring-backup"
+_BACKUP_AAD = b"sealbox-keyring-backup-v1"
+
+
+def _backup_key(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode())
+
+
+def seal_backup(keyring: Keyring, passphrase: str) -> bytes:
+    """A passphrase-protected copy of ``keyring`` (JSON; see docs/keys.md)."""
+    if len(passphrase) < 12:
+        raise KeyringError("a backup passphrase must be at least 12 characters")
+    salt, nonce = os.urandom(16), os.urandom(12)
+    n, r, p = 2**17, 8, 1
+    sealed = AESGCM(_backup_key(passphrase, salt, n, r, p)).encrypt(nonce, keyring.to_json().encode(), _BACKUP_AAD)
+    doc = {
+        "format": _BACKUP,
+        "version": 1,
+        "kdf": {"name": "scrypt", "n": n, "r": r, "p": p, "salt": base64.b64encode(salt).decode()},
+        "cipher": "AES-256-GCM",
+        "nonce": base64.b64encode(nonce).decode(),
+        "ciphertext": base64.b64encode(sealed).decode(),
+    }
+    return (json.dumps(doc, indent=2) + "\n").encode()
+
+
+def open_backup(data: bytes, passphrase: str) -> Keyring:
+    """The keyring in a backup; raises ``KeyringError`` for a wrong passphrase or damage."""
+    try:
+        doc = json.loads(data)
+        if doc.get("format") != _BACKUP or doc.get("version") != 1 or doc["kdf"]["name"] != "scrypt":
+            raise KeyringError("not a sealbox keyring backup (version 1)")
+        kdf = doc["kdf"]
+        if not (kdf["n"] <= 2**20 and kdf["r"] <= 16 and kdf["p"] <= 4):
+            raise KeyringError("the backup asks for unreasonable scrypt parameters")
+        key = _backup_key(passphrase, base64.b64decode(kdf["salt"]), kdf["n"], kdf["r"], kdf["p"])
+        plain = AESGCM(key).decrypt(base64.b64decode(doc["nonce"]), base64.b64decode(doc["ciphertext"]), _BACKUP_AAD)
+    except InvalidTag:
+        raise KeyringError("wrong passphrase, or the backup is damaged") from None
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise KeyringError("the backup is malformed") from None
+    return Keyring.from_json(plain.decode(), "the backup")
 
 
 class FieldCipher:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sealbox.crypto.errors import IntegrityError, UnknownKeyId
-from sealbox.crypto.keys import FieldCipher, Keyring, new_dek
+from sealbox.crypto.keys import FieldCipher, KeyProvider, new_dek
 from sealbox.crypto.stream import HEADER_LEN, Opener, Sealer, parse_header
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
@@ -114,7 +114,7 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
 
 
 class FileService:
-    def __init__(self, db: Database, store: BlobStore, keyring: Keyring, max_upload_size: int) -> None:
+    def __init__(self, db: Database, store: BlobStore, keyring: KeyProvider, max_upload_size: int) -> None:
         self.db = db
         self.store = store
         self.keyring = keyring

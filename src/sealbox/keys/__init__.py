@@ -1,0 +1,1 @@
+"""Key management: status, rotation, re-wrapping, retirement, backup and restore."""
