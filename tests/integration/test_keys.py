@@ -17,7 +17,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from sealbox.crypto.errors import UnknownKeyId
-from sealbox.crypto.keys import load_keyring_file
+from sealbox.crypto.keys import Keyring, load_keyring_file, new_master_key
 from tests.integration.server import SEALBOX, Installation, Server, login
 
 FILES = 500
@@ -213,3 +213,36 @@ def test_two_servers_pick_up_a_rotation_without_restart(
             assert a.get(f"/api/v1/files/{again}/content").content == data
     finally:
         second.stop()
+
+
+def test_key_commands_refuse_keys_from_the_environment(
+    loaded: tuple[Installation, Server, str, dict[str, bytes]],
+) -> None:
+    install = loaded[0]
+    key = load_keyring_file(install.keyring).primary
+    env = {**install.env(), "SEALBOX_MASTER_KEYS": f"{key.id}:{key.key}"}
+    before = install.keyring.read_bytes()
+    result = subprocess.run([*SEALBOX, "keys", "rotate"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 78
+    assert "come from SEALBOX_MASTER_KEYS" in result.stderr
+    assert install.keyring.read_bytes() == before
+
+
+def test_status_reports_keys_that_files_need_but_the_keyring_lacks(
+    loaded: tuple[Installation, Server, str, dict[str, bytes]],
+) -> None:
+    install = loaded[0]
+    saved = install.keyring.read_bytes()
+    ring = load_keyring_file(install.keyring)
+    try:
+        install.keyring.unlink()
+        install.keyring.write_text(Keyring([new_master_key("stranger")]).to_json())
+        install.keyring.chmod(0o600)
+        status = install.cli("keys", "status")
+        assert status.returncode == 78
+        assert "keys used by files but missing from the keyring:" in status.stderr
+        assert f"{ring.primary.id} (" in status.stderr
+    finally:
+        install.keyring.unlink()
+        install.keyring.write_bytes(saved)
+        install.keyring.chmod(0o600)
