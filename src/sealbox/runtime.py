@@ -94,12 +94,6 @@ def _check_keyring_location(settings: Settings) -> None:
         raise SetupError(f"the keyring {keyring} must not be inside the blob directory {blobs}")
 
 
-async def _blobs_present(store: BlobStore) -> bool:
-    async for _ in store.list(BLOB_PREFIX):
-        return True
-    return False
-
-
 def build_store(settings: Settings) -> BlobStore:
     if settings.storage == "local":
         return LocalStore(settings.blob_dir)
@@ -146,7 +140,7 @@ async def prepare(settings: Settings) -> Initialised | None:
         raise SetupError(f"cannot start: {exc}") from None
     probe = Database(settings.db_url)
     try:
-        fresh = not await holds_data(probe) and not await _blobs_present(store)
+        fresh = not await holds_data(probe) and not await store.holds_any(BLOB_PREFIX)
     except Unavailable as exc:
         raise SetupError(f"cannot start: {exc} ({_safe_url(settings.db_url)})") from None
     finally:

@@ -149,6 +149,8 @@ def test_delete_and_list(store: BlobStore) -> None:
         return {key async for key, _ in store.list("files")}
 
     assert run(keys()) == {"files/aa/1", "files/bb/2"}
+    assert run(store.holds_any("files"))
+    assert not run(store.holds_any("nothing"))
     run(store.delete("files/aa/1"))
     assert run(keys()) == {"files/bb/2"}
 

@@ -142,8 +142,12 @@ def test_store_outage_answers_503_and_recovers(outage: tuple[Server, Seaweed, st
             assert names == ["before.bin"], "nothing half written is listed"
         finally:
             seaweed.start()
-        deadline = time.monotonic() + 60
-        while c.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+        # SeaweedFS answers listings before its volume server is back: wait until reads
+        # work again, as a client retrying after Retry-After would.
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if c.get("/readyz").status_code == 200 and c.get(f"/api/v1/files/{kept}/content").status_code == 200:
+                break
             time.sleep(0.5)
         assert c.get("/readyz").status_code == 200
         assert c.get(f"/api/v1/files/{kept}/content").content == data

@@ -71,6 +71,9 @@ class BlobStore(Protocol):
     def list(self, prefix: str) -> AsyncIterator[tuple[str, datetime]]:
         """Yield ``(key, last_modified)`` for every blob under ``prefix``."""
 
+    async def holds_any(self, prefix: str) -> bool:
+        """Whether any blob exists under ``prefix``."""
+
     async def sweep_partial(self, older_than: datetime) -> int:
         """Remove unfinished writes started before ``older_than``; return how many."""
 

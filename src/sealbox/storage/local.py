@@ -148,6 +148,9 @@ class LocalStore:
                     continue
                 yield path.relative_to(self.root).as_posix(), datetime.fromtimestamp(mtime, UTC)
 
+    async def holds_any(self, prefix: str) -> bool:
+        return any(not is_temp for _, is_temp in await to_thread.run_sync(self._walk, prefix))
+
     async def sweep_partial(self, older_than: datetime) -> int:
         removed = 0
         for path, is_temp in await to_thread.run_sync(self._walk, ""):

@@ -50,6 +50,9 @@ class MemoryStore:
             if key.startswith(prefix):
                 yield key, modified
 
+    async def holds_any(self, prefix: str) -> bool:
+        return any(key.startswith(prefix) for key in self.blobs)
+
     async def sweep_partial(self, older_than: datetime) -> int:
         return 0
 

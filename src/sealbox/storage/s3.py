@@ -137,11 +137,18 @@ class S3Store:
         # those of a process that died mid-upload.
         return 0
 
-    async def check(self) -> None:
+    async def holds_any(self, prefix: str) -> bool:
         try:
-            stream = obstore.list(self._store, self.prefix or None, chunk_size=1)
-            async for _ in stream:
-                break
+            found = await obstore.list_with_delimiter_async(self._store, self._path(prefix))
+        except BaseError as exc:
+            raise StorageUnavailable(f"object storage failed: {type(exc).__name__}") from exc
+        return bool(found["objects"] or found["common_prefixes"])
+
+    async def check(self) -> None:
+        # One complete request, not a listing stream left half-read: obstore's runtime
+        # must not be busy with a background request when the process exits.
+        try:
+            await obstore.list_with_delimiter_async(self._store, self.prefix or None)
         except BaseError as exc:
             raise StorageUnavailable(
                 f"bucket {self.bucket!r} is missing or unreachable ({type(exc).__name__})"
