@@ -14,18 +14,16 @@ Start-up rules (DESIGN §1.3):
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 from sealbox.accounts.service import AccountService
 from sealbox.config import Settings
 from sealbox.crypto.errors import KeyringError
 from sealbox.crypto.keys import KeyProvider, Keyring, KeyringFile, new_master_key, write_keyring_file
 from sealbox.db.migrate import holds_data, is_initialised, upgrade
-from sealbox.db.session import Database
+from sealbox.db.session import Database, redacted
 from sealbox.errors import SetupError, Unavailable
 from sealbox.files.service import BLOB_PREFIX, FileService
 from sealbox.storage.base import BlobStore, StorageUnavailable
@@ -62,7 +60,8 @@ class Initialised:
 
     admin_username: str
     admin_password: str
-    keyring_path: Path | None
+    keyring: str  # where the master keys are: a file path, or SEALBOX_MASTER_KEYS
+    keyring_created: bool
 
 
 def _keyring_configured(settings: Settings) -> bool:
@@ -142,10 +141,10 @@ async def prepare(settings: Settings) -> Initialised | None:
     try:
         fresh = not await holds_data(probe) and not await store.holds_any(BLOB_PREFIX)
     except Unavailable as exc:
-        raise SetupError(f"cannot start: {exc} ({_safe_url(settings.db_url)})") from None
+        raise SetupError(f"cannot start: {exc} ({redacted(settings.db_url)})") from None
     finally:
         await probe.dispose()
-    created_keyring: Path | None = None
+    created_keyring = False
     if not _keyring_configured(settings):
         if not fresh:
             raise SetupError(
@@ -155,7 +154,7 @@ async def prepare(settings: Settings) -> Initialised | None:
             )
         _check_keyring_location(settings)
         write_keyring_file(settings.keyring, Keyring([new_master_key()]))
-        created_keyring = settings.keyring
+        created_keyring = True
     runtime = build(settings, load_keyring(settings))
     try:
         await upgrade(runtime.db)
@@ -164,7 +163,8 @@ async def prepare(settings: Settings) -> Initialised | None:
             return None
         password = secrets.token_urlsafe(18)
         await runtime.accounts.create_user(ADMIN_USERNAME, password, is_admin=True)
-        return Initialised(ADMIN_USERNAME, password, created_keyring)
+        where = "SEALBOX_MASTER_KEYS" if settings.master_keys is not None else str(settings.keyring)
+        return Initialised(ADMIN_USERNAME, password, where, created_keyring)
     finally:
         await runtime.close()
 
@@ -193,11 +193,6 @@ async def open_runtime(settings: Settings) -> Runtime:
         await runtime.close()
         raise
     return runtime
-
-
-def _safe_url(url: str) -> str:
-    """A database URL without its password, for messages."""
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 def keyring_warning(settings: Settings) -> str | None:

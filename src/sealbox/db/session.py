@@ -13,6 +13,7 @@ letting them contend for the file lock.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -47,6 +48,11 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
         # driver's thread cost a third of a small download's database time.
         if conn.get_execution_options().get(_WRITE, False):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def redacted(url: str) -> str:
+    """A database URL without its password, for messages and logs."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 def _unreachable(exc: DBAPIError) -> bool:
