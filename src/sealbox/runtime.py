@@ -18,17 +18,18 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sealbox.accounts.schemas import Principal
 from sealbox.accounts.service import AccountService
 from sealbox.config import Settings
 from sealbox.crypto.errors import KeyringError
 from sealbox.crypto.keys import KeyProvider, Keyring, KeyringFile, new_master_key, write_keyring_file
 from sealbox.db.migrate import holds_data, is_initialised, upgrade
 from sealbox.db.session import Database, redacted
-from sealbox.errors import SetupError, Unavailable
+from sealbox.errors import Conflict, SetupError, Unavailable
 from sealbox.files.service import BLOB_PREFIX, FileService
+from sealbox.ids import UserId
 from sealbox.storage.base import BlobStore, StorageUnavailable
 from sealbox.storage.local import LocalStore
-from sealbox.storage.s3 import S3Store
 
 ADMIN_USERNAME = "admin"
 
@@ -44,6 +45,18 @@ class Runtime:
 
     async def close(self) -> None:
         await self.db.dispose()
+
+    async def delete_account(self, admin: Principal | None, user_id: UserId) -> None:
+        """Delete an account and every file it owns (rows with their keys, then blobs).
+
+        An administrator cannot delete their own account, so one always remains
+        (``admin`` is None for the operator's command line).
+        """
+        if admin is not None and user_id == admin.user_id:
+            raise Conflict("you cannot delete your own account")
+        await self.accounts.user(user_id)  # NotFound before anything is removed
+        await self.files.delete_all(user_id)
+        await self.accounts.delete_user(user_id)
 
     async def check_ready(self) -> None:
         """Raise ``Unavailable`` unless both the database and the blob store answer."""
@@ -99,6 +112,9 @@ def build_store(settings: Settings) -> BlobStore:
     s3 = settings.s3
     if not s3.bucket:
         raise SetupError("SEALBOX_STORAGE=s3 needs a bucket: set SEALBOX_S3__BUCKET")
+    # Imported here: obstore costs a local-disk server ~5 MiB it would never use.
+    from sealbox.storage.s3 import S3Store
+
     return S3Store(
         s3.bucket,
         endpoint=s3.endpoint,

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.models import ApiToken, User
@@ -16,10 +18,24 @@ class UserRepository:
         result = await self.session.execute(select(User).where(User.username == username))
         return result.scalar_one_or_none()
 
+    async def get(self, user_id: uuid.UUID) -> User | None:
+        return await self.session.get(User, user_id)
+
+    async def all(self) -> Sequence[User]:
+        return (await self.session.execute(select(User).order_by(User.username))).scalars().all()
+
+    async def active_admins(self) -> int:
+        query = select(func.count()).select_from(User).where(User.is_admin.is_(True), User.is_active.is_(True))
+        return int((await self.session.execute(query)).scalar_one())
+
     async def add(self, user: User) -> User:
         self.session.add(user)
         await self.session.flush()
         return user
+
+    async def remove(self, user: User) -> None:
+        await self.session.delete(user)
+        await self.session.flush()
 
 
 class TokenRepository:
@@ -30,13 +46,29 @@ class TokenRepository:
         self.session.add(token)
         await self.session.flush()
 
-    async def owner_of(self, token_hash: str, now: datetime) -> User | None:
-        """The active user holding an unexpired token with this hash."""
+    async def holder(self, token_hash: str, now: datetime) -> tuple[User, ApiToken] | None:
+        """The active user holding an unexpired token with this hash, with the token."""
         query = (
-            select(User)
+            select(User, ApiToken)
             .join(ApiToken, ApiToken.user_id == User.id)
             .where(ApiToken.token_hash == token_hash, User.is_active.is_(True))
             .where((ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now))
         )
-        result = await self.session.execute(query)
-        return result.scalar_one_or_none()
+        row = (await self.session.execute(query)).first()
+        return (row[0], row[1]) if row is not None else None
+
+    async def of_user(self, user_id: uuid.UUID) -> Sequence[ApiToken]:
+        query = select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.created_at)
+        return (await self.session.execute(query)).scalars().all()
+
+    async def remove(self, user_id: uuid.UUID, token_id: uuid.UUID) -> bool:
+        result = await self.session.execute(
+            delete(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def remove_all(self, user_id: uuid.UUID, keep: uuid.UUID | None = None) -> None:
+        query = delete(ApiToken).where(ApiToken.user_id == user_id)
+        if keep is not None:
+            query = query.where(ApiToken.id != keep)
+        await self.session.execute(query)

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from sealbox.ids import UserId
 
 BEARER: Literal["bearer"] = "bearer"  # the OAuth2 token type (RFC 6750)
+Scope = Literal["full", "read"]
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,8 @@ class Principal:
     user_id: UserId
     username: str
     is_admin: bool
+    token_id: uuid.UUID
+    scope: Scope
 
 
 class UserRead(BaseModel):
@@ -28,7 +32,46 @@ class UserRead(BaseModel):
     created_at: datetime
 
 
+class UserCreate(BaseModel):
+    username: str = Field(description="1-64 letters, digits or '_.@-'")
+    password: str = Field(description="8 to 1024 characters")
+    is_admin: bool = False
+
+
+class UserUpdate(BaseModel):
+    is_active: bool | None = Field(default=None, description="False disables the account at once")
+    is_admin: bool | None = None
+
+
+class PasswordReset(BaseModel):
+    password: str = Field(description="The new password, 8 to 1024 characters")
+
+
+class PasswordChange(BaseModel):
+    current_password: str
+    new_password: str = Field(description="8 to 1024 characters")
+
+
 class TokenIssued(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = BEARER
     expires_at: datetime | None
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    scope: Scope = "full"
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650, description="None: never expires")
+
+
+class TokenRead(BaseModel):
+    id: str
+    name: str
+    scope: Scope
+    created_at: datetime
+    expires_at: datetime | None
+    current: bool = Field(description="Whether this is the token making the request")
+
+
+class TokenCreated(TokenRead):
+    token: str = Field(description="The token itself: shown only this once")

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import timedelta
+from typing import cast
 
 import anyio
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from sealbox.accounts.repository import TokenRepository, UserRepository
-from sealbox.accounts.schemas import Principal, TokenIssued, UserRead
+from sealbox.accounts.schemas import (
+    PasswordChange,
+    Principal,
+    Scope,
+    TokenCreate,
+    TokenCreated,
+    TokenIssued,
+    TokenRead,
+    UserRead,
+    UserUpdate,
+)
 from sealbox.crypto.passwords import hash_password, verify_password
 from sealbox.crypto.tokens import new_token, token_hash
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
-from sealbox.errors import AuthenticationFailed, Conflict, InvalidInput
+from sealbox.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, PermissionDenied
 from sealbox.ids import UserId
 from sealbox.models import ApiToken, User
 
@@ -33,6 +45,21 @@ def _user_read(user: User) -> UserRead:
         is_admin=user.is_admin,
         is_active=user.is_active,
         created_at=user.created_at,
+    )
+
+
+def _scope(value: str) -> Scope:
+    return cast(Scope, value if value in ("full", "read") else "read")
+
+
+def _token_read(row: ApiToken, principal: Principal) -> TokenRead:
+    return TokenRead(
+        id=str(row.id),
+        name=row.name,
+        scope=_scope(row.scope),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        current=row.id == principal.token_id,
     )
 
 
@@ -83,9 +110,120 @@ class AccountService:
         return TokenIssued(access_token=token, expires_at=expires_at)
 
     async def authenticate(self, token: str) -> Principal:
-        """Resolve a bearer token. Raises ``AuthenticationFailed``."""
+        """Resolve a bearer token. Raises ``AuthenticationFailed``.
+
+        Looked up in the database on every request, so disabling an account or revoking
+        a token takes effect on the next request, in every server process.
+        """
         async with self.db.read() as session:
-            user = await TokenRepository(session).owner_of(token_hash(token), utcnow())
-        if user is None:
+            found = await TokenRepository(session).holder(token_hash(token), utcnow())
+        if found is None:
             raise AuthenticationFailed("invalid or expired token")
-        return Principal(UserId(user.id), user.username, user.is_admin)
+        user, row = found
+        return Principal(UserId(user.id), user.username, user.is_admin, row.id, _scope(row.scope))
+
+    async def create_token(self, principal: Principal, request: TokenCreate) -> TokenCreated:
+        """A personal API token; the token itself is returned only here."""
+        token = new_token()
+        now = utcnow()
+        expires_at = now + timedelta(days=request.expires_in_days) if request.expires_in_days else None
+        row = ApiToken(
+            user_id=principal.user_id,
+            token_hash=token_hash(token),
+            name=request.name,
+            scope=request.scope,
+            created_at=now,
+            expires_at=expires_at,
+        )
+        async with self.db.write() as session:
+            await TokenRepository(session).add(row)
+        return TokenCreated(**_token_read(row, principal).model_dump(), token=token)
+
+    async def tokens(self, principal: Principal) -> list[TokenRead]:
+        async with self.db.read() as session:
+            rows = await TokenRepository(session).of_user(principal.user_id)
+        return [_token_read(row, principal) for row in rows]
+
+    async def revoke_token(self, principal: Principal, token_id: uuid.UUID) -> None:
+        async with self.db.write() as session:
+            if not await TokenRepository(session).remove(principal.user_id, token_id):
+                raise NotFound("token not found")
+
+    async def change_password(self, principal: Principal, change: PasswordChange) -> None:
+        """Change one's own password; every other token of the account is revoked."""
+        check_password(change.new_password)
+        async with self.db.read() as session:
+            user = await UserRepository(session).get(principal.user_id)
+        assert user is not None
+        ok = await anyio.to_thread.run_sync(
+            verify_password, user.password_hash, change.current_password[:MAX_PASSWORD], limiter=_ARGON2_LIMIT
+        )
+        if not ok:
+            raise PermissionDenied("the current password is wrong")
+        hashed = await anyio.to_thread.run_sync(hash_password, change.new_password, limiter=_ARGON2_LIMIT)
+        async with self.db.write() as session:
+            user = await UserRepository(session).get(principal.user_id)
+            assert user is not None
+            user.password_hash = hashed
+            await TokenRepository(session).remove_all(principal.user_id, keep=principal.token_id)
+
+    # Administration. Callers check that the principal is an administrator.
+
+    async def users(self) -> list[UserRead]:
+        async with self.db.read() as session:
+            return [_user_read(user) for user in await UserRepository(session).all()]
+
+    async def update_user(self, user_id: UserId, update: UserUpdate) -> UserRead:
+        """Enable or disable an account, grant or withdraw administration.
+
+        Refuses to lock out the last active administrator (yourself included).
+        """
+        async with self.db.write() as session:
+            users = UserRepository(session)
+            user = await users.get(user_id)
+            if user is None:
+                raise NotFound("user not found")
+            if update.is_active is not None:
+                user.is_active = update.is_active
+            if update.is_admin is not None:
+                user.is_admin = update.is_admin
+            await session.flush()
+            if await users.active_admins() == 0:
+                raise Conflict("that would leave no active administrator")
+            if update.is_active is False:
+                await TokenRepository(session).remove_all(user.id)
+            return _user_read(user)
+
+    async def reset_password(self, user_id: UserId, password: str) -> None:
+        """Set a new password; every token of the account is revoked."""
+        check_password(password)
+        hashed = await anyio.to_thread.run_sync(hash_password, password, limiter=_ARGON2_LIMIT)
+        async with self.db.write() as session:
+            user = await UserRepository(session).get(user_id)
+            if user is None:
+                raise NotFound("user not found")
+            user.password_hash = hashed
+            await TokenRepository(session).remove_all(user.id)
+
+    async def delete_user(self, user_id: UserId) -> None:
+        """Delete an account and its tokens (see ``Runtime.delete_account`` for its files)."""
+        async with self.db.write() as session:
+            users = UserRepository(session)
+            user = await users.get(user_id)
+            if user is None:
+                raise NotFound("user not found")
+            await users.remove(user)
+
+    async def user(self, user_id: UserId) -> UserRead:
+        async with self.db.read() as session:
+            user = await UserRepository(session).get(user_id)
+        if user is None:
+            raise NotFound("user not found")
+        return _user_read(user)
+
+    async def find(self, username: str) -> UserRead:
+        async with self.db.read() as session:
+            user = await UserRepository(session).by_username(username)
+        if user is None:
+            raise NotFound("user not found")
+        return _user_read(user)

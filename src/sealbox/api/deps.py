@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from sealbox.accounts.schemas import Principal
-from sealbox.errors import AuthenticationFailed
+from sealbox.errors import AuthenticationFailed, PermissionDenied
 from sealbox.runtime import Runtime
 
 # auto_error=False: a missing token is answered by our own problem+json 401.
@@ -30,3 +30,22 @@ async def current_user(runtime: RuntimeDep, token: Annotated[str | None, Depends
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
+
+
+async def writing_user(user: CurrentUser) -> Principal:
+    """The caller, who must hold a full-scope token (a read-only token only reads)."""
+    if user.scope != "full":
+        raise PermissionDenied("this token is read-only")
+    return user
+
+
+async def admin_user(user: CurrentUser) -> Principal:
+    if not user.is_admin:
+        raise PermissionDenied("administrators only")
+    if user.scope != "full":
+        raise PermissionDenied("this token is read-only")
+    return user
+
+
+WritingUser = Annotated[Principal, Depends(writing_user)]
+AdminUser = Annotated[Principal, Depends(admin_user)]

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
+from sealbox.accounts.schemas import UserUpdate
 from sealbox.accounts.service import AccountService
-from sealbox.cli.common import DatabaseUrl, DataDir, KeyringOpt, err, open_db, run, settings_from
+from sealbox.cli.common import DatabaseUrl, DataDir, KeyringOpt, T, err, open_db, run, settings_from
 from sealbox.cli.keys import keys_app
 from sealbox.cli.storage import storage_app
 from sealbox.config import Settings
 from sealbox.db.migrate import upgrade
 from sealbox.db.session import Database
-from sealbox.runtime import Initialised, keyring_warning, prepare
+from sealbox.ids import UserId
+from sealbox.runtime import Initialised, keyring_warning, open_runtime, prepare
 
 app = typer.Typer(help="sealbox: share files, encrypted at rest.", no_args_is_help=True, add_completion=False)
 user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
@@ -100,32 +107,116 @@ def init(data_dir: DataDir = None, keyring: KeyringOpt = None, database_url: Dat
     announce(created)
 
 
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+def _with_accounts(settings: Settings, action: Callable[[AccountService], Coroutine[Any, Any, T]]) -> T:
+    async def go() -> T:
+        db = await open_db(settings)
+        try:
+            return await action(AccountService(db, timedelta(days=settings.token_ttl_days)))
+        finally:
+            await db.dispose()
+
+    return run(go())
+
+
+Name = Annotated[str, typer.Argument(help="User name")]
+PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin")]
+
+
 @user_app.command("add")
 def user_add(
-    name: Annotated[str, typer.Argument(help="User name")],
+    name: Name,
     admin: Annotated[bool, typer.Option("--admin", help="Make the user an administrator")] = False,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin")] = False,
+    password_stdin: PasswordStdin = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create a user account."""
     settings = settings_from(data_dir=data_dir, database_url=database_url)
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-
-    async def add() -> None:
-        db = await open_db(settings)
-        try:
-            await AccountService(db, timedelta(days=settings.token_ttl_days)).create_user(
-                name, password, is_admin=admin
-            )
-        finally:
-            await db.dispose()
-
-    run(add())
+    password = _read_password(password_stdin)
+    _with_accounts(settings, lambda accounts: accounts.create_user(name, password, is_admin=admin))
     err.print(f"created user {name}" + (" (admin)" if admin else ""), highlight=False)
+
+
+@user_app.command("list")
+def user_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """List user accounts."""
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+    users = _with_accounts(settings, lambda accounts: accounts.users())
+    table = Table("user", "admin", "active", "created")
+    for user in users:
+        admin, active = "yes" if user.is_admin else "", "yes" if user.is_active else "no"
+        table.add_row(user.username, admin, active, f"{user.created_at:%Y-%m-%d %H:%M}")
+    Console().print(table)
+
+
+def _set_active(name: str, active: bool, data_dir: Path | None, database_url: str | None) -> None:
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+
+    async def change(accounts: AccountService) -> None:
+        user = await accounts.find(name)
+        await accounts.update_user(UserId(uuid.UUID(user.id)), UserUpdate(is_active=active))
+
+    _with_accounts(settings, change)
+    err.print(f"user {name} {'enabled' if active else 'disabled (its tokens are revoked)'}", highlight=False)
+
+
+@user_app.command("disable")
+def user_disable(name: Name, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Disable an account: its tokens stop working at once and it cannot sign in."""
+    _set_active(name, False, data_dir, database_url)
+
+
+@user_app.command("enable")
+def user_enable(name: Name, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Enable a disabled account again."""
+    _set_active(name, True, data_dir, database_url)
+
+
+@user_app.command("reset-password")
+def user_reset_password(
+    name: Name,
+    password_stdin: PasswordStdin = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Set a new password for an account; all its tokens stop working."""
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+    password = _read_password(password_stdin)
+
+    async def reset(accounts: AccountService) -> None:
+        user = await accounts.find(name)
+        await accounts.reset_password(UserId(uuid.UUID(user.id)), password)
+
+    _with_accounts(settings, reset)
+    err.print(f"password of {name} reset", highlight=False)
+
+
+@user_app.command("delete")
+def user_delete(
+    name: Name,
+    keyring: KeyringOpt = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Delete an account and all its files (unreadable at once: their keys go with them)."""
+    settings = settings_from(data_dir=data_dir, keyring=keyring, database_url=database_url)
+
+    async def delete() -> None:
+        runtime = await open_runtime(settings)
+        try:
+            user = await runtime.accounts.find(name)
+            await runtime.delete_account(None, UserId(uuid.UUID(user.id)))
+        finally:
+            await runtime.close()
+
+    run(delete())
+    err.print(f"user {name} and their files deleted", highlight=False)
 
 
 @db_app.command("upgrade")

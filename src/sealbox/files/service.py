@@ -222,6 +222,19 @@ class FileService:
         with contextlib.suppress(StorageUnavailable):
             await self.store.delete(blob_key(file_id))
 
+    async def delete_all(self, owner: UserId) -> int:
+        """Delete every file of ``owner`` (rows first, then blobs); return how many."""
+        removed = 0
+        while True:
+            async with self.db.read() as session:
+                rows = await FileRepository(session).page(owner, 500, None)
+            if not rows:
+                return removed
+            for row in rows:
+                with contextlib.suppress(NotFound):
+                    await self.delete(owner, FileId(row.id))
+                    removed += 1
+
     async def open(self, owner: UserId, file_id: FileId) -> Download:
         """The gate for file bytes: authorise, then authenticate header and final chunk.
 

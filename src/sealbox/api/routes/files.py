@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from sealbox.api.deps import CurrentUser, RuntimeDep
+from sealbox.api.deps import CurrentUser, RuntimeDep, WritingUser
 from sealbox.api.downloads import content_response
 from sealbox.api.errors import responses
 from sealbox.api.uploads import receive_upload
@@ -40,13 +40,13 @@ CONTENT: dict[int | str, dict[str, Any]] = {
     "",
     status_code=201,
     openapi_extra=upload_body({**RAW_FILE, **MULTIPART_FILE}),
-    responses=responses(400, 401, 413, 422, 503),
+    responses=responses(400, 401, 403, 413, 422, 503),
 )
 async def upload_file(
     request: Request,
     response: Response,
     runtime: RuntimeDep,
-    user: CurrentUser,
+    user: WritingUser,
     name: Annotated[
         str | None,
         Query(
@@ -77,8 +77,8 @@ async def get_file(file_id: str, runtime: RuntimeDep, user: CurrentUser) -> File
     return await runtime.files.get(user.user_id, parse_file_id(file_id))
 
 
-@router.delete("/{file_id}", status_code=204, responses=responses(401, 404, 422, 503))
-async def delete_file(file_id: str, runtime: RuntimeDep, user: CurrentUser) -> Response:
+@router.delete("/{file_id}", status_code=204, responses=responses(401, 403, 404, 422, 503))
+async def delete_file(file_id: str, runtime: RuntimeDep, user: WritingUser) -> Response:
     """Delete a file. Its key is destroyed with its record, so the data is unreadable at once."""
     await runtime.files.delete(user.user_id, parse_file_id(file_id))
     return Response(status_code=204)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from sealbox.api.deps import CurrentUser, RuntimeDep
+from sealbox.api.deps import CurrentUser, RuntimeDep, WritingUser
 from sealbox.api.downloads import content_response
 from sealbox.api.errors import responses
 from sealbox.api.routes.files import CONTENT, MULTIPART_FILE, upload_body
@@ -23,9 +23,9 @@ router = APIRouter(tags=["compatibility"])
     "/upload",
     status_code=201,
     openapi_extra=upload_body(MULTIPART_FILE),
-    responses=responses(400, 401, 413, 422, 503),
+    responses=responses(400, 401, 403, 413, 422, 503),
 )
-async def upload(request: Request, runtime: RuntimeDep, user: CurrentUser) -> FileRead:
+async def upload(request: Request, runtime: RuntimeDep, user: WritingUser) -> FileRead:
     """Upload a file as multipart/form-data in field `file` (same as `POST /api/v1/files`)."""
     return await receive_multipart(request, runtime, user)
 

@@ -1,0 +1,43 @@
+"""Account administration (administrators only)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from sealbox.accounts.schemas import PasswordReset, UserCreate, UserRead, UserUpdate
+from sealbox.api.deps import AdminUser, RuntimeDep
+from sealbox.api.errors import responses
+from sealbox.api.ids import parse_id
+from sealbox.ids import UserId
+
+router = APIRouter(prefix="/api/v1/admin/users", tags=["administration"])
+
+
+@router.get("", responses=responses(401, 403, 503))
+async def list_users(runtime: RuntimeDep, admin: AdminUser) -> list[UserRead]:
+    return await runtime.accounts.users()
+
+
+@router.post("", status_code=201, responses=responses(400, 401, 403, 409, 422, 503))
+async def create_user(body: UserCreate, runtime: RuntimeDep, admin: AdminUser) -> UserRead:
+    return await runtime.accounts.create_user(body.username, body.password, is_admin=body.is_admin)
+
+
+@router.patch("/{user_id}", responses=responses(401, 403, 404, 409, 422, 503))
+async def update_user(user_id: str, body: UserUpdate, runtime: RuntimeDep, admin: AdminUser) -> UserRead:
+    """Disable or enable an account (takes effect at its next request), or change its role."""
+    return await runtime.accounts.update_user(UserId(parse_id(user_id, "user")), body)
+
+
+@router.post("/{user_id}/password", status_code=204, responses=responses(400, 401, 403, 404, 422, 503))
+async def reset_password(user_id: str, body: PasswordReset, runtime: RuntimeDep, admin: AdminUser) -> Response:
+    """Set a new password for an account; all of its tokens stop working."""
+    await runtime.accounts.reset_password(UserId(parse_id(user_id, "user")), body.password)
+    return Response(status_code=204)
+
+
+@router.delete("/{user_id}", status_code=204, responses=responses(401, 403, 404, 409, 422, 503))
+async def delete_user(user_id: str, runtime: RuntimeDep, admin: AdminUser) -> Response:
+    """Delete an account with all its files (their keys go with them: unreadable at once)."""
+    await runtime.delete_account(admin, UserId(parse_id(user_id, "user")))
+    return Response(status_code=204)
