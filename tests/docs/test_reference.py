@@ -31,7 +31,8 @@ def settings_table() -> str:
 def commands_text() -> str:
     runner = CliRunner()
     parts = []
-    commands = [["serve"], ["init"], ["user", "add"], ["db", "upgrade"], ["storage", "migrate"]]
+    commands = [["serve"], ["init"], ["db", "upgrade"], ["storage", "migrate"]]
+    commands += [["user", name] for name in ("add", "list", "disable", "enable", "reset-password", "delete")]
     commands += [["keys", name] for name in ("status", "rotate", "rewrap", "retire", "export", "import")]
     for command in commands:
         result = runner.invoke(
