@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx2 as httpx
+from tests.integration.server import s3_env
 from tests.services import Seaweed
 
 UVICORN = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--log-level", "warning", "--no-server-header"]
@@ -135,14 +136,7 @@ def stop_shared() -> None:
 def start_sealbox_s3(work: Path, port: int) -> Running:
     """sealbox with its blobs in S3 (SeaweedFS on loopback) and SQLite for records."""
     seaweed = _shared_seaweed(work)
-    env = {
-        "SEALBOX_STORAGE": "s3",
-        "SEALBOX_S3__BUCKET": seaweed.create_bucket(),
-        "SEALBOX_S3__ENDPOINT": seaweed.endpoint,
-        "SEALBOX_S3__ALLOW_HTTP": "true",
-        "SEALBOX_S3__ACCESS_KEY_ID": "bench",
-        "SEALBOX_S3__SECRET_ACCESS_KEY": "bench",
-    }
+    env = s3_env(seaweed, seaweed.create_bucket())
     running = start_sealbox(work, port, env)
     running.name = "sealbox-s3"
     return running

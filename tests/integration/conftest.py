@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.integration.server import Installation, S3Blobs, Server, login
+from tests.integration.server import Installation, Server, login, s3_installation
 from tests.services import Postgres, Seaweed
 
 
@@ -27,17 +27,7 @@ def make_installation(request: pytest.FixtureRequest, root: Path, backend: str) 
         return Installation(root)
     seaweed: Seaweed = request.getfixturevalue("seaweed")
     postgres: Postgres = request.getfixturevalue("postgres")
-    bucket = seaweed.create_bucket()
-    env = {
-        "SEALBOX_DATABASE_URL": postgres.create_database(),
-        "SEALBOX_STORAGE": "s3",
-        "SEALBOX_S3__BUCKET": bucket,
-        "SEALBOX_S3__ENDPOINT": seaweed.endpoint,
-        "SEALBOX_S3__ALLOW_HTTP": "true",
-        "SEALBOX_S3__ACCESS_KEY_ID": "test",
-        "SEALBOX_S3__SECRET_ACCESS_KEY": "test",
-    }
-    return Installation(root, env, S3Blobs(seaweed, bucket), postgres)
+    return s3_installation(root, seaweed, postgres)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -211,6 +211,25 @@ class Server:
         return pids or [self.proc.pid]
 
 
+def s3_env(seaweed: Seaweed, bucket: str) -> dict[str, str]:
+    """Settings that put an installation's blobs in ``bucket`` on ``seaweed``."""
+    return {
+        "SEALBOX_STORAGE": "s3",
+        "SEALBOX_S3__BUCKET": bucket,
+        "SEALBOX_S3__ENDPOINT": seaweed.endpoint,
+        "SEALBOX_S3__ALLOW_HTTP": "true",
+        "SEALBOX_S3__ACCESS_KEY_ID": "test",
+        "SEALBOX_S3__SECRET_ACCESS_KEY": "test",
+    }
+
+
+def s3_installation(root: Path, seaweed: Seaweed, postgres: Postgres) -> Installation:
+    """A fresh installation on PostgreSQL and S3: its own database and its own bucket."""
+    bucket = seaweed.create_bucket()
+    env = {"SEALBOX_DATABASE_URL": postgres.create_database(), **s3_env(seaweed, bucket)}
+    return Installation(root, env, S3Blobs(seaweed, bucket), postgres)
+
+
 def login(url: str, username: str, password: str) -> str:
     response = httpx.post(f"{url}/api/v1/auth/token", data={"username": username, "password": password})
     assert response.status_code == 200, response.text

@@ -11,20 +11,14 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from tests.integration.server import SEALBOX, Installation, Server, login
+from tests.integration.server import SEALBOX, Installation, Server, login, s3_env
 from tests.services import Seaweed
 
 
 def test_migrate_local_to_s3_interrupted_and_resumed(tmp_path: Path, seaweed: Seaweed) -> None:
     bucket = seaweed.create_bucket()
-    s3_env = {
-        "SEALBOX_S3__BUCKET": bucket,
-        "SEALBOX_S3__ENDPOINT": seaweed.endpoint,
-        "SEALBOX_S3__ALLOW_HTTP": "true",
-        "SEALBOX_S3__ACCESS_KEY_ID": "test",
-        "SEALBOX_S3__SECRET_ACCESS_KEY": "test",
-    }
-    local = Installation(tmp_path, {**s3_env, "SEALBOX_STORAGE": "local"})
+    on_bucket = s3_env(seaweed, bucket)
+    local = Installation(tmp_path, {**on_bucket, "SEALBOX_STORAGE": "local"})
     server = Server(local).start()
     assert server.admin_password is not None
     password = server.admin_password
@@ -60,7 +54,7 @@ def test_migrate_local_to_s3_interrupted_and_resumed(tmp_path: Path, seaweed: Se
     assert int(match.group(2)) >= copied_before
     assert len(seaweed.objects(bucket)) == 50
 
-    on_s3 = Server(Installation(tmp_path, {**s3_env, "SEALBOX_STORAGE": "s3"})).start()
+    on_s3 = Server(Installation(tmp_path, on_bucket)).start()
     try:
         token = login(on_s3.url, "admin", password)
         with httpx.Client(base_url=on_s3.url, headers={"Authorization": f"Bearer {token}"}) as client:

@@ -13,22 +13,8 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.integration.server import SEALBOX, Installation, S3Blobs, Server, blob_key, login
+from tests.integration.server import SEALBOX, Installation, Server, blob_key, login, s3_installation
 from tests.services import Postgres, Seaweed
-
-
-def s3_installation(root: Path, seaweed: Seaweed, postgres: Postgres) -> Installation:
-    bucket = seaweed.create_bucket()
-    env = {
-        "SEALBOX_DATABASE_URL": postgres.create_database(),
-        "SEALBOX_STORAGE": "s3",
-        "SEALBOX_S3__BUCKET": bucket,
-        "SEALBOX_S3__ENDPOINT": seaweed.endpoint,
-        "SEALBOX_S3__ALLOW_HTTP": "true",
-        "SEALBOX_S3__ACCESS_KEY_ID": "test",
-        "SEALBOX_S3__SECRET_ACCESS_KEY": "test",
-    }
-    return Installation(root, env, S3Blobs(seaweed, bucket), postgres)
 
 
 def client(server: Server, token: str) -> httpx.Client:
