@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, func, select
@@ -38,6 +39,15 @@ class UserRepository:
         await self.session.flush()
 
 
+@dataclass(frozen=True)
+class TokenHolder:
+    user_id: uuid.UUID
+    username: str
+    is_admin: bool
+    token_id: uuid.UUID
+    scope: str
+
+
 class TokenRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -46,16 +56,19 @@ class TokenRepository:
         self.session.add(token)
         await self.session.flush()
 
-    async def holder(self, token_hash: str, now: datetime) -> tuple[User, ApiToken] | None:
-        """The active user holding an unexpired token with this hash, with the token."""
+    async def holder(self, token_hash: str, now: datetime) -> TokenHolder | None:
+        """The active user holding an unexpired token with this hash.
+
+        Plain columns, not ORM objects: this runs on every request.
+        """
         query = (
-            select(User, ApiToken)
+            select(User.id, User.username, User.is_admin, ApiToken.id, ApiToken.scope)
             .join(ApiToken, ApiToken.user_id == User.id)
             .where(ApiToken.token_hash == token_hash, User.is_active.is_(True))
             .where((ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now))
         )
         row = (await self.session.execute(query)).first()
-        return (row[0], row[1]) if row is not None else None
+        return TokenHolder(row[0], row[1], row[2], row[3], row[4]) if row is not None else None
 
     async def of_user(self, user_id: uuid.UUID) -> Sequence[ApiToken]:
         query = select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.created_at)

@@ -119,8 +119,7 @@ class AccountService:
             found = await TokenRepository(session).holder(token_hash(token), utcnow())
         if found is None:
             raise AuthenticationFailed("invalid or expired token")
-        user, row = found
-        return Principal(UserId(user.id), user.username, user.is_admin, row.id, _scope(row.scope))
+        return Principal(UserId(found.user_id), found.username, found.is_admin, found.token_id, _scope(found.scope))
 
     async def create_token(self, principal: Principal, request: TokenCreate) -> TokenCreated:
         """A personal API token; the token itself is returned only here."""
