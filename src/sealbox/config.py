@@ -85,6 +85,16 @@ class Settings(BaseSettings):
         description="Largest accepted file, in bytes or with a unit (512M, 10G). Default: 16G.",
     )
     token_ttl_days: int = Field(default=30, ge=1, le=3650, description="Lifetime of a sign-in token, in days.")
+    login_max_failures: int = Field(
+        default=10, ge=1, le=1000, description="Failed sign-ins per user name within the window before 429."
+    )
+    login_window_seconds: int = Field(
+        default=900, ge=1, le=86400, description="The window for counting failed sign-ins, in seconds."
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated proxy addresses whose X-Forwarded-For is believed. Default: none.",
+    )
     host: str = Field(default="127.0.0.1", description="Address 'sealbox serve' listens on.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port 'sealbox serve' listens on.")
     workers: int = Field(default=1, ge=1, le=64, description="Server worker processes.")

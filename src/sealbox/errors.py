@@ -7,6 +7,7 @@
      ├─ PermissionDenied      authenticated, but not allowed (an admin action, say)
      ├─ NotFound              missing, or someone else's: the two are never told apart
      ├─ Conflict              the change clashes with what is stored (a taken user name)
+     ├─ RateLimited           too many failed attempts; try again after ``retry_after`` seconds
      ├─ IntegrityFailure      stored data failed authentication; never served
      ├─ Unavailable           the database or blob store cannot be reached right now
      └─ SetupError            the server must not start (keys missing, unsafe, mismatched)
@@ -47,6 +48,14 @@ class NotFound(SealboxError):
 
 class Conflict(SealboxError):
     code = "conflict"
+
+
+class RateLimited(SealboxError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class IntegrityFailure(SealboxError):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sealbox.accounts.schemas import Principal
-from sealbox.accounts.service import AccountService
+from sealbox.accounts.service import AccountService, LoginPolicy
 from sealbox.config import Settings
 from sealbox.crypto.errors import KeyringError
 from sealbox.crypto.keys import KeyProvider, Keyring, KeyringFile, new_master_key, write_keyring_file
@@ -135,7 +135,11 @@ def build(settings: Settings, keyring: KeyProvider) -> Runtime:
         db=db,
         store=store,
         keyring=keyring,
-        accounts=AccountService(db, timedelta(days=settings.token_ttl_days)),
+        accounts=AccountService(
+            db,
+            timedelta(days=settings.token_ttl_days),
+            LoginPolicy(settings.login_max_failures, timedelta(seconds=settings.login_window_seconds)),
+        ),
         files=FileService(db, store, keyring, settings.max_upload_size),
     )
 

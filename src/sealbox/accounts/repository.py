@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sealbox.models import ApiToken, User
+from sealbox.models import ApiToken, LoginFailure, User
 
 
 class UserRepository:
@@ -85,3 +85,25 @@ class TokenRepository:
         if keep is not None:
             query = query.where(ApiToken.id != keep)
         await self.session.execute(query)
+
+
+class LoginFailureRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def recent(self, subjects: Sequence[str], since: datetime) -> dict[str, tuple[int, datetime]]:
+        """Per subject: failures since ``since`` and the oldest of them."""
+        query = (
+            select(LoginFailure.subject, func.count(), func.min(LoginFailure.at))
+            .where(LoginFailure.subject.in_(subjects), LoginFailure.at > since)
+            .group_by(LoginFailure.subject)
+        )
+        rows = (await self.session.execute(query)).all()
+        return {subject: (int(n), oldest) for subject, n, oldest in rows}
+
+    async def add(self, subjects: Sequence[str], at: datetime, expired_before: datetime) -> None:
+        self.session.add_all(LoginFailure(subject=subject, at=at) for subject in subjects)
+        await self.session.execute(delete(LoginFailure).where(LoginFailure.at <= expired_before))
+
+    async def clear(self, subject: str) -> None:
+        await self.session.execute(delete(LoginFailure).where(LoginFailure.subject == subject))

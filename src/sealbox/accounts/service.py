@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import cast
 
 import anyio
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
-from sealbox.accounts.repository import TokenRepository, UserRepository
+from sealbox.accounts.repository import LoginFailureRepository, TokenRepository, UserRepository
 from sealbox.accounts.schemas import (
     PasswordChange,
     Principal,
@@ -26,7 +28,7 @@ from sealbox.crypto.passwords import hash_password, verify_password
 from sealbox.crypto.tokens import new_token, token_hash
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
-from sealbox.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, PermissionDenied
+from sealbox.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, PermissionDenied, RateLimited
 from sealbox.ids import UserId
 from sealbox.models import ApiToken, User
 
@@ -68,10 +70,20 @@ def check_password(password: str) -> None:
         raise InvalidInput(f"a password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long")
 
 
+@dataclass(frozen=True)
+class LoginPolicy:
+    """Failed sign-ins allowed per user name within ``window``; five times as many per
+    client address (a person on a shared address mistyping is not an attack)."""
+
+    max_failures: int = 10
+    window: timedelta = timedelta(minutes=15)
+
+
 class AccountService:
-    def __init__(self, db: Database, token_ttl: timedelta) -> None:
+    def __init__(self, db: Database, token_ttl: timedelta, login_policy: LoginPolicy | None = None) -> None:
         self.db = db
         self.token_ttl = token_ttl
+        self.login_policy = login_policy or LoginPolicy()
 
     async def create_user(self, username: str, password: str, *, is_admin: bool = False) -> UserRead:
         """Create an active user. Raises ``InvalidInput`` or ``Conflict`` (name taken)."""
@@ -89,24 +101,40 @@ class AccountService:
         except DBIntegrityError:
             raise Conflict(f"user {username!r} already exists") from None
 
-    async def login(self, username: str, password: str, label: str = "login") -> TokenIssued:
+    async def login(self, username: str, password: str, client: str | None = None, label: str = "login") -> TokenIssued:
         """Check a password and issue a bearer token.
 
         Costs one Argon2 verification whether or not the user exists, and says the same
-        thing for an unknown user, a wrong password and a disabled account.
+        thing for an unknown user, a wrong password and a disabled account. Failures are
+        counted in the database per user name and per client address; past the policy's
+        limit every attempt, right or wrong, gets ``RateLimited`` until the window passes.
         """
+        policy = self.login_policy
+        now = utcnow()
+        by_user = f"user:{username.casefold()[:150]}"
+        subjects = [by_user] + ([f"addr:{client[:150]}"] if client else [])
         async with self.db.read() as session:
+            recent = await LoginFailureRepository(session).recent(subjects, now - policy.window)
             user = await UserRepository(session).by_username(username)
+        for subject, (count, oldest) in recent.items():
+            limit = policy.max_failures * (1 if subject == by_user else 5)
+            if count >= limit:
+                wait = max(1, math.ceil((oldest + policy.window - now).total_seconds()))
+                raise RateLimited(f"too many failed sign-ins; try again in {wait} seconds", wait)
         stored = user.password_hash if user is not None else None
         ok = await anyio.to_thread.run_sync(verify_password, stored, password[:MAX_PASSWORD], limiter=_ARGON2_LIMIT)
         if not ok or user is None or not user.is_active:
+            async with self.db.write() as session:
+                await LoginFailureRepository(session).add(subjects, now, now - policy.window)
             raise AuthenticationFailed("wrong user name or password")
         token = new_token()
-        expires_at = utcnow() + self.token_ttl
+        expires_at = now + self.token_ttl
         async with self.db.write() as session:
             await TokenRepository(session).add(
                 ApiToken(user_id=user.id, token_hash=token_hash(token), name=label, expires_at=expires_at)
             )
+            if by_user in recent:
+                await LoginFailureRepository(session).clear(by_user)
         return TokenIssued(access_token=token, expires_at=expires_at)
 
     async def authenticate(self, token: str) -> Principal:

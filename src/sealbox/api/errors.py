@@ -18,6 +18,7 @@ from sealbox.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    RateLimited,
     SealboxError,
     TooLarge,
     Unavailable,
@@ -33,6 +34,7 @@ STATUS: list[tuple[type[SealboxError], int]] = [
     (PermissionDenied, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (RateLimited, 429),
     (IntegrityFailure, 500),
     (Unavailable, 503),
 ]
@@ -46,6 +48,7 @@ TITLES = {
     413: "Content Too Large",
     416: "Range Not Satisfiable",
     422: "Unprocessable Content",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -77,6 +80,8 @@ def problem_for(exc: SealboxError) -> JSONResponse:
         headers["WWW-Authenticate"] = "Bearer"
     if status == 503:
         headers["Retry-After"] = "5"
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
     if status >= 500:
         # Never echo details of a server-side failure: they may describe stored data.
         log.warning("request.failed", code=exc.code, detail=exc.message)

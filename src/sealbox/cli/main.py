@@ -90,6 +90,9 @@ def serve(
         sys.executable, "-m", "uvicorn", "sealbox.api.app:app_from_env", "--factory",
         "--host", settings.host, "--port", str(settings.port), "--workers", str(settings.workers),
         "--log-level", "warning", "--no-server-header",
+        # X-Forwarded-For is believed only from the proxies named in the settings.
+        *(["--proxy-headers", "--forwarded-allow-ips", settings.trusted_proxies]
+          if settings.trusted_proxies else ["--no-proxy-headers"]),
     ]  # fmt: skip
     sys.stdout.flush()
     sys.stderr.flush()

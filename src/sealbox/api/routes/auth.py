@@ -48,7 +48,7 @@ async def _form(request: Request) -> dict[str, str]:
     return {key: values[0] for key, values in fields.items()}
 
 
-@router.post("/token", openapi_extra=_FORM_SCHEMA, responses=responses(400, 401, 413, 503))
+@router.post("/token", openapi_extra=_FORM_SCHEMA, responses=responses(400, 401, 413, 429, 503))
 async def token(request: Request, runtime: RuntimeDep) -> TokenIssued:
     """Exchange a user name and password for a bearer token (OAuth2 password flow)."""
     form = await _form(request)
@@ -58,4 +58,6 @@ async def token(request: Request, runtime: RuntimeDep) -> TokenIssued:
     username, password = form.get("username"), form.get("password")
     if not username or not password:
         raise InvalidInput("username and password are required")
-    return await runtime.accounts.login(username, password)
+    # The peer address, or the X-Forwarded-For of a trusted proxy (SEALBOX_TRUSTED_PROXIES).
+    client = request.client.host if request.client else None
+    return await runtime.accounts.login(username, password, client)
