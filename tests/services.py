@@ -24,6 +24,18 @@ from obstore.store import S3Store
 WEED = Path(sys.executable).parent / "weed"
 
 
+def stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM a process group started with ``start_new_session``; SIGKILL it after ``timeout``."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def _free(port: int) -> bool:
     with socket.socket() as sock:
         try:

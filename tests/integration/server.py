@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from typing import Protocol
 import httpx2 as httpx
 import obstore
 
-from tests.services import Postgres, Seaweed
+from tests.services import Postgres, Seaweed, stop_group
 
 SEALBOX = [sys.executable, "-m", "sealbox"]
 
@@ -187,12 +186,7 @@ class Server:
     def stop(self) -> None:
         if self.proc is None:
             return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop_group(self.proc, timeout=20)
         self.proc = None
 
     def worker_pids(self) -> list[int]:

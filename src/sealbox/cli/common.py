@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -48,16 +49,27 @@ def settings_from(**flags: Any) -> Settings:
         raise typer.Exit(2) from None
 
 
+def fail(exc: Exception, code: int = EXIT_REFUSED) -> NoReturn:
+    """Print ``exc`` as the command's one error line and exit with ``code``."""
+    err.print(f"[red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(code) from None
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro``, turning sealbox errors into a message and an exit code."""
     try:
         return asyncio.run(coro)
     except SetupError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(EXIT_CONFIG) from None
+        fail(exc, EXIT_CONFIG)
     except SealboxError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(EXIT_REFUSED) from None
+        fail(exc)
+
+
+def read_secret(from_stdin: bool, prompt: str, confirm: bool) -> str:
+    """A password or passphrase: one line of stdin, or typed twice at a hidden prompt."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
 
 
 async def open_db(settings: Settings) -> Database:

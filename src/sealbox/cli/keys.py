@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,49 +14,51 @@ from rich.table import Table
 
 from sealbox.cli.common import (
     EXIT_CONFIG,
-    EXIT_REFUSED,
     DatabaseUrl,
     DataDir,
     KeyringOpt,
     T,
     err,
+    fail,
     open_db,
+    read_secret,
     run,
     settings_from,
 )
 from sealbox.config import Settings
-from sealbox.db.session import Database
 from sealbox.errors import SealboxError, SetupError
-from sealbox.keys.service import KeyService
+from sealbox.keys.service import KeyService, export_keyring, import_keyring
 
 keys_app = typer.Typer(help="Manage master keys (see docs/keys.md).", no_args_is_help=True)
 
 
-def _key_service(settings: Settings) -> KeyService:
+PassphraseStdin = Annotated[bool, typer.Option("--passphrase-stdin", help="Read the passphrase from stdin")]
+
+
+def _keyring_file(settings: Settings) -> Path:
+    """The keyring file the commands manage; keys from the environment are not theirs to change."""
     if settings.master_keys is not None:
-        raise SetupError(
-            "the master keys come from SEALBOX_MASTER_KEYS: manage them where that value is kept, "
-            "or move them to a keyring file (SEALBOX_KEYRING)"
+        fail(
+            SetupError(
+                "the master keys come from SEALBOX_MASTER_KEYS: manage them where that value is kept, "
+                "or move them to a keyring file (SEALBOX_KEYRING)"
+            ),
+            EXIT_CONFIG,
         )
-    return KeyService(Database(settings.db_url), settings.keyring)
+    return settings.keyring
 
 
 def _with_keys(settings: Settings, action: Callable[[KeyService], Coroutine[Any, Any, T]]) -> T:
+    path = _keyring_file(settings)
+
     async def go() -> T:
-        service = _key_service(settings)
-        await (await open_db(settings)).dispose()  # refuses an uninitialised database
+        db = await open_db(settings)  # refuses an uninitialised database
         try:
-            return await action(service)
+            return await action(KeyService(db, path))
         finally:
-            await service.db.dispose()
+            await db.dispose()
 
     return run(go())
-
-
-def _passphrase(from_stdin: bool, confirm: bool) -> str:
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    return str(typer.prompt("Backup passphrase", hide_input=True, confirmation_prompt=confirm))
 
 
 @keys_app.command("status")
@@ -138,20 +139,16 @@ def keys_retire(
 @keys_app.command("export")
 def keys_export(
     output: Annotated[Path, typer.Option("--output", "-o", help="Backup file to create")],
-    passphrase_stdin: Annotated[
-        bool, typer.Option("--passphrase-stdin", help="Read the passphrase from stdin")
-    ] = False,
+    passphrase_stdin: PassphraseStdin = False,
     keyring: KeyringOpt = None,
 ) -> None:
     """Write a passphrase-protected backup of the keyring (scrypt + AES-256-GCM)."""
-    settings = settings_from(keyring=keyring)
-    service = _key_service(settings)
-    passphrase = _passphrase(passphrase_stdin, confirm=True)
+    path = _keyring_file(settings_from(keyring=keyring))
+    passphrase = read_secret(passphrase_stdin, "Backup passphrase", confirm=True)
     try:
-        data = service.export(passphrase)
+        data = export_keyring(path, passphrase)
     except SealboxError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(EXIT_REFUSED) from None
+        fail(exc)
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
@@ -161,18 +158,14 @@ def keys_export(
 @keys_app.command("import")
 def keys_import(
     backup: Annotated[Path, typer.Argument(help="Backup file made by 'sealbox keys export'")],
-    passphrase_stdin: Annotated[
-        bool, typer.Option("--passphrase-stdin", help="Read the passphrase from stdin")
-    ] = False,
+    passphrase_stdin: PassphraseStdin = False,
     keyring: KeyringOpt = None,
 ) -> None:
     """Restore keys from a backup into the keyring; never replaces a different key with the same id."""
-    settings = settings_from(keyring=keyring)
-    service = _key_service(settings)
-    passphrase = _passphrase(passphrase_stdin, confirm=False)
+    path = _keyring_file(settings_from(keyring=keyring))
+    passphrase = read_secret(passphrase_stdin, "Backup passphrase", confirm=False)
     try:
-        added = service.import_(backup.read_bytes(), passphrase)
+        added = import_keyring(path, backup.read_bytes(), passphrase)
     except (SealboxError, OSError) as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(EXIT_REFUSED) from None
+        fail(exc)
     err.print(f"imported keys: {', '.join(added) or 'none (all were present)'}", highlight=False)

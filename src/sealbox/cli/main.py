@@ -14,9 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sealbox.accounts.schemas import UserUpdate
+from sealbox.accounts.schemas import UserRead, UserUpdate
 from sealbox.accounts.service import AccountService
-from sealbox.cli.common import DatabaseUrl, DataDir, KeyringOpt, T, err, open_db, run, settings_from
+from sealbox.cli.common import DatabaseUrl, DataDir, KeyringOpt, T, err, open_db, read_secret, run, settings_from
 from sealbox.cli.keys import keys_app
 from sealbox.cli.storage import storage_app
 from sealbox.config import Settings
@@ -111,9 +111,11 @@ def init(data_dir: DataDir = None, keyring: KeyringOpt = None, database_url: Dat
 
 
 def _read_password(from_stdin: bool) -> str:
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    return read_secret(from_stdin, "Password", confirm=True)
+
+
+def _user_id(user: UserRead) -> UserId:
+    return UserId(uuid.UUID(user.id))
 
 
 def _with_accounts(settings: Settings, action: Callable[[AccountService], Coroutine[Any, Any, T]]) -> T:
@@ -163,7 +165,7 @@ def _set_active(name: str, active: bool, data_dir: Path | None, database_url: st
 
     async def change(accounts: AccountService) -> None:
         user = await accounts.find(name)
-        await accounts.update_user(UserId(uuid.UUID(user.id)), UserUpdate(is_active=active))
+        await accounts.update_user(_user_id(user), UserUpdate(is_active=active))
 
     _with_accounts(settings, change)
     err.print(f"user {name} {'enabled' if active else 'disabled (its tokens are revoked)'}", highlight=False)
@@ -194,7 +196,7 @@ def user_reset_password(
 
     async def reset(accounts: AccountService) -> None:
         user = await accounts.find(name)
-        await accounts.reset_password(UserId(uuid.UUID(user.id)), password)
+        await accounts.reset_password(_user_id(user), password)
 
     _with_accounts(settings, reset)
     err.print(f"password of {name} reset", highlight=False)
@@ -214,7 +216,7 @@ def user_delete(
         runtime = await open_runtime(settings)
         try:
             user = await runtime.accounts.find(name)
-            await runtime.delete_account(None, UserId(uuid.UUID(user.id)))
+            await runtime.delete_account(None, _user_id(user))
         finally:
             await runtime.close()
 

@@ -47,10 +47,7 @@ class KeyService:
         self.path = path
 
     def keyring(self) -> Keyring:
-        try:
-            return load_keyring_file(self.path)
-        except KeyringError as exc:
-            raise SetupError(str(exc)) from None
+        return load_keyring(self.path)
 
     async def status(self) -> Status:
         ring = self.keyring()
@@ -117,28 +114,38 @@ class KeyService:
             raise Conflict(f"{users} files still use key {key_id!r}; run 'sealbox keys rewrap' first")
         replace_keyring_file(self.path, ring.without(key_id))
 
-    def export(self, passphrase: str) -> bytes:
-        try:
-            return seal_backup(self.keyring(), passphrase)
-        except KeyringError as exc:
-            raise InvalidInput(str(exc)) from None
 
-    def import_(self, data: bytes, passphrase: str) -> list[str]:
-        """Add the backup's keys to the keyring (creating it if absent); return the new ids.
+def load_keyring(path: Path) -> Keyring:
+    try:
+        return load_keyring_file(path)
+    except KeyringError as exc:
+        raise SetupError(str(exc)) from None
 
-        Refuses, changing nothing, if the backup holds a different key under an id that
-        the keyring already has.
-        """
-        try:
-            backup = open_backup(data, passphrase)
-            if not self.path.exists():
-                write_keyring_file(self.path, backup)
-                return [k.id for k in backup.keys]
-            ring = self.keyring()
-            merged = ring.merged(backup)
-        except KeyringError as exc:
-            raise InvalidInput(str(exc)) from None
-        added = [k.id for k in merged.keys if k.id not in ring.ids]
-        if added:
-            replace_keyring_file(self.path, merged)
-        return added
+
+def export_keyring(path: Path, passphrase: str) -> bytes:
+    """A passphrase-protected backup of the keyring at ``path`` (needs no database)."""
+    try:
+        return seal_backup(load_keyring(path), passphrase)
+    except KeyringError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def import_keyring(path: Path, data: bytes, passphrase: str) -> list[str]:
+    """Add a backup's keys to the keyring at ``path`` (created if absent); return the new ids.
+
+    Refuses, changing nothing, if the backup holds a different key under an id that the
+    keyring already has. Needs no database, so a keyring can be restored first.
+    """
+    try:
+        backup = open_backup(data, passphrase)
+        if not path.exists():
+            write_keyring_file(path, backup)
+            return [k.id for k in backup.keys]
+        ring = load_keyring(path)
+        merged = ring.merged(backup)
+    except KeyringError as exc:
+        raise InvalidInput(str(exc)) from None
+    added = [k.id for k in merged.keys if k.id not in ring.ids]
+    if added:
+        replace_keyring_file(path, merged)
+    return added
