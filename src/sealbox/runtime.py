@@ -127,9 +127,17 @@ def build_store(settings: Settings) -> BlobStore:
     )
 
 
-def build(settings: Settings, keyring: KeyProvider) -> Runtime:
+async def check_store(store: BlobStore) -> None:
+    """Raise ``SetupError`` if the blob store cannot be used (a missing bucket, say)."""
+    try:
+        await store.check()
+    except StorageUnavailable as exc:
+        raise SetupError(f"cannot start: {exc}") from None
+
+
+def build(settings: Settings, keyring: KeyProvider, store: BlobStore | None = None) -> Runtime:
     db = Database(settings.db_url)
-    store = build_store(settings)
+    store = store or build_store(settings)
     return Runtime(
         settings=settings,
         db=db,
@@ -153,10 +161,7 @@ async def prepare(settings: Settings) -> Initialised | None:
     if settings.storage == "local":
         settings.blob_dir.mkdir(exist_ok=True, mode=0o700)
     store = build_store(settings)
-    try:
-        await store.check()
-    except StorageUnavailable as exc:
-        raise SetupError(f"cannot start: {exc}") from None
+    await check_store(store)
     probe = Database(settings.db_url)
     try:
         fresh = not await holds_data(probe) and not await store.holds_any(BLOB_PREFIX)
@@ -175,7 +180,7 @@ async def prepare(settings: Settings) -> Initialised | None:
         _check_keyring_location(settings)
         write_keyring_file(settings.keyring, Keyring([new_master_key()]))
         created_keyring = True
-    runtime = build(settings, load_keyring(settings))
+    runtime = build(settings, load_keyring(settings), store)
     try:
         await upgrade(runtime.db)
         await check_keys_cover_files(runtime)
@@ -205,10 +210,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         if not await is_initialised(runtime.db):
             raise SetupError("cannot start: the database is not initialised; run 'sealbox init' first")
         await check_keys_cover_files(runtime)
-        await runtime.store.check()
-    except StorageUnavailable as exc:
-        await runtime.close()
-        raise SetupError(f"cannot start: {exc}") from None
+        await check_store(runtime.store)
     except BaseException:
         await runtime.close()
         raise
