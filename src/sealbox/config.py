@@ -91,6 +91,30 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(
         default=900, ge=1, le=86400, description="The window for counting failed sign-ins, in seconds."
     )
+    link_default_days: float = Field(
+        default=7,
+        gt=0,
+        le=36500,
+        description="Lifetime of a share or upload-request link when none is asked for, in days.",
+    )
+    link_max_days: float = Field(
+        default=90, gt=0, le=36500, description="Longest lifetime a link may be given, in days."
+    )
+    link_password_required: bool = Field(default=False, description="Refuse to create links without a password.")
+    link_max_downloads: int | None = Field(
+        default=None,
+        ge=1,
+        description="Cap on a share link's download limit; links asked for without a limit get the cap. Default: none.",
+    )
+    link_max_failures: int = Field(
+        default=10, ge=1, le=1000, description="Wrong passwords per link within the window before 429 (5x per address)."
+    )
+    link_window_seconds: int = Field(
+        default=900, ge=1, le=86400, description="The window for counting wrong link passwords, in seconds."
+    )
+    user_quota: int | None = Field(
+        default=None, description="Bytes each account may store, with a unit allowed (50G). Default: no quota."
+    )
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated proxy addresses whose X-Forwarded-For is believed. Default: none.",
@@ -99,9 +123,11 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535, description="Port 'sealbox serve' listens on.")
     workers: int = Field(default=1, ge=1, le=64, description="Server worker processes.")
 
-    @field_validator("max_upload_size", mode="before")
+    @field_validator("max_upload_size", "user_quota", mode="before")
     @classmethod
-    def _size(cls, value: Any) -> int:
+    def _size(cls, value: Any) -> int | None:
+        if value is None or value == "":
+            return None
         size = parse_size(value)
         if size < 1:
             raise ValueError("must be at least 1 byte")

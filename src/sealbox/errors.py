@@ -7,6 +7,7 @@
      ├─ PermissionDenied      authenticated, but not allowed (an admin action, say)
      ├─ NotFound              missing, or someone else's: the two are never told apart
      ├─ Conflict              the change clashes with what is stored (a taken user name)
+     ├─ Gone                  a link that was revoked, has expired or is used up
      ├─ RateLimited           too many failed attempts; try again after ``retry_after`` seconds
      ├─ IntegrityFailure      stored data failed authentication; never served
      ├─ Unavailable           the database or blob store cannot be reached right now
@@ -48,6 +49,10 @@ class NotFound(SealboxError):
 
 class Conflict(SealboxError):
     code = "conflict"
+
+
+class Gone(SealboxError):
+    code = "gone"
 
 
 class RateLimited(SealboxError):

@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from sealbox.accounts.schemas import Principal
 from sealbox.accounts.service import AccountService, LoginPolicy
+from sealbox.audit.service import Actor, Audit, Event
 from sealbox.config import Settings
 from sealbox.crypto.errors import KeyringError
 from sealbox.crypto.keys import KeyProvider, Keyring, KeyringFile, new_master_key, write_keyring_file
@@ -28,6 +29,8 @@ from sealbox.db.session import Database, redacted
 from sealbox.errors import Conflict, SetupError, Unavailable
 from sealbox.files.service import BLOB_PREFIX, FileService
 from sealbox.ids import UserId
+from sealbox.sharing.gate import Gate
+from sealbox.sharing.service import LinkPolicy, SharingService
 from sealbox.storage.base import BlobStore, StorageUnavailable
 from sealbox.storage.local import LocalStore
 
@@ -40,23 +43,29 @@ class Runtime:
     db: Database
     store: BlobStore
     keyring: KeyProvider
+    audit: Audit
     accounts: AccountService
     files: FileService
+    gate: Gate
+    sharing: SharingService
 
     async def close(self) -> None:
+        await self.gate.drain()
         await self.db.dispose()
 
-    async def delete_account(self, admin: Principal | None, user_id: UserId) -> None:
-        """Delete an account and every file it owns (rows with their keys, then blobs).
+    async def delete_account(self, admin: Principal | None, user_id: UserId, actor: Actor) -> None:
+        """Delete an account and every file it owns (rows with their keys, then blobs),
+        and with them its links and grants.
 
         An administrator cannot delete their own account, so one always remains
         (``admin`` is None for the operator's command line).
         """
         if admin is not None and user_id == admin.user_id:
             raise Conflict("you cannot delete your own account")
-        await self.accounts.user(user_id)  # NotFound before anything is removed
-        await self.files.delete_all(user_id)
+        user = await self.accounts.user(user_id)  # NotFound before anything is removed
+        await self.files.delete_all(user_id, actor)
         await self.accounts.delete_user(user_id)
+        await self.audit.record(Event("user.delete", actor, None, None, str(user_id), {"username": user.username}))
 
     async def check_ready(self) -> None:
         """Raise ``Unavailable`` unless both the database and the blob store answer."""
@@ -135,20 +144,38 @@ async def check_store(store: BlobStore) -> None:
         raise SetupError(f"cannot start: {exc}") from None
 
 
+def link_policy(settings: Settings) -> LinkPolicy:
+    return LinkPolicy(
+        default_lifetime=timedelta(days=settings.link_default_days),
+        max_lifetime=timedelta(days=settings.link_max_days),
+        password_required=settings.link_password_required,
+        max_downloads=settings.link_max_downloads,
+        max_failures=settings.link_max_failures,
+        window=timedelta(seconds=settings.link_window_seconds),
+    )
+
+
 def build(settings: Settings, keyring: KeyProvider, store: BlobStore | None = None) -> Runtime:
     db = Database(settings.db_url)
     store = store or build_store(settings)
+    audit = Audit(db)
+    files = FileService(db, store, keyring, audit, settings.max_upload_size, settings.user_quota)
+    gate = Gate(db, files, audit)
     return Runtime(
         settings=settings,
         db=db,
         store=store,
         keyring=keyring,
+        audit=audit,
         accounts=AccountService(
             db,
+            audit,
             timedelta(days=settings.token_ttl_days),
             LoginPolicy(settings.login_max_failures, timedelta(seconds=settings.login_window_seconds)),
         ),
-        files=FileService(db, store, keyring, settings.max_upload_size),
+        files=files,
+        gate=gate,
+        sharing=SharingService(db, files, gate, audit, link_policy(settings)),
     )
 
 

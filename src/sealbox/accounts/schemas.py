@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from sealbox.audit.service import Actor
 from sealbox.ids import UserId
 
 BEARER: Literal["bearer"] = "bearer"  # the OAuth2 token type (RFC 6750)
@@ -22,6 +23,9 @@ class Principal:
     is_admin: bool
     token_id: uuid.UUID
     scope: Scope
+
+    def actor(self, client: str | None) -> Actor:
+        return Actor(self.username, self.user_id, client)
 
 
 class UserRead(BaseModel):

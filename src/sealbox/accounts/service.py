@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import cast
 
-import anyio
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from sealbox.accounts.repository import LoginFailureRepository, TokenRepository, UserRepository
@@ -24,7 +23,8 @@ from sealbox.accounts.schemas import (
     UserRead,
     UserUpdate,
 )
-from sealbox.crypto.passwords import hash_password, verify_password
+from sealbox.audit.service import Actor, Audit, Detail, Event
+from sealbox.crypto.passwords import MAX_PASSWORD, hash_password_async, verify_password_async
 from sealbox.crypto.tokens import new_token, token_hash
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
@@ -34,10 +34,6 @@ from sealbox.models import ApiToken, User
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD = 8
-MAX_PASSWORD = 1024
-# Argon2 takes ~50-100 ms of CPU and memory per call: run it in worker threads, a few
-# at a time, so a burst of logins cannot starve the event loop or exhaust memory.
-_ARGON2_LIMIT = anyio.CapacityLimiter(2)
 
 
 def _user_read(user: User) -> UserRead:
@@ -80,26 +76,33 @@ class LoginPolicy:
 
 
 class AccountService:
-    def __init__(self, db: Database, token_ttl: timedelta, login_policy: LoginPolicy | None = None) -> None:
+    def __init__(
+        self, db: Database, audit: Audit, token_ttl: timedelta, login_policy: LoginPolicy | None = None
+    ) -> None:
         self.db = db
+        self.audit = audit
         self.token_ttl = token_ttl
         self.login_policy = login_policy or LoginPolicy()
 
-    async def create_user(self, username: str, password: str, *, is_admin: bool = False) -> UserRead:
+    async def create_user(
+        self, username: str, password: str, *, is_admin: bool = False, actor: Actor | None = None
+    ) -> UserRead:
         """Create an active user. Raises ``InvalidInput`` or ``Conflict`` (name taken)."""
         if not USERNAME.match(username):
             raise InvalidInput("a user name is 1-64 letters, digits or '_.@-', starting with a letter or digit")
         check_password(password)
-        hashed = await anyio.to_thread.run_sync(hash_password, password, limiter=_ARGON2_LIMIT)
+        hashed = await hash_password_async(password)
         try:
             async with self.db.write() as session:
                 users = UserRepository(session)
                 if await users.by_username(username) is not None:
                     raise Conflict(f"user {username!r} already exists")
                 user = await users.add(User(username=username, password_hash=hashed, is_admin=is_admin))
-                return _user_read(user)
         except DBIntegrityError:
             raise Conflict(f"user {username!r} already exists") from None
+        detail: Detail = {"username": username, "admin": is_admin}
+        await self.audit.record(Event("user.create", actor or Actor.operator(), None, None, str(user.id), detail))
+        return _user_read(user)
 
     async def login(self, username: str, password: str, client: str | None = None, label: str = "login") -> TokenIssued:
         """Check a password and issue a bearer token.
@@ -122,10 +125,13 @@ class AccountService:
                 wait = max(1, math.ceil((oldest + policy.window - now).total_seconds()))
                 raise RateLimited(f"too many failed sign-ins; try again in {wait} seconds", wait)
         stored = user.password_hash if user is not None else None
-        ok = await anyio.to_thread.run_sync(verify_password, stored, password[:MAX_PASSWORD], limiter=_ARGON2_LIMIT)
+        ok = await verify_password_async(stored, password)
         if not ok or user is None or not user.is_active:
             async with self.db.write() as session:
                 await LoginFailureRepository(session).add(subjects, now, now - policy.window)
+            # A name that is no account is not recorded: people type passwords into it.
+            who = Actor(user.username, user.id, client) if user is not None else Actor("(unknown user)", None, client)
+            await self.audit.record(Event("login.failed", who, who.user_id))
             raise AuthenticationFailed("wrong user name or password")
         token = new_token()
         expires_at = now + self.token_ttl
@@ -135,6 +141,7 @@ class AccountService:
             )
             if by_user in recent:
                 await LoginFailureRepository(session).clear(by_user)
+        await self.audit.record(Event("login.ok", Actor(user.username, user.id, client), user.id))
         return TokenIssued(access_token=token, expires_at=expires_at)
 
     async def authenticate(self, token: str) -> Principal:
@@ -149,7 +156,7 @@ class AccountService:
             raise AuthenticationFailed("invalid or expired token")
         return Principal(UserId(found.user_id), found.username, found.is_admin, found.token_id, _scope(found.scope))
 
-    async def create_token(self, principal: Principal, request: TokenCreate) -> TokenCreated:
+    async def create_token(self, principal: Principal, request: TokenCreate, actor: Actor) -> TokenCreated:
         """A personal API token; the token itself is returned only here."""
         token = new_token()
         now = utcnow()
@@ -164,6 +171,8 @@ class AccountService:
         )
         async with self.db.write() as session:
             await TokenRepository(session).add(row)
+        detail = {"scope": request.scope}
+        await self.audit.record(Event("token.create", actor, principal.user_id, None, str(row.id), detail))
         return TokenCreated(**_token_read(row, principal).model_dump(), token=token)
 
     async def tokens(self, principal: Principal) -> list[TokenRead]:
@@ -171,28 +180,28 @@ class AccountService:
             rows = await TokenRepository(session).of_user(principal.user_id)
         return [_token_read(row, principal) for row in rows]
 
-    async def revoke_token(self, principal: Principal, token_id: uuid.UUID) -> None:
+    async def revoke_token(self, principal: Principal, token_id: uuid.UUID, actor: Actor) -> None:
         async with self.db.write() as session:
             if not await TokenRepository(session).remove(principal.user_id, token_id):
                 raise NotFound("token not found")
+        await self.audit.record(Event("token.revoke", actor, principal.user_id, None, str(token_id)))
 
-    async def change_password(self, principal: Principal, change: PasswordChange) -> None:
+    async def change_password(self, principal: Principal, change: PasswordChange, actor: Actor) -> None:
         """Change one's own password; every other token of the account is revoked."""
         check_password(change.new_password)
         async with self.db.read() as session:
             user = await UserRepository(session).get(principal.user_id)
         assert user is not None
-        ok = await anyio.to_thread.run_sync(
-            verify_password, user.password_hash, change.current_password[:MAX_PASSWORD], limiter=_ARGON2_LIMIT
-        )
+        ok = await verify_password_async(user.password_hash, change.current_password)
         if not ok:
             raise PermissionDenied("the current password is wrong")
-        hashed = await anyio.to_thread.run_sync(hash_password, change.new_password, limiter=_ARGON2_LIMIT)
+        hashed = await hash_password_async(change.new_password)
         async with self.db.write() as session:
             user = await UserRepository(session).get(principal.user_id)
             assert user is not None
             user.password_hash = hashed
             await TokenRepository(session).remove_all(principal.user_id, keep=principal.token_id)
+        await self.audit.record(Event("password.change", actor, principal.user_id))
 
     # Administration. Callers check that the principal is an administrator.
 
@@ -200,7 +209,7 @@ class AccountService:
         async with self.db.read() as session:
             return [_user_read(user) for user in await UserRepository(session).all()]
 
-    async def update_user(self, user_id: UserId, update: UserUpdate) -> UserRead:
+    async def update_user(self, user_id: UserId, update: UserUpdate, actor: Actor | None = None) -> UserRead:
         """Enable or disable an account, grant or withdraw administration.
 
         Refuses to lock out the last active administrator (yourself included).
@@ -219,18 +228,22 @@ class AccountService:
                 raise Conflict("that would leave no active administrator")
             if update.is_active is False:
                 await TokenRepository(session).remove_all(user.id)
-            return _user_read(user)
+            read = _user_read(user)
+        detail = update.model_dump(exclude_none=True)
+        await self.audit.record(Event("user.update", actor or Actor.operator(), None, None, str(user_id), detail))
+        return read
 
-    async def reset_password(self, user_id: UserId, password: str) -> None:
+    async def reset_password(self, user_id: UserId, password: str, actor: Actor | None = None) -> None:
         """Set a new password; every token of the account is revoked."""
         check_password(password)
-        hashed = await anyio.to_thread.run_sync(hash_password, password, limiter=_ARGON2_LIMIT)
+        hashed = await hash_password_async(password)
         async with self.db.write() as session:
             user = await UserRepository(session).get(user_id)
             if user is None:
                 raise NotFound("user not found")
             user.password_hash = hashed
             await TokenRepository(session).remove_all(user.id)
+        await self.audit.record(Event("user.reset_password", actor or Actor.operator(), None, None, str(user_id)))
 
     async def delete_user(self, user_id: UserId) -> None:
         """Delete an account and its tokens (see ``Runtime.delete_account`` for its files)."""

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from sealbox import __version__
 from sealbox.api import errors
-from sealbox.api.routes import admin, auth, files, health, me, seed
+from sealbox.api.routes import admin, auth, files, health, links, me, seed, sharing
 from sealbox.config import Settings
 from sealbox.logs import configure_logging
 from sealbox.runtime import Runtime, open_runtime
@@ -56,7 +56,16 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for router in (health.router, auth.router, me.router, admin.router, files.router, seed.router):
+    for router in (
+        health.router,
+        auth.router,
+        me.router,
+        admin.router,
+        files.router,
+        sharing.router,
+        links.router,
+        seed.router,
+    ):
         app.include_router(router)
     return app
 

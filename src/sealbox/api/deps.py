@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from sealbox.accounts.schemas import Principal
+from sealbox.audit.service import Actor
 from sealbox.errors import AuthenticationFailed, PermissionDenied
 from sealbox.runtime import Runtime
 
@@ -49,3 +50,12 @@ async def admin_user(user: CurrentUser) -> Principal:
 
 WritingUser = Annotated[Principal, Depends(writing_user)]
 AdminUser = Annotated[Principal, Depends(admin_user)]
+
+
+def client_of(request: Request) -> str | None:
+    """The peer address, or the X-Forwarded-For of a trusted proxy (SEALBOX_TRUSTED_PROXIES)."""
+    return request.client.host if request.client else None
+
+
+def actor_of(request: Request, user: Principal) -> Actor:
+    return user.actor(client_of(request))

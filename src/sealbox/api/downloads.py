@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from sealbox.api.errors import problem
 from sealbox.api.http import Unsatisfiable, content_disposition, parse_range
 from sealbox.errors import SealboxError
-from sealbox.files.service import Download
+from sealbox.sharing.gate import Opened
 
 log = structlog.get_logger()
 
@@ -24,19 +24,28 @@ CONTENT_HEADERS = {
 }
 
 
-async def _body(download: Download, start: int, end: int) -> AsyncIterator[bytes | memoryview]:
+async def _body(opened: Opened, start: int, end: int) -> AsyncIterator[bytes | memoryview]:
+    download = opened.download
+    sent = 0
     try:
         async for piece in download.content(start, end):
             yield memoryview(piece)
+            sent += len(piece)  # counted once the server has taken it
     except SealboxError as exc:
         # Headers are gone already: abort the connection (by raising) so the client
         # sees a cut-short body instead of a well-terminated wrong one.
         log.error("download.aborted", file_id=download.file.id, code=exc.code)
         raise
+    finally:
+        opened.finish(end - start + 1 - sent)
 
 
-def content_response(request: Request, download: Download) -> Response:
-    """200, 206 or 416 for ``download``, honouring ``Range`` and ``If-Range``; ``HEAD`` too."""
+async def content_response(request: Request, opened: Opened) -> Response:
+    """200, 206 or 416 for ``opened``, honouring ``Range`` and ``If-Range``; ``HEAD`` too.
+
+    A ``GET`` is charged to the link it came through (if any) before the body starts.
+    """
+    download = opened.download
     info = download.file
     headers = {
         **CONTENT_HEADERS,
@@ -65,6 +74,9 @@ def content_response(request: Request, download: Download) -> Response:
         start, end = selected
         headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
     headers["Content-Length"] = str(end - start + 1)
-    if request.method == "HEAD" or end < start:
+    if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
-    return StreamingResponse(_body(download, start, end), status_code=status, headers=headers)
+    await opened.begin(start, end)
+    if end < start:
+        return Response(status_code=status, headers=headers)
+    return StreamingResponse(_body(opened, start, end), status_code=status, headers=headers)

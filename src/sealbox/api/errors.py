@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sealbox.errors import (
     AuthenticationFailed,
     Conflict,
+    Gone,
     IntegrityFailure,
     InvalidInput,
     NotFound,
@@ -34,6 +35,7 @@ STATUS: list[tuple[type[SealboxError], int]] = [
     (PermissionDenied, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (Gone, 410),
     (RateLimited, 429),
     (IntegrityFailure, 500),
     (Unavailable, 503),
@@ -45,6 +47,7 @@ TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    410: "Gone",
     413: "Content Too Large",
     416: "Range Not Satisfiable",
     422: "Unprocessable Content",

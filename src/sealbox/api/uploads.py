@@ -6,7 +6,8 @@ memory: the file part is handed on piece by piece as it arrives.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from fastapi import Request
 from python_multipart import MultipartParser
@@ -14,11 +15,13 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
 
 from sealbox.accounts.schemas import Principal
+from sealbox.api.deps import actor_of
 from sealbox.api.http import filename_from_disposition
 from sealbox.errors import InvalidInput, TooLarge
 from sealbox.files.schemas import FileRead
 from sealbox.runtime import Runtime
 
+T = TypeVar("T")
 FILE_FIELD = "file"
 # Bounds on everything in a multipart body that is not the file itself.
 MAX_OTHER_BYTES = 64 << 10
@@ -159,25 +162,29 @@ async def _raw(request: Request) -> AsyncIterator[bytes]:
             yield piece
 
 
-async def receive_multipart(request: Request, runtime: Runtime, user: Principal) -> FileRead:
+# Stores one uploaded file: (name, content type or None, body) -> result.
+Store = Callable[[str, str | None, AsyncIterator[bytes]], Awaitable[T]]
+
+
+async def receive_multipart(request: Request, store: Store[T]) -> T:
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise InvalidInput("send the file as multipart/form-data in a field named 'file'")
     body = MultipartFile(request, _boundary(content_type))
     await body.start()
     assert body.filename is not None
-    return await runtime.files.upload(user.user_id, body.filename, body.content_type, body.data())
+    return await store(body.filename, body.content_type, body.data())
 
 
-async def receive_upload(request: Request, runtime: Runtime, user: Principal, name: str | None) -> FileRead:
-    """Store the request body as a new file of ``user``: multipart (field ``file``) if the
-    body is ``multipart/form-data``, otherwise the raw body named by ``name``."""
+async def receive_upload(request: Request, max_size: int, store: Store[T], name: str | None) -> T:
+    """Store the request body as a new file with ``store``: multipart (field ``file``)
+    if the body is ``multipart/form-data``, otherwise the raw body named by ``name``."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > runtime.settings.max_upload_size + MAX_OTHER_BYTES:
-        raise TooLarge(f"the file is larger than the limit of {runtime.settings.max_upload_size} bytes")
+    if declared and declared.isdigit() and int(declared) > max_size + MAX_OTHER_BYTES:
+        raise TooLarge(f"the file is larger than the limit of {max_size} bytes")
     content_type = request.headers.get("content-type")
     if content_type and content_type.lower().startswith("multipart/form-data"):
-        return await receive_multipart(request, runtime, user)
+        return await receive_multipart(request, store)
     if name is None:
         name = _name_from_header(request)
     if name is None:
@@ -187,4 +194,13 @@ async def receive_upload(request: Request, runtime: Runtime, user: Principal, na
     if content_type and content_type.lower().startswith("application/x-www-form-urlencoded"):
         # What `curl --data-binary` sends by default; it says nothing about the file.
         content_type = None
-    return await runtime.files.upload(user.user_id, name, content_type, _raw(request))
+    return await store(name, content_type, _raw(request))
+
+
+def owner_store(request: Request, runtime: Runtime, user: Principal) -> Store[FileRead]:
+    """Store uploads as files of the signed-in ``user``."""
+
+    async def store(name: str, content_type: str | None, body: AsyncIterator[bytes]) -> FileRead:
+        return await runtime.files.upload(user.user_id, name, content_type, body, actor_of(request, user))
+
+    return store

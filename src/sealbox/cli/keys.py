@@ -84,7 +84,7 @@ def keys_rotate(data_dir: DataDir = None, keyring: KeyringOpt = None, database_u
     settings = settings_from(data_dir=data_dir, keyring=keyring, database_url=database_url)
 
     async def rotate(service: KeyService) -> str:
-        return service.rotate().id
+        return (await service.rotate()).id
 
     key_id = _with_keys(settings, rotate)
     err.print(

@@ -16,6 +16,8 @@ from rich.table import Table
 
 from sealbox.accounts.schemas import UserRead, UserUpdate
 from sealbox.accounts.service import AccountService
+from sealbox.audit.service import Actor, Audit
+from sealbox.cli.audit import audit_app
 from sealbox.cli.common import DatabaseUrl, DataDir, KeyringOpt, T, err, open_db, read_secret, run, settings_from
 from sealbox.cli.keys import keys_app
 from sealbox.cli.storage import storage_app
@@ -32,6 +34,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(db_app, name="db")
 app.add_typer(storage_app, name="storage")
 app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 
 
 def announce(created: Initialised) -> None:
@@ -122,7 +125,7 @@ def _with_accounts(settings: Settings, action: Callable[[AccountService], Corout
     async def go() -> T:
         db = await open_db(settings)
         try:
-            return await action(AccountService(db, timedelta(days=settings.token_ttl_days)))
+            return await action(AccountService(db, Audit(db), timedelta(days=settings.token_ttl_days)))
         finally:
             await db.dispose()
 
@@ -216,7 +219,7 @@ def user_delete(
         runtime = await open_runtime(settings)
         try:
             user = await runtime.accounts.find(name)
-            await runtime.delete_account(None, _user_id(user))
+            await runtime.delete_account(None, _user_id(user), Actor.operator())
         finally:
             await runtime.close()
 

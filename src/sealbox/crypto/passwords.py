@@ -14,10 +14,16 @@ from __future__ import annotations
 
 import functools
 
+import anyio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 _hasher = PasswordHasher(time_cost=4, memory_cost=9 * 1024, parallelism=1)
+# Argon2 takes ~50-100 ms of CPU and memory per call: run it in worker threads, a few
+# at a time, so a burst of sign-ins or link unlocks cannot starve the event loop or
+# exhaust memory.
+_LIMIT = anyio.CapacityLimiter(2)
+MAX_PASSWORD = 1024
 
 
 @functools.cache
@@ -37,3 +43,14 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
     return ok and stored_hash is not None
+
+
+async def hash_password_async(password: str) -> str:
+    """``hash_password`` in a worker thread, at most two at a time."""
+    return await anyio.to_thread.run_sync(hash_password, password, limiter=_LIMIT)
+
+
+async def verify_password_async(stored_hash: str | None, password: str) -> bool:
+    """``verify_password`` in a worker thread, at most two at a time; passwords longer
+    than ``MAX_PASSWORD`` are cut there, so no one can make a check cost more."""
+    return await anyio.to_thread.run_sync(verify_password, stored_hash, password[:MAX_PASSWORD], limiter=_LIMIT)

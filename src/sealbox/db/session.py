@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sealbox.errors import Unavailable
 
 _WRITE = "sealbox_write"
+T = TypeVar("T")
 
 
 def _sqlite_setup(engine: AsyncEngine) -> None:
@@ -75,8 +76,7 @@ class Database:
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writer = async_sessionmaker(self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False)
         self._write_lock = asyncio.Lock()
-        self._pending: list[tuple[tuple[object, ...], asyncio.Future[None]]] = []
-        self._committer: asyncio.Task[None] | None = None
+        self._inserts = GroupCommit[tuple[object, ...]](self, _add_all)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -111,17 +111,37 @@ class Database:
             await session.execute(text("SELECT 1"))
 
     async def insert(self, *rows: object) -> None:
-        """Insert ``rows`` in one durable transaction; returns once it is committed.
+        """Insert ``rows`` in one durable transaction; returns once it is committed
+        (concurrent inserts share a commit: see ``GroupCommit``)."""
+        await self._inserts.submit(rows)
 
-        Group commit: inserts that arrive while a commit is in flight are committed
-        together by the next one, so concurrent uploads share one ``fsync`` of the
-        database instead of queueing for one each. If a shared commit fails, each of
-        its inserts is retried alone, so one bad row cannot fail the others. A caller
-        that is cancelled still learns the outcome (see ``FileService.upload``): the
-        commit itself is never cancelled half-way.
-        """
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def _add_all(session: AsyncSession, batch: list[tuple[object, ...]]) -> None:
+    session.add_all(row for rows in batch for row in rows)
+
+
+class GroupCommit(Generic[T]):
+    """Apply items in shared write transactions; ``submit`` returns once its item is committed.
+
+    Items that arrive while a commit is in flight are committed together by the next
+    one, so concurrent writers share one ``fsync`` of the database instead of queueing
+    for one each. If a shared commit fails, each of its items is retried alone, so one
+    bad item cannot fail the others. A caller that is cancelled still learns the
+    outcome (see ``FileService.upload``): the commit itself is never cancelled half-way.
+    """
+
+    def __init__(self, db: Database, apply: Callable[[AsyncSession, list[T]], Awaitable[None]]) -> None:
+        self.db = db
+        self.apply = apply
+        self._pending: list[tuple[T, asyncio.Future[None]]] = []
+        self._committer: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((rows, done))
+        self._pending.append((item, done))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_pending())
         await asyncio.shield(done)
@@ -130,11 +150,11 @@ class Database:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                await self._add(row for rows, _ in batch for row in rows)
+                await self._commit([item for item, _ in batch])
             except Exception:
-                for rows, done in batch:
+                for item, done in batch:
                     try:
-                        await self._add(rows)
+                        await self._commit([item])
                     except Exception as exc:
                         done.set_exception(exc)
                     else:
@@ -143,9 +163,6 @@ class Database:
                 for _, done in batch:
                     done.set_result(None)
 
-    async def _add(self, rows: Iterable[object]) -> None:
-        async with self.write() as session:
-            session.add_all(rows)
-
-    async def dispose(self) -> None:
-        await self.engine.dispose()
+    async def _commit(self, items: list[T]) -> None:
+        async with self.db.write() as session:
+            await self.apply(session, items)

@@ -8,17 +8,25 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.ids import FileId, UserId
-from sealbox.models import File
+from sealbox.models import File, User
 
 
 class FileRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def owned(self, owner: UserId, file_id: FileId) -> File | None:
-        """The file if it exists and belongs to ``owner``; ``None`` either way otherwise."""
-        result = await self.session.execute(select(File).where(File.id == file_id, File.owner_id == owner))
-        return result.scalar_one_or_none()
+    async def get(self, file_id: FileId) -> File | None:
+        return await self.session.get(File, file_id)
+
+    async def usage(self, owner: UserId) -> int:
+        """Bytes stored by ``owner``."""
+        query = select(func.coalesce(func.sum(File.size), 0)).where(File.owner_id == owner)
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def lock_owner(self, owner: UserId) -> None:
+        """Serialise uploads of one owner until the transaction ends (quota checks);
+        SQLite's write lock already serialises every writer."""
+        await self.session.execute(select(User.id).where(User.id == owner).with_for_update())
 
     async def page(self, owner: UserId, limit: int, after: tuple[datetime, uuid.UUID] | None) -> Sequence[File]:
         """Newest first, keyset-paginated on (created_at, id)."""

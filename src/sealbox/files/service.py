@@ -1,7 +1,8 @@
-"""File rules: upload (encrypt while streaming), list, download (the gate), delete.
+"""File rules: upload (encrypt while streaming), list, read, delete.
 
-``FileService.open`` is the one gate for file bytes: every route that returns content
-calls it, and it authorises the caller before any stored byte is read.
+Who may read a file is decided by the one gate, ``sealbox.sharing.gate.Gate``: every
+route that returns content goes through it, and it calls ``FileService.open`` only
+after it has authorised the caller.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sealbox.audit.service import Actor, Audit, Event
 from sealbox.crypto.errors import IntegrityError, UnknownKeyId
 from sealbox.crypto.keys import FieldCipher, KeyProvider, new_dek
 from sealbox.crypto.stream import HEADER_LEN, Opener, Sealer, parse_header
@@ -52,13 +57,34 @@ def etag_of(header_tag: bytes) -> str:
     return '"' + header_tag[:16].hex() + '"'
 
 
-async def _limited(source: AsyncIterable[bytes], limit: int) -> AsyncIterator[bytes]:
+@dataclass(frozen=True)
+class Limit:
+    """The most bytes an upload may take, and what to say when it takes more."""
+
+    size: int
+    message: str
+
+
+async def _limited(source: AsyncIterable[bytes], limit: Limit) -> AsyncIterator[bytes]:
     total = 0
     async for piece in source:
         total += len(piece)
-        if total > limit:
-            raise TooLarge(f"the file is larger than the limit of {limit} bytes")
+        if total > limit.size:
+            raise TooLarge(limit.message)
         yield piece
+
+
+class Admission(Protocol):
+    """Extra rules for an upload that arrives through a link (an upload request)."""
+
+    @property
+    def target(self) -> str: ...
+
+    @property
+    def limit(self) -> Limit | None: ...
+
+    async def admit(self, session: AsyncSession, row: File) -> None:
+        """Check and count ``row`` inside the transaction that records it; raise to refuse."""
 
 
 @contextlib.contextmanager
@@ -114,11 +140,21 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
 
 
 class FileService:
-    def __init__(self, db: Database, store: BlobStore, keyring: KeyProvider, max_upload_size: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        store: BlobStore,
+        keyring: KeyProvider,
+        audit: Audit,
+        max_upload_size: int,
+        quota: int | None = None,
+    ) -> None:
         self.db = db
         self.store = store
         self.keyring = keyring
+        self.audit = audit
         self.max_upload_size = max_upload_size
+        self.quota = quota
 
     def _read(self, row: File, dek: bytes | None = None) -> FileRead:
         dek = dek or self._dek(row)
@@ -137,6 +173,10 @@ class FileService:
             etag=etag_of(row.header_tag),
         )
 
+    def dek(self, row: File) -> bytes:
+        """The file's data key, unwrapped (for data bound to the file, like a link's note)."""
+        return self._dek(row)
+
     def _dek(self, row: File) -> bytes:
         try:
             return self.keyring.unwrap(row.key_id, row.id.bytes, row.wrapped_dek)
@@ -145,8 +185,44 @@ class FileService:
         except IntegrityError as exc:
             raise IntegrityFailure("the stored file key failed authentication") from exc
 
+    async def _limits(self, owner: UserId, admission: Admission | None) -> list[Limit]:
+        """What bounds this upload: the file size limit, the owner's quota, the link's."""
+        limits = [Limit(self.max_upload_size, f"the file is larger than the limit of {self.max_upload_size} bytes")]
+        if self.quota is not None:
+            async with self.db.read() as session:
+                used = await FileRepository(session).usage(owner)
+            if used >= self.quota:
+                raise TooLarge(f"your storage quota of {self.quota} bytes is used up")
+            limits.append(Limit(self.quota - used, f"the file would exceed your storage quota of {self.quota} bytes"))
+        if admission is not None and admission.limit is not None:
+            limits.append(admission.limit)
+        return limits
+
+    async def _commit(self, row: File, admission: Admission | None) -> None:
+        """Record ``row``; with a quota or an admission, check them in the same transaction."""
+        if self.quota is None and admission is None:
+            await self.db.insert(row)
+            return
+        async with self.db.write() as session:
+            files = FileRepository(session)
+            if self.quota is not None:
+                await files.lock_owner(UserId(row.owner_id))
+                if await files.usage(UserId(row.owner_id)) + row.size > self.quota:
+                    raise TooLarge(f"the file would exceed your storage quota of {self.quota} bytes")
+            if admission is not None:
+                await admission.admit(session, row)
+            session.add(row)
+
     async def upload(
-        self, owner: UserId, name: str, content_type: str | None, source: AsyncIterable[bytes]
+        self,
+        owner: UserId,
+        name: str,
+        content_type: str | None,
+        source: AsyncIterable[bytes],
+        actor: Actor,
+        *,
+        admission: Admission | None = None,
+        uploader: str | None = None,
     ) -> FileRead:
         """Encrypt ``source`` into a new blob, then record the file.
 
@@ -156,13 +232,14 @@ class FileService:
         """
         check_name(name)
         content_type = check_content_type(content_type, name)
+        limit = min(await self._limits(owner, admission), key=lambda limit: limit.size)
         file_id = FileId(uuid.uuid4())
         dek = new_dek()
         key_id, wrapped = self.keyring.wrap(file_id.bytes, dek)
         sealer = Sealer(dek, file_id.bytes)
         key = blob_key(file_id)
         try:
-            await self.store.put(key, sealer.seal(_limited(source, self.max_upload_size)))
+            await self.store.put(key, sealer.seal(_limited(source, limit)))
         except StorageUnavailable as exc:
             raise Unavailable("file storage is unavailable") from exc
         fields = FieldCipher(dek, file_id.bytes)
@@ -177,8 +254,9 @@ class FileService:
             wrapped_dek=wrapped,
             header_tag=sealer.header.tag,
             created_at=utcnow(),
+            uploader_enc=fields.encrypt("uploader", uploader) if uploader else None,
         )
-        commit = asyncio.ensure_future(self.db.insert(row))
+        commit = asyncio.ensure_future(self._commit(row, admission))
         try:
             await asyncio.shield(commit)
         except asyncio.CancelledError:
@@ -190,14 +268,27 @@ class FileService:
         except BaseException:
             await self.store.delete(key)
             raise
+        target = admission.target if admission is not None else None
+        await self.audit.record(Event("file.upload", actor, owner, file_id, target, {"bytes": row.size}))
         return self._read(row, dek)
 
-    async def get(self, owner: UserId, file_id: FileId) -> FileRead:
-        async with self.db.read() as session:
-            row = await FileRepository(session).owned(owner, file_id)
-        if row is None:
-            raise NotFound("file not found")
+    def describe(self, row: File) -> FileRead:
+        """The file's metadata, decrypted (the caller has authorised the reader)."""
         return self._read(row)
+
+    def uploader(self, row: File) -> str | None:
+        """What the uploader of a file received through a link said about themselves."""
+        if row.uploader_enc is None:
+            return None
+        try:
+            return FieldCipher(self._dek(row), row.id.bytes).decrypt("uploader", row.uploader_enc)
+        except IntegrityError as exc:
+            raise IntegrityFailure("stored file metadata failed authentication") from exc
+
+    async def record(self, file_id: FileId) -> File | None:
+        """The file's row, for the gate to authorise against; ``None`` if there is none."""
+        async with self.db.read() as session:
+            return await FileRepository(session).get(file_id)
 
     async def list(self, owner: UserId, limit: int, cursor: str | None) -> FilePage:
         if not 1 <= limit <= MAX_PAGE:
@@ -210,8 +301,8 @@ class FileService:
         last = rows[limit - 1] if more else None
         return FilePage(items=items, next_cursor=_encode_cursor(last.created_at, last.id) if last else None)
 
-    async def delete(self, owner: UserId, file_id: FileId) -> None:
-        """Delete the row (and with it the wrapped DEK), then the blob.
+    async def delete(self, owner: UserId, file_id: FileId, actor: Actor) -> None:
+        """Delete the row (and with it the wrapped DEK, its links and grants), then the blob.
 
         Once the row is gone the blob can never be decrypted again; if removing the
         blob fails, the sweeper removes it later.
@@ -219,10 +310,11 @@ class FileService:
         async with self.db.write() as session:
             if not await FileRepository(session).remove(owner, file_id):
                 raise NotFound("file not found")
+        await self.audit.record(Event("file.delete", actor, owner, file_id))
         with contextlib.suppress(StorageUnavailable):
             await self.store.delete(blob_key(file_id))
 
-    async def delete_all(self, owner: UserId) -> int:
+    async def delete_all(self, owner: UserId, actor: Actor) -> int:
         """Delete every file of ``owner`` (rows first, then blobs); return how many."""
         removed = 0
         while True:
@@ -232,19 +324,15 @@ class FileService:
                 return removed
             for row in rows:
                 with contextlib.suppress(NotFound):
-                    await self.delete(owner, FileId(row.id))
+                    await self.delete(owner, FileId(row.id), actor)
                     removed += 1
 
-    async def open(self, owner: UserId, file_id: FileId) -> Download:
-        """The gate for file bytes: authorise, then authenticate header and final chunk.
+    async def open(self, row: File) -> Download:
+        """Authenticate the header and final chunk of an authorised file's blob.
 
-        Raises ``NotFound`` for a missing file or someone else's, and
-        ``IntegrityFailure`` if stored data was altered (before any byte is released).
+        Raises ``IntegrityFailure`` if stored data was altered (before any byte is
+        released). Only the gate calls this, after it has authorised the reader.
         """
-        async with self.db.read() as session:
-            row = await FileRepository(session).owned(owner, file_id)
-        if row is None:
-            raise NotFound("file not found")
         dek = self._dek(row)
         info = self._read(row, dek)
         key = blob_key(row.id)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sealbox.audit.service import Actor, Audit, Event
 from sealbox.crypto.errors import IntegrityError, KeyringError, UnknownKeyId
 from sealbox.crypto.keys import (
     Keyring,
@@ -45,6 +46,7 @@ class KeyService:
     def __init__(self, db: Database, path: Path) -> None:
         self.db = db
         self.path = path
+        self.audit = Audit(db)
 
     def keyring(self) -> Keyring:
         return load_keyring(self.path)
@@ -60,10 +62,11 @@ class KeyService:
             missing={key_id: n for key_id, n in counts.items() if key_id not in ring.ids},
         )
 
-    def rotate(self) -> MasterKey:
+    async def rotate(self) -> MasterKey:
         """Add a new primary key; the others stay and still open what they wrapped."""
         key = new_master_key()
         replace_keyring_file(self.path, self.keyring().with_primary(key))
+        await self.audit.record(Event("key.rotate", Actor.operator(), target=key.id))
         return key
 
     async def pending(self) -> int:
@@ -81,11 +84,13 @@ class KeyService:
         ring = self.keyring()
         primary = ring.primary.id
         skipped: set[object] = set()
+        total = 0
         while True:
             async with self.db.read() as session:
                 rows = await WrappedKeyRepository(session).batch_not_on(primary, batch + len(skipped))
             rows = [row for row in rows if row[0] not in skipped]
             if not rows:
+                await self.audit.record(Event("key.rewrap", Actor.operator(), target=primary, detail={"files": total}))
                 return
             moved = 0
             async with self.db.write() as session:
@@ -99,6 +104,7 @@ class KeyService:
                         moved += 1
                     else:
                         skipped.add(file_id)
+            total += moved
             yield moved
 
     async def retire(self, key_id: str) -> None:
@@ -113,6 +119,7 @@ class KeyService:
         if users:
             raise Conflict(f"{users} files still use key {key_id!r}; run 'sealbox keys rewrap' first")
         replace_keyring_file(self.path, ring.without(key_id))
+        await self.audit.record(Event("key.retire", Actor.operator(), target=key_id))
 
 
 def load_keyring(path: Path) -> Keyring:

@@ -1,8 +1,21 @@
 """ORM models. Importing this package registers every table on ``Base.metadata``."""
 
+from sealbox.models.audit import AuditEvent, AuditHead
 from sealbox.models.file import File
 from sealbox.models.login_failure import LoginFailure
+from sealbox.models.share import Grant, Share, Unlock, UploadRequest
 from sealbox.models.token import ApiToken
 from sealbox.models.user import User
 
-__all__ = ["ApiToken", "File", "LoginFailure", "User"]
+__all__ = [
+    "ApiToken",
+    "AuditEvent",
+    "AuditHead",
+    "File",
+    "Grant",
+    "LoginFailure",
+    "Share",
+    "Unlock",
+    "UploadRequest",
+    "User",
+]

@@ -29,3 +29,9 @@ class File(Base):
     wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
     header_tag: Mapped[bytes] = mapped_column(LargeBinary(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set for files received through an upload-request link; the uploader's own
+    # description of themselves is ciphertext like the name.
+    upload_request_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("upload_requests.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    uploader_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

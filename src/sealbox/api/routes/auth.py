@@ -5,7 +5,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 
 from sealbox.accounts.schemas import TokenIssued
-from sealbox.api.deps import RuntimeDep
+from sealbox.api.deps import RuntimeDep, client_of
 from sealbox.api.errors import responses
 from sealbox.errors import InvalidInput, TooLarge
 
@@ -58,6 +58,4 @@ async def token(request: Request, runtime: RuntimeDep) -> TokenIssued:
     username, password = form.get("username"), form.get("password")
     if not username or not password:
         raise InvalidInput("username and password are required")
-    # The peer address, or the X-Forwarded-For of a trusted proxy (SEALBOX_TRUSTED_PROXIES).
-    client = request.client.host if request.client else None
-    return await runtime.accounts.login(username, password, client)
+    return await runtime.accounts.login(username, password, client_of(request))

@@ -4,12 +4,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from sealbox.api.deps import CurrentUser, RuntimeDep, WritingUser
+from sealbox.api.deps import CurrentUser, RuntimeDep, WritingUser, actor_of
 from sealbox.api.downloads import content_response
 from sealbox.api.errors import responses
-from sealbox.api.uploads import receive_upload
+from sealbox.api.uploads import owner_store, receive_upload
 from sealbox.files.schemas import FilePage, FileRead
 from sealbox.files.service import MAX_PAGE, parse_file_id
+from sealbox.sharing.gate import AsUser
 
 router = APIRouter(prefix="/api/v1/files", tags=["files"])
 
@@ -56,7 +57,7 @@ async def upload_file(
     ] = None,
 ) -> FileRead:
     """Upload a file. The body is encrypted as it streams in; nothing is kept in plaintext."""
-    created = await receive_upload(request, runtime, user, name)
+    created = await receive_upload(request, runtime.settings.max_upload_size, owner_store(request, runtime, user), name)
     response.headers["Location"] = f"/api/v1/files/{created.id}"
     return created
 
@@ -73,14 +74,18 @@ async def list_files(
 
 
 @router.get("/{file_id}", responses=responses(401, 404, 422, 500, 503))
-async def get_file(file_id: str, runtime: RuntimeDep, user: CurrentUser) -> FileRead:
-    return await runtime.files.get(user.user_id, parse_file_id(file_id))
+async def get_file(file_id: str, request: Request, runtime: RuntimeDep, user: CurrentUser) -> FileRead:
+    """A file's metadata (yours, or one shared with you)."""
+    access = AsUser(user.user_id, actor_of(request, user))
+    info, _ = await runtime.gate.describe(access, parse_file_id(file_id))
+    return info
 
 
 @router.delete("/{file_id}", status_code=204, responses=responses(401, 403, 404, 422, 503))
-async def delete_file(file_id: str, runtime: RuntimeDep, user: WritingUser) -> Response:
-    """Delete a file. Its key is destroyed with its record, so the data is unreadable at once."""
-    await runtime.files.delete(user.user_id, parse_file_id(file_id))
+async def delete_file(file_id: str, request: Request, runtime: RuntimeDep, user: WritingUser) -> Response:
+    """Delete a file with its links and grants. Its key is destroyed with its record, so
+    the data is unreadable at once."""
+    await runtime.files.delete(user.user_id, parse_file_id(file_id), actor_of(request, user))
     return Response(status_code=204)
 
 
@@ -91,6 +96,7 @@ async def delete_file(file_id: str, runtime: RuntimeDep, user: WritingUser) -> R
     responses={**CONTENT, **responses(401, 404, 416, 422, 500, 503)},
 )
 async def file_content(file_id: str, request: Request, runtime: RuntimeDep, user: CurrentUser) -> Response:
-    """Download a file, or a byte range of it (`Range: bytes=a-b`; one range per request)."""
-    download = await runtime.files.open(user.user_id, parse_file_id(file_id))
-    return content_response(request, download)
+    """Download a file (yours, or one shared with you), or a byte range of it
+    (`Range: bytes=a-b`; one range per request)."""
+    opened = await runtime.gate.open(AsUser(user.user_id, actor_of(request, user)), parse_file_id(file_id))
+    return await content_response(request, opened)

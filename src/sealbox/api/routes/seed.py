@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from sealbox.api.deps import CurrentUser, RuntimeDep, WritingUser
+from sealbox.api.deps import CurrentUser, RuntimeDep, WritingUser, actor_of
 from sealbox.api.downloads import content_response
 from sealbox.api.errors import responses
 from sealbox.api.routes.files import CONTENT, MULTIPART_FILE, upload_body
-from sealbox.api.uploads import receive_multipart
+from sealbox.api.uploads import owner_store, receive_multipart
 from sealbox.files.schemas import FileRead
 from sealbox.files.service import parse_file_id
+from sealbox.sharing.gate import AsUser
 
 router = APIRouter(tags=["compatibility"])
 
@@ -27,7 +28,7 @@ router = APIRouter(tags=["compatibility"])
 )
 async def upload(request: Request, runtime: RuntimeDep, user: WritingUser) -> FileRead:
     """Upload a file as multipart/form-data in field `file` (same as `POST /api/v1/files`)."""
-    return await receive_multipart(request, runtime, user)
+    return await receive_multipart(request, owner_store(request, runtime, user))
 
 
 @router.api_route(
@@ -38,5 +39,5 @@ async def upload(request: Request, runtime: RuntimeDep, user: WritingUser) -> Fi
 )
 async def download(file_id: str, request: Request, runtime: RuntimeDep, user: CurrentUser) -> Response:
     """Download a file by id (same as `GET /api/v1/files/{id}/content`)."""
-    opened = await runtime.files.open(user.user_id, parse_file_id(file_id))
-    return content_response(request, opened)
+    opened = await runtime.gate.open(AsUser(user.user_id, actor_of(request, user)), parse_file_id(file_id))
+    return await content_response(request, opened)

@@ -1,0 +1,211 @@
+"""The audit trail: append events, read them, verify the chain.
+
+Each row carries ``prev_hash``, the hash of the row before it, and ``hash`` =
+SHA-256(prev_hash ‖ canonical encoding of the row). A one-row head table holds the
+last sequence number and hash, updated in the same transaction, so editing, removing or
+reordering any row, the last one included, is found by ``verify``. Every appended
+event is also logged with its hash: a log shipped elsewhere anchors the chain against
+someone who can rewrite the whole table.
+
+Events name actors, files and links by id, never by secret: no password, token or
+decrypted file name is written here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+from pydantic import BaseModel
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sealbox.db.base import utcnow
+from sealbox.db.session import Database, GroupCommit
+from sealbox.errors import InvalidInput
+from sealbox.models import AuditEvent, AuditHead
+
+log = structlog.get_logger()
+
+GENESIS = bytes(32)
+MAX_PAGE = 1000
+Detail = Mapping[str, str | int | bool | None]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something: an account (by name and id), a link, or the operator."""
+
+    name: str
+    user_id: uuid.UUID | None = None
+    client: str | None = None
+
+    @classmethod
+    def operator(cls) -> Actor:
+        return cls("operator")
+
+    @classmethod
+    def link(cls, client: str | None) -> Actor:
+        return cls("link", None, client)
+
+
+@dataclass(frozen=True)
+class Event:
+    action: str
+    actor: Actor
+    owner_id: uuid.UUID | None = None  # whose file or link this concerns: they may read it
+    file_id: uuid.UUID | None = None
+    target: str | None = None  # a share, grant, request, token, user or key id
+    detail: Detail = field(default_factory=dict)
+
+
+class EventRead(BaseModel):
+    seq: int
+    at: datetime
+    action: str
+    actor: str
+    actor_id: str | None
+    owner_id: str | None
+    file_id: str | None
+    target: str | None
+    client: str | None
+    detail: dict[str, str | int | bool | None]
+    hash: str
+
+
+class EventPage(BaseModel):
+    items: list[EventRead]
+    next_before: int | None
+
+
+@dataclass(frozen=True)
+class Verification:
+    rows: int
+    broken_at: int | None = None  # the sequence number of the first broken row
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_at is None
+
+
+def _canonical(row: AuditEvent) -> bytes:
+    fields = [
+        row.seq,
+        row.at.isoformat(timespec="microseconds"),
+        row.action,
+        str(row.actor_id) if row.actor_id else None,
+        row.actor,
+        str(row.owner_id) if row.owner_id else None,
+        str(row.file_id) if row.file_id else None,
+        row.target,
+        row.client,
+        row.detail,
+    ]
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def chain_hash(prev: bytes, row: AuditEvent) -> bytes:
+    return hashlib.sha256(prev + _canonical(row)).digest()
+
+
+def _read(row: AuditEvent) -> EventRead:
+    return EventRead(
+        seq=row.seq,
+        at=row.at,
+        action=row.action,
+        actor=row.actor,
+        actor_id=str(row.actor_id) if row.actor_id else None,
+        owner_id=str(row.owner_id) if row.owner_id else None,
+        file_id=str(row.file_id) if row.file_id else None,
+        target=row.target,
+        client=row.client,
+        detail=json.loads(row.detail),
+        hash=row.hash.hex(),
+    )
+
+
+async def _append(session: AsyncSession, batch: list[tuple[Event, ...]]) -> None:
+    # FOR UPDATE serialises appenders on PostgreSQL; SQLite's write lock already does.
+    head = (await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())).scalar_one()
+    seq, prev = head.seq, head.hash
+    now = utcnow()
+    for events in batch:
+        for event in events:
+            seq += 1
+            row = AuditEvent(
+                seq=seq,
+                at=now,
+                action=event.action,
+                actor_id=event.actor.user_id,
+                actor=event.actor.name[:200],
+                owner_id=event.owner_id,
+                file_id=event.file_id,
+                target=event.target,
+                client=event.actor.client[:200] if event.actor.client else None,
+                detail=json.dumps(dict(event.detail), sort_keys=True, separators=(",", ":")),
+                prev_hash=prev,
+            )
+            row.hash = prev = chain_hash(row.prev_hash, row)
+            session.add(row)
+            log.info("audit", seq=seq, action=event.action, actor=row.actor, hash=row.hash.hex())
+    await session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
+
+
+class Audit:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._appender = GroupCommit[tuple[Event, ...]](db, _append)
+
+    async def record(self, *events: Event) -> None:
+        """Append ``events``; returns once they are committed."""
+        await self._appender.submit(events)
+
+    async def events(self, owner: uuid.UUID | None, before: int | None, limit: int) -> EventPage:
+        """Newest first: events about ``owner``'s files and links, or all (``owner=None``)."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+        query = select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit + 1)
+        if owner is not None:
+            query = query.where(AuditEvent.owner_id == owner)
+        if before is not None:
+            query = query.where(AuditEvent.seq < before)
+        async with self.db.read() as session:
+            rows = (await session.execute(query)).scalars().all()
+        more = len(rows) > limit
+        return EventPage(items=[_read(row) for row in rows[:limit]], next_before=rows[limit - 1].seq if more else None)
+
+    async def _rows(self) -> AsyncIterator[AuditEvent]:
+        after = 0
+        while True:
+            async with self.db.read() as session:
+                query = select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(1000)
+                rows = (await session.execute(query)).scalars().all()
+            if not rows:
+                return
+            for row in rows:
+                yield row
+            after = rows[-1].seq
+
+    async def verify(self) -> Verification:
+        """Walk the chain from the first row; name the first row that does not hold."""
+        async with self.db.read() as session:
+            head = (await session.execute(select(AuditHead).where(AuditHead.id == 1))).scalar_one()
+        expected_seq, prev, count = 1, GENESIS, 0
+        async for row in self._rows():
+            if row.seq != expected_seq:
+                return Verification(count, expected_seq, f"row {expected_seq} is missing")
+            if not hmac.compare_digest(row.prev_hash, prev):
+                return Verification(count, row.seq, f"row {row.seq} does not follow row {row.seq - 1}")
+            if not hmac.compare_digest(chain_hash(prev, row), row.hash):
+                return Verification(count, row.seq, f"row {row.seq} was altered")
+            prev, expected_seq, count = row.hash, expected_seq + 1, count + 1
+        if head.seq != count or not hmac.compare_digest(head.hash, prev):
+            return Verification(count, count + 1, f"the trail ends at row {count} but {head.seq} rows were written")
+        return Verification(count)

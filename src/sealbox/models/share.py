@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from sealbox.db.base import Base, UTCDateTime, utcnow
+
+
+class Share(Base):
+    """A download link for one file. Only the SHA-256 of its token is stored.
+
+    ``bytes_left`` is the download allowance (limit × size); ``None`` means unlimited.
+    The note is ciphertext under the file's key, bound to the share id.
+    """
+
+    __tablename__ = "shares"
+    __table_args__ = (Index("ix_shares_owner_created", "owner_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    file_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    note_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    download_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    bytes_left: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    downloads: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class Grant(Base):
+    """Read access to one file for another account."""
+
+    __tablename__ = "grants"
+    __table_args__ = (UniqueConstraint("file_id", "grantee_id", name="uq_grants_file_grantee"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    file_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"))
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    grantee_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UploadRequest(Base):
+    """A link that lets anyone holding it upload into the owner's space, within limits."""
+
+    __tablename__ = "upload_requests"
+    __table_args__ = (Index("ix_upload_requests_owner_created", "owner_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    max_files: Mapped[int] = mapped_column(Integer)
+    max_bytes: Mapped[int] = mapped_column(BigInteger)
+    files_received: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    bytes_received: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class Unlock(Base):
+    """A short-lived grant issued for the right password of one link (share or upload
+    request); only its SHA-256 is stored. It is what travels instead of the password."""
+
+    __tablename__ = "unlocks"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    link_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sealbox.ids import FileId, UserId
+from sealbox.models import File, Grant, LoginFailure, Share, Unlock, UploadRequest, User
+
+
+def _count(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+class SharingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # Links
+
+    async def share_by_token(self, token_hash: str) -> Share | None:
+        return (await self.session.execute(select(Share).where(Share.token_hash == token_hash))).scalar_one_or_none()
+
+    async def request_by_token(self, token_hash: str) -> UploadRequest | None:
+        query = select(UploadRequest).where(UploadRequest.token_hash == token_hash)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def shares(self, owner: UserId, file_id: FileId | None) -> Sequence[Share]:
+        query = select(Share).where(Share.owner_id == owner).order_by(Share.created_at.desc())
+        if file_id is not None:
+            query = query.where(Share.file_id == file_id)
+        return (await self.session.execute(query)).scalars().all()
+
+    async def requests(self, owner: UserId) -> Sequence[UploadRequest]:
+        query = select(UploadRequest).where(UploadRequest.owner_id == owner).order_by(UploadRequest.created_at.desc())
+        return (await self.session.execute(query)).scalars().all()
+
+    async def charge(self, share_id: uuid.UUID, now: datetime, amount: int, counts: bool) -> bool:
+        """Take ``amount`` bytes from the share's allowance if it is still live and has
+        them, in one statement: concurrent downloads can never overdraw it."""
+        query = update(Share).where(
+            Share.id == share_id,
+            Share.revoked_at.is_(None),
+            Share.expires_at > now,
+            Share.bytes_left.is_(None) | (Share.bytes_left >= amount),
+        )
+        values = {"bytes_left": Share.bytes_left - amount, "downloads": Share.downloads + int(counts)}
+        return _count(await self.session.execute(query.values(values))) == 1
+
+    async def refund(self, share_id: uuid.UUID, amount: int) -> None:
+        query = update(Share).where(Share.id == share_id, Share.bytes_left.is_not(None))
+        await self.session.execute(query.values(bytes_left=Share.bytes_left + amount))
+
+    async def admit_upload(self, request_id: uuid.UUID, now: datetime, size: int) -> bool:
+        query = update(UploadRequest).where(
+            UploadRequest.id == request_id,
+            UploadRequest.revoked_at.is_(None),
+            UploadRequest.expires_at > now,
+            UploadRequest.files_received < UploadRequest.max_files,
+            UploadRequest.bytes_received + size <= UploadRequest.max_bytes,
+        )
+        values = {
+            "files_received": UploadRequest.files_received + 1,
+            "bytes_received": UploadRequest.bytes_received + size,
+        }
+        return _count(await self.session.execute(query.values(values))) == 1
+
+    async def received(self, request_id: uuid.UUID) -> Sequence[File]:
+        query = select(File).where(File.upload_request_id == request_id).order_by(File.created_at.desc())
+        return (await self.session.execute(query)).scalars().all()
+
+    # Password attempts and unlocks
+
+    async def attempts(self, subjects: Sequence[str], since: datetime) -> dict[str, tuple[int, datetime]]:
+        query = (
+            select(LoginFailure.subject, func.count(), func.min(LoginFailure.at))
+            .where(LoginFailure.subject.in_(subjects), LoginFailure.at > since)
+            .group_by(LoginFailure.subject)
+        )
+        return {subject: (int(n), oldest) for subject, n, oldest in (await self.session.execute(query)).all()}
+
+    async def add_attempts(self, subjects: Sequence[str], at: datetime, expired_before: datetime) -> list[uuid.UUID]:
+        rows = [LoginFailure(id=uuid.uuid4(), subject=subject, at=at) for subject in subjects]
+        self.session.add_all(rows)
+        await self.session.execute(delete(LoginFailure).where(LoginFailure.at <= expired_before))
+        return [row.id for row in rows]
+
+    async def forget_attempts(self, ids: Sequence[uuid.UUID]) -> None:
+        await self.session.execute(delete(LoginFailure).where(LoginFailure.id.in_(ids)))
+
+    async def add_unlock(self, unlock: Unlock, now: datetime) -> None:
+        self.session.add(unlock)
+        await self.session.execute(delete(Unlock).where(Unlock.expires_at <= now))
+
+    async def unlocked(self, token_hash: str, link_id: uuid.UUID, now: datetime) -> bool:
+        query = select(Unlock.link_id).where(
+            Unlock.token_hash == token_hash, Unlock.link_id == link_id, Unlock.expires_at > now
+        )
+        return (await self.session.execute(query)).first() is not None
+
+    # Grants
+
+    async def grant_for(self, file_id: FileId, grantee: UserId) -> Grant | None:
+        query = select(Grant).where(Grant.file_id == file_id, Grant.grantee_id == grantee)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def grants(self, file_id: FileId) -> Sequence[tuple[Grant, str]]:
+        query = (
+            select(Grant, User.username)
+            .join(User, User.id == Grant.grantee_id)
+            .where(Grant.file_id == file_id)
+            .order_by(Grant.created_at)
+        )
+        return [(grant, name) for grant, name in (await self.session.execute(query)).all()]
+
+    async def shared_with(self, grantee: UserId) -> Sequence[tuple[File, str, uuid.UUID]]:
+        query = (
+            select(File, User.username, Grant.id)
+            .join(Grant, Grant.file_id == File.id)
+            .join(User, User.id == File.owner_id)
+            .where(Grant.grantee_id == grantee)
+            .order_by(File.created_at.desc())
+        )
+        return [(row, owner, grant_id) for row, owner, grant_id in (await self.session.execute(query)).all()]
+
+    async def user_named(self, username: str) -> User | None:
+        return (await self.session.execute(select(User).where(User.username == username))).scalar_one_or_none()

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from sealbox.files.schemas import FileRead
+
+LinkStatus = Literal["active", "expired", "exhausted", "revoked"]
+
+
+class ShareCreate(BaseModel):
+    expires_in_seconds: int | None = Field(
+        default=None, ge=60, description="Lifetime of the link; default and maximum are set by policy."
+    )
+    download_limit: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="How many times the file may be downloaded."
+    )
+    password: str | None = Field(default=None, description="8 to 1024 characters; recipients must unlock with it.")
+    note: str | None = Field(default=None, max_length=1000, description="A message shown to recipients.")
+
+
+class ShareRead(BaseModel):
+    id: str
+    file_id: str
+    status: LinkStatus
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    password: bool = Field(description="Whether the link needs a password.")
+    download_limit: int | None
+    downloads: int = Field(description="Downloads started from the first byte.")
+    downloads_left: int | None = Field(description="Whole downloads the limit still allows (null: no limit).")
+    note: str | None
+
+
+class ShareCreated(ShareRead):
+    token: str = Field(description="The secret of the link; shown only here.")
+    url: str = Field(description="Path of the link: /s/{token}.")
+
+
+class PublicShare(BaseModel):
+    """What a link shows to whoever holds it (after unlocking, if it has a password)."""
+
+    name: str
+    size: int
+    content_type: str
+    expires_at: datetime
+    downloads_left: int | None
+    note: str | None
+    download_url: str
+
+
+class UnlockRequest(BaseModel):
+    password: str = Field(description="The link's password.")
+
+
+class UnlockIssued(BaseModel):
+    grant: str = Field(description="Send as 'Authorization: Bearer <grant>' to this link's routes.")
+    expires_at: datetime
+
+
+class GrantCreate(BaseModel):
+    username: str = Field(description="The account to share with (read-only).")
+
+
+class GrantRead(BaseModel):
+    id: str
+    file_id: str
+    grantee: str
+    created_at: datetime
+
+
+class SharedFile(FileRead):
+    owner: str
+    grant_id: str
+
+
+class RequestCreate(BaseModel):
+    expires_in_seconds: int | None = Field(
+        default=None, ge=60, description="Lifetime of the link; default and maximum are set by policy."
+    )
+    max_files: int = Field(default=10, ge=1, le=10_000, description="How many files may be uploaded.")
+    max_bytes: int | None = Field(
+        default=None, ge=1, description="How many bytes may be uploaded in all; default: the file size limit."
+    )
+    password: str | None = Field(default=None, description="8 to 1024 characters; uploaders must unlock with it.")
+
+
+class RequestRead(BaseModel):
+    id: str
+    status: LinkStatus
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    password: bool
+    max_files: int
+    max_bytes: int
+    files_received: int
+    bytes_received: int
+
+
+class RequestCreated(RequestRead):
+    token: str = Field(description="The secret of the link; shown only here.")
+    url: str = Field(description="Path of the link: /r/{token}.")
+
+
+class PublicRequest(BaseModel):
+    expires_at: datetime
+    files_left: int
+    bytes_left: int
+    upload_url: str
+
+
+class ReceivedFile(FileRead):
+    uploader: str | None = Field(description="What the uploader said about themselves, if anything.")
+
+
+class Receipt(BaseModel):
+    """What an uploader learns: that the file arrived, and nothing about anything else."""
+
+    name: str
+    size: int
+    received_at: datetime

@@ -1,0 +1,438 @@
+"""Sharing rules: download links, unlocking a link's password, grants to accounts and
+upload-request links. Reading goes through ``Gate``; this module creates and manages."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import uuid
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sealbox.audit.service import Actor, Audit, Event
+from sealbox.crypto.errors import IntegrityError
+from sealbox.crypto.keys import FieldCipher
+from sealbox.crypto.passwords import MAX_PASSWORD, hash_password_async, verify_password_async
+from sealbox.crypto.tokens import new_link_token, token_hash
+from sealbox.db.base import utcnow
+from sealbox.db.session import Database
+from sealbox.errors import (
+    AuthenticationFailed,
+    Conflict,
+    Gone,
+    IntegrityFailure,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    TooLarge,
+)
+from sealbox.files.schemas import FileRead
+from sealbox.files.service import FileService, Limit
+from sealbox.ids import FileId, UserId
+from sealbox.models import File, Grant, Share, Unlock, UploadRequest
+from sealbox.sharing.gate import Authorised, Gate, check_live, check_unlocked, downloads_left
+from sealbox.sharing.repository import SharingRepository
+from sealbox.sharing.schemas import (
+    GrantRead,
+    LinkStatus,
+    PublicRequest,
+    PublicShare,
+    Receipt,
+    ReceivedFile,
+    RequestCreate,
+    RequestCreated,
+    RequestRead,
+    ShareCreate,
+    ShareCreated,
+    SharedFile,
+    ShareRead,
+    UnlockIssued,
+)
+
+MIN_LINK_PASSWORD = 8
+
+
+@dataclass(frozen=True)
+class LinkPolicy:
+    """The administrator's rules for links (settings ``SEALBOX_LINK_*``)."""
+
+    default_lifetime: timedelta = timedelta(days=7)
+    max_lifetime: timedelta = timedelta(days=90)
+    password_required: bool = False
+    max_downloads: int | None = None
+    # Failed password attempts per link within ``window``; five times as many per address.
+    max_failures: int = 10
+    window: timedelta = timedelta(minutes=15)
+    unlock_lifetime: timedelta = timedelta(hours=1)
+
+
+def _status(link: Share | UploadRequest, now: datetime) -> LinkStatus:
+    try:
+        check_live(link, now)
+    except Gone:
+        if link.revoked_at is not None:
+            return "revoked"
+        return "expired" if link.expires_at <= now else "exhausted"
+    return "active"
+
+
+def _request_read(row: UploadRequest, now: datetime) -> RequestRead:
+    return RequestRead(
+        id=str(row.id),
+        status=_status(row, now),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        password=row.password_hash is not None,
+        max_files=row.max_files,
+        max_bytes=row.max_bytes,
+        files_received=row.files_received,
+        bytes_received=row.bytes_received,
+    )
+
+
+@dataclass(frozen=True)
+class RequestAdmission:
+    """The limits of an upload-request link, checked again as the file is recorded."""
+
+    request_id: uuid.UUID
+    limit: Limit | None
+
+    @property
+    def target(self) -> str:
+        return str(self.request_id)
+
+    async def admit(self, session: AsyncSession, row: File) -> None:
+        repo = SharingRepository(session)
+        if not await repo.admit_upload(self.request_id, utcnow(), row.size):
+            current = await session.get(UploadRequest, self.request_id, populate_existing=True)
+            if current is None:
+                raise Gone("this link has been revoked")
+            check_live(current, utcnow())
+            left = current.max_bytes - current.bytes_received
+            raise TooLarge(f"the file is larger than what this link still accepts: {left} bytes")
+        row.upload_request_id = self.request_id
+
+
+class SharingService:
+    def __init__(self, db: Database, files: FileService, gate: Gate, audit: Audit, policy: LinkPolicy) -> None:
+        self.db = db
+        self.files = files
+        self.gate = gate
+        self.audit = audit
+        self.policy = policy
+
+    # Rules common to both kinds of link
+
+    def _expiry(self, seconds: int | None, now: datetime) -> datetime:
+        policy = self.policy
+        if seconds is None:
+            return now + min(policy.default_lifetime, policy.max_lifetime)
+        if timedelta(seconds=seconds) > policy.max_lifetime:
+            limit = int(policy.max_lifetime.total_seconds())
+            raise InvalidInput(f"a link may last at most {limit} seconds (the maximum link lifetime)")
+        return now + timedelta(seconds=seconds)
+
+    async def _password(self, password: str | None) -> str | None:
+        if password is None:
+            if self.policy.password_required:
+                raise InvalidInput("links must have a password (the password policy)")
+            return None
+        if not MIN_LINK_PASSWORD <= len(password) <= MAX_PASSWORD:
+            raise InvalidInput(f"a link password must be {MIN_LINK_PASSWORD} to {MAX_PASSWORD} characters long")
+        return await hash_password_async(password)
+
+    # Download links
+
+    def _note_cipher(self, row: File, share_id: uuid.UUID) -> FieldCipher:
+        return FieldCipher(self.files.dek(row), share_id.bytes)
+
+    def _share_read(self, share: Share, row: File, now: datetime) -> ShareRead:
+        note = None
+        if share.note_enc is not None:
+            try:
+                note = self._note_cipher(row, share.id).decrypt("note", share.note_enc)
+            except IntegrityError as exc:
+                raise IntegrityFailure("stored link metadata failed authentication") from exc
+        return ShareRead(
+            id=str(share.id),
+            file_id=str(share.file_id),
+            status=_status(share, now),
+            created_at=share.created_at,
+            expires_at=share.expires_at,
+            revoked_at=share.revoked_at,
+            password=share.password_hash is not None,
+            download_limit=share.download_limit,
+            downloads=share.downloads,
+            downloads_left=downloads_left(share, row.size),
+            note=note,
+        )
+
+    async def _owned(self, owner: UserId, file_id: FileId) -> File:
+        row = await self.files.record(file_id)
+        if row is None or row.owner_id != owner:
+            raise NotFound("file not found")
+        return row
+
+    async def create_share(self, owner: UserId, file_id: FileId, request: ShareCreate, actor: Actor) -> ShareCreated:
+        row = await self._owned(owner, file_id)
+        now = utcnow()
+        limit = request.download_limit
+        cap = self.policy.max_downloads
+        if cap is not None:
+            if limit is not None and limit > cap:
+                raise InvalidInput(f"the download limit may be at most {cap} (the download-limit cap)")
+            limit = limit or cap
+        expires_at = self._expiry(request.expires_in_seconds, now)
+        password_hash = await self._password(request.password)
+        token = new_link_token()
+        share = Share(
+            id=uuid.uuid4(),
+            file_id=row.id,
+            owner_id=owner,
+            token_hash=token_hash(token),
+            created_at=now,
+            expires_at=expires_at,
+            password_hash=password_hash,
+            download_limit=limit,
+            bytes_left=limit * max(row.size, 1) if limit is not None else None,
+            downloads=0,
+        )
+        if request.note:
+            share.note_enc = self._note_cipher(row, share.id).encrypt("note", request.note)
+        async with self.db.write() as session:
+            session.add(share)
+        detail = {"password": password_hash is not None, "limit": limit, "expires_at": expires_at.isoformat()}
+        await self.audit.record(Event("share.create", actor, owner, row.id, str(share.id), detail))
+        read = self._share_read(share, row, now)
+        return ShareCreated(**read.model_dump(), token=token, url=f"/s/{token}")
+
+    async def shares(self, owner: UserId, file_id: FileId | None) -> list[ShareRead]:
+        async with self.db.read() as session:
+            shares = await SharingRepository(session).shares(owner, file_id)
+        now = utcnow()
+        rows: dict[uuid.UUID, File] = {}
+        result = []
+        for share in shares:
+            row = rows.get(share.file_id) or await self.files.record(FileId(share.file_id))
+            if row is None:
+                continue
+            rows[row.id] = row
+            result.append(self._share_read(share, row, now))
+        return result
+
+    async def revoke_share(self, owner: UserId, share_id: uuid.UUID, actor: Actor) -> None:
+        async with self.db.write() as session:
+            share = await session.get(Share, share_id)
+            if share is None or share.owner_id != owner:
+                raise NotFound("link not found")
+            if share.revoked_at is None:
+                share.revoked_at = utcnow()
+        await self.audit.record(Event("share.revoke", actor, owner, share.file_id, str(share_id)))
+
+    async def public_share(self, authorised: Authorised, info: FileRead, token: str) -> PublicShare:
+        share = authorised.share
+        assert share is not None
+        read = self._share_read(share, authorised.row, utcnow())
+        return PublicShare(
+            name=info.name,
+            size=info.size,
+            content_type=info.content_type,
+            expires_at=share.expires_at,
+            downloads_left=read.downloads_left,
+            note=read.note,
+            download_url=f"/s/{token}/download",
+        )
+
+    # Passwords
+
+    async def unlock(self, token: str, password: str, actor: Actor) -> UnlockIssued:
+        """Exchange a link's password for a grant bound to that one link.
+
+        Failures are counted in the database per link and per client address; past
+        the policy's limit every attempt, right or wrong, gets ``RateLimited`` until
+        the window has passed. An attempt is counted before the password is checked,
+        so parallel guesses cannot overshoot the limit; a right one is not kept.
+        """
+        policy = self.policy
+        now = utcnow()
+        hashed = token_hash(token)
+        async with self.db.read() as session:
+            repo = SharingRepository(session)
+            link: Share | UploadRequest | None = await repo.share_by_token(hashed) or await repo.request_by_token(
+                hashed
+            )
+        if link is None:
+            raise NotFound("link not found")
+        check_live(link, now)
+        if link.password_hash is None:
+            raise InvalidInput("this link has no password")
+        by_link = f"link:{link.id}"
+        subjects = [by_link] + ([f"linkaddr:{actor.client[:150]}"] if actor.client else [])
+        async with self.db.write() as session:
+            repo = SharingRepository(session)
+            for subject, (count, oldest) in (await repo.attempts(subjects, now - policy.window)).items():
+                if count >= policy.max_failures * (1 if subject == by_link else 5):
+                    wait = max(1, math.ceil((oldest + policy.window - now).total_seconds()))
+                    raise RateLimited(f"too many wrong passwords; try again in {wait} seconds", wait)
+            attempt = await repo.add_attempts(subjects, now, now - policy.window)
+        file_id = link.file_id if isinstance(link, Share) else None
+        if not await verify_password_async(link.password_hash, password):
+            await self.audit.record(Event("link.password_failed", actor, link.owner_id, file_id, str(link.id)))
+            raise AuthenticationFailed("wrong password")
+        grant = secrets.token_urlsafe(32)
+        expires_at = min(now + policy.unlock_lifetime, link.expires_at)
+        async with self.db.write() as session:
+            repo = SharingRepository(session)
+            await repo.forget_attempts(attempt)
+            await repo.add_unlock(Unlock(token_hash=token_hash(grant), link_id=link.id, expires_at=expires_at), now)
+        await self.audit.record(Event("link.unlock", actor, link.owner_id, file_id, str(link.id)))
+        return UnlockIssued(grant=grant, expires_at=expires_at)
+
+    # Grants
+
+    async def grant(self, owner: UserId, file_id: FileId, username: str, actor: Actor) -> GrantRead:
+        row = await self._owned(owner, file_id)
+        try:
+            async with self.db.write() as session:
+                repo = SharingRepository(session)
+                grantee = await repo.user_named(username)
+                if grantee is None or not grantee.is_active:
+                    raise NotFound(f"no active user named {username!r}")
+                if grantee.id == owner:
+                    raise InvalidInput("you own this file already")
+                if await repo.grant_for(file_id, UserId(grantee.id)) is not None:
+                    raise Conflict(f"{username!r} has this file already")
+                grant = Grant(
+                    id=uuid.uuid4(), file_id=row.id, owner_id=owner, grantee_id=grantee.id, created_at=utcnow()
+                )
+                session.add(grant)
+        except DBIntegrityError:
+            raise Conflict(f"{username!r} has this file already") from None
+        await self.audit.record(Event("grant.give", actor, owner, row.id, str(grant.id), {"grantee": username}))
+        return GrantRead(id=str(grant.id), file_id=str(row.id), grantee=username, created_at=grant.created_at)
+
+    async def grants(self, owner: UserId, file_id: FileId) -> list[GrantRead]:
+        await self._owned(owner, file_id)
+        async with self.db.read() as session:
+            found = await SharingRepository(session).grants(file_id)
+        return [
+            GrantRead(id=str(g.id), file_id=str(g.file_id), grantee=name, created_at=g.created_at) for g, name in found
+        ]
+
+    async def revoke_grant(self, owner: UserId, file_id: FileId, grant_id: uuid.UUID, actor: Actor) -> None:
+        async with self.db.write() as session:
+            grant = await session.get(Grant, grant_id)
+            if grant is None or grant.owner_id != owner or grant.file_id != file_id:
+                raise NotFound("grant not found")
+            await session.delete(grant)
+        await self.audit.record(Event("grant.revoke", actor, owner, file_id, str(grant_id)))
+
+    async def shared_with_me(self, grantee: UserId) -> list[SharedFile]:
+        async with self.db.read() as session:
+            found = await SharingRepository(session).shared_with(grantee)
+        return [
+            SharedFile(**self.files.describe(row).model_dump(), owner=owner, grant_id=str(grant_id))
+            for row, owner, grant_id in found
+        ]
+
+    # Upload-request links
+
+    async def create_request(self, owner: UserId, request: RequestCreate, actor: Actor) -> RequestCreated:
+        now = utcnow()
+        max_size = self.files.max_upload_size
+        max_bytes = request.max_bytes or max_size
+        expires_at = self._expiry(request.expires_in_seconds, now)
+        password_hash = await self._password(request.password)
+        token = new_link_token()
+        row = UploadRequest(
+            id=uuid.uuid4(),
+            owner_id=owner,
+            token_hash=token_hash(token),
+            created_at=now,
+            expires_at=expires_at,
+            password_hash=password_hash,
+            max_files=request.max_files,
+            max_bytes=max_bytes,
+            files_received=0,
+            bytes_received=0,
+        )
+        async with self.db.write() as session:
+            session.add(row)
+        detail = {"max_files": row.max_files, "max_bytes": max_bytes, "password": password_hash is not None}
+        await self.audit.record(Event("request.create", actor, owner, None, str(row.id), detail))
+        return RequestCreated(**_request_read(row, now).model_dump(), token=token, url=f"/r/{token}")
+
+    async def requests(self, owner: UserId) -> list[RequestRead]:
+        async with self.db.read() as session:
+            rows = await SharingRepository(session).requests(owner)
+        now = utcnow()
+        return [_request_read(row, now) for row in rows]
+
+    async def _own_request(self, session: AsyncSession, owner: UserId, request_id: uuid.UUID) -> UploadRequest:
+        row = await session.get(UploadRequest, request_id)
+        if row is None or row.owner_id != owner:
+            raise NotFound("upload request not found")
+        return row
+
+    async def revoke_request(self, owner: UserId, request_id: uuid.UUID, actor: Actor) -> None:
+        async with self.db.write() as session:
+            row = await self._own_request(session, owner, request_id)
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+        await self.audit.record(Event("request.revoke", actor, owner, None, str(request_id)))
+
+    async def received(self, owner: UserId, request_id: uuid.UUID) -> list[ReceivedFile]:
+        """Who uploaded what, when, through one of the owner's upload-request links."""
+        async with self.db.read() as session:
+            await self._own_request(session, owner, request_id)
+            rows = await SharingRepository(session).received(request_id)
+        return [
+            ReceivedFile(**self.files.describe(row).model_dump(), uploader=self.files.uploader(row)) for row in rows
+        ]
+
+    async def _live_request(self, token: str, grant: str | None) -> UploadRequest:
+        now = utcnow()
+        async with self.db.read() as session:
+            repo = SharingRepository(session)
+            row = await repo.request_by_token(token_hash(token))
+            if row is None:
+                raise NotFound("link not found")
+            check_live(row, now)
+            await check_unlocked(repo, row, grant, now)
+        return row
+
+    async def public_request(self, token: str, grant: str | None) -> PublicRequest:
+        row = await self._live_request(token, grant)
+        return PublicRequest(
+            expires_at=row.expires_at,
+            files_left=row.max_files - row.files_received,
+            bytes_left=row.max_bytes - row.bytes_received,
+            upload_url=f"/r/{token}/files",
+        )
+
+    async def upload_via_request(
+        self,
+        token: str,
+        grant: str | None,
+        name: str,
+        content_type: str | None,
+        source: AsyncIterable[bytes],
+        uploader: str | None,
+        actor: Actor,
+    ) -> Receipt:
+        row = await self._live_request(token, grant)
+        if uploader is not None and not 1 <= len(uploader) <= 200:
+            raise InvalidInput("the uploader's name must be 1 to 200 characters long")
+        left = row.max_bytes - row.bytes_received
+        admission = RequestAdmission(
+            row.id, Limit(left, f"the file is larger than what this link still accepts: {left} bytes")
+        )
+        created = await self.files.upload(
+            UserId(row.owner_id), name, content_type, source, actor, admission=admission, uploader=uploader
+        )
+        return Receipt(name=created.name, size=created.size, received_at=created.created_at)
