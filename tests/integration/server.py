@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 import httpx2 as httpx
+import sqlalchemy
 import obstore
 
 from tests.services import Postgres, Seaweed, stop_group
@@ -133,6 +134,17 @@ class Installation:
         )
         env.update(self.extra_env)
         return env
+
+    def sql(self, statement: str, **params: object) -> list[tuple[object, ...]]:
+        """Run one statement on the installation's database, as someone with access to it would."""
+        url = self.extra_env.get("SEALBOX_DATABASE_URL") or f"sqlite:///{self.data_dir / 'sealbox.db'}"
+        engine = sqlalchemy.create_engine(url)
+        try:
+            with engine.begin() as conn:
+                result = conn.execute(sqlalchemy.text(statement), params)
+                return [tuple(row) for row in result] if result.returns_rows else []
+        finally:
+            engine.dispose()
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

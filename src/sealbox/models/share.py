@@ -30,6 +30,9 @@ class Share(Base):
     note_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     download_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
     bytes_left: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Bytes that may be given back, beyond what was provably unsent, when a response is
+    # cut short (see ``sealbox.sharing.gate``); always less than the file's size.
+    grace_left: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     downloads: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 

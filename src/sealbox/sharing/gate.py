@@ -13,6 +13,12 @@ sent because the connection dropped are given back, so an interrupted download c
 be resumed with a ``Range`` request. N full downloads therefore always succeed, and no
 mix of ranges and parallel requests can fetch more than N × size bytes. ``HEAD`` and
 the metadata cost nothing. ``downloads`` counts responses that start at byte 0.
+
+Bytes handed to the network just before a connection drops may never arrive (they sit
+in socket buffers), so a resume could need slightly more than what is left. When a
+response is cut short, the bytes it did send are also given back, from a grace of
+min(size / 2, 16 MiB) per link that is never replenished: an interrupted last download
+can still be resumed, and no one can assemble an extra whole copy from it.
 """
 
 from __future__ import annotations
@@ -126,14 +132,15 @@ class Opened:
             await self._gate.audit.record(Event("file.download", self._actor, row.owner_id, row.id, target, detail))
 
     def finish(self, unsent: int) -> None:
-        """Give back to a link's allowance the bytes a cut-short response did not send.
+        """After a response: give back to a link's allowance what a cut-short one did
+        not deliver (see the module's description).
 
         Runs as its own task: it is called while the response is being cancelled."""
         share = self._authorised.share
         if share is None or share.bytes_left is None or unsent <= 0 or self._charged == 0:
             return
-        amount = min(unsent, self._charged)
-        self._gate.refund(share.id, amount)
+        unsent = min(unsent, self._charged)
+        self._gate.refund(share.id, unsent, self._charged - unsent)
 
 
 class Gate:
@@ -186,14 +193,14 @@ class Gate:
         download = await self.files.open(authorised.row)
         return Opened(download, self, authorised, access.actor)
 
-    def refund(self, share_id: uuid.UUID, amount: int) -> None:
-        task = asyncio.get_running_loop().create_task(self._refund(share_id, amount))
+    def refund(self, share_id: uuid.UUID, unsent: int, sent: int) -> None:
+        task = asyncio.get_running_loop().create_task(self._refund(share_id, unsent, sent))
         self._refunds.add(task)
         task.add_done_callback(self._refunds.discard)
 
-    async def _refund(self, share_id: uuid.UUID, amount: int) -> None:
+    async def _refund(self, share_id: uuid.UUID, unsent: int, sent: int) -> None:
         async with self.db.write() as session:
-            await SharingRepository(session).refund(share_id, amount)
+            await SharingRepository(session).refund(share_id, unsent, sent)
 
     async def drain(self) -> None:
         """Wait for pending refunds (at shutdown)."""

@@ -50,9 +50,16 @@ class SharingRepository:
         values = {"bytes_left": Share.bytes_left - amount, "downloads": Share.downloads + int(counts)}
         return _count(await self.session.execute(query.values(values))) == 1
 
-    async def refund(self, share_id: uuid.UUID, amount: int) -> None:
-        query = update(Share).where(Share.id == share_id, Share.bytes_left.is_not(None))
-        await self.session.execute(query.values(bytes_left=Share.bytes_left + amount))
+    async def refund(self, share_id: uuid.UUID, unsent: int, sent: int) -> None:
+        """Give back ``unsent`` bytes, and as many of the ``sent`` ones as the share's
+        grace allows (they may have been lost in flight)."""
+        query = select(Share).where(Share.id == share_id).with_for_update()
+        share = (await self.session.execute(query)).scalar_one_or_none()
+        if share is None or share.bytes_left is None:
+            return
+        grace = min(sent, share.grace_left)
+        share.grace_left -= grace
+        share.bytes_left += unsent + grace
 
     async def admit_upload(self, request_id: uuid.UUID, now: datetime, size: int) -> bool:
         query = update(UploadRequest).where(

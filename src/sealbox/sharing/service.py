@@ -54,6 +54,7 @@ from sealbox.sharing.schemas import (
 )
 
 MIN_LINK_PASSWORD = 8
+RESUME_GRACE = 16 << 20  # the most a link gives back for bytes lost in flight
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,7 @@ class SharingService:
             password_hash=password_hash,
             download_limit=limit,
             bytes_left=limit * max(row.size, 1) if limit is not None else None,
+            grace_left=min(row.size // 2, RESUME_GRACE) if limit is not None else 0,
             downloads=0,
         )
         if request.note:

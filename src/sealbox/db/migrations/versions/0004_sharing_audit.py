@@ -63,6 +63,7 @@ def upgrade() -> None:
         sa.Column("note_enc", sa.LargeBinary(), nullable=True),
         sa.Column("download_limit", sa.Integer(), nullable=True),
         sa.Column("bytes_left", sa.BigInteger(), nullable=True),
+        sa.Column("grace_left", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("downloads", sa.Integer(), nullable=False, server_default="0"),
         sa.ForeignKeyConstraint(["file_id"], ["files.id"], name="fk_shares_file_id_files", ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["owner_id"], ["users.id"], name="fk_shares_owner_id_users", ondelete="CASCADE"),
