@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Protocol
 
 import httpx2 as httpx
-import sqlalchemy
 import obstore
+import sqlalchemy
 
 from tests.services import Postgres, Seaweed, stop_group
 

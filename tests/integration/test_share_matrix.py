@@ -80,7 +80,8 @@ def world(server: Server, install: Installation, alice: Account) -> Iterator[Wor
     tokens["expired"] = expired["token"]
     exhausted = share(download_limit=1)
     first = httpx.get(f"{server.url}/s/{exhausted['token']}/download")
-    assert first.status_code == 200 and first.content == DATA
+    assert first.status_code == 200
+    assert first.content == DATA
     tokens["exhausted"] = exhausted["token"]
     revoked = share()
     assert alice.client.delete(f"/api/v1/shares/{revoked['id']}").status_code == 204
@@ -88,7 +89,8 @@ def world(server: Server, install: Installation, alice: Account) -> Iterator[Wor
     for state in ("password-missing", "password-wrong", "password-right"):
         tokens[state] = share(password=PASSWORD)["token"]
     wrong = httpx.post(f"{server.url}/s/{tokens['password-wrong']}/unlock", json={"password": "not the password"})
-    assert wrong.status_code == 401 and wrong.json()["detail"] == "wrong password"
+    assert wrong.status_code == 401
+    assert wrong.json()["detail"] == "wrong password"
     # A grant is bound to the link that issued it: one for another link opens nothing here.
     other_link = share(password=PASSWORD)["token"]
     grants["password-wrong"] = unlock(server, other_link)
@@ -98,7 +100,7 @@ def world(server: Server, install: Installation, alice: Account) -> Iterator[Wor
         "other": login(server.url, "mallory", "mallory-password-1"),
         "grantee": login(server.url, "grace", "grace-password-1"),
     }
-    yield World(server, file_id, tokens, grants, credentials)
+    return World(server, file_id, tokens, grants, credentials)
 
 
 def unlock(server: Server, token: str) -> str:
@@ -141,9 +143,11 @@ def test_access(world: World, actor: str, state: str, operation: str) -> None:
         assert response.headers["content-range"] == f"bytes {RANGE[0]}-{RANGE[1]}/{len(DATA)}"
     elif want == 200 and operation == "metadata":
         body = response.json()
-        assert body["name"] == "matrix.bin" and body["size"] == len(DATA)
+        assert body["name"] == "matrix.bin"
+        assert body["size"] == len(DATA)
     elif want == 200 and operation == "head":
-        assert response.headers["content-length"] == str(len(DATA)) and response.content == b""
+        assert response.headers["content-length"] == str(len(DATA))
+        assert response.content == b""
     elif operation != "head":
         assert response.headers["content-type"] == "application/problem+json"
         detail = response.json()["detail"]

@@ -106,12 +106,18 @@ def test_curl_downloads_a_link_with_its_name(server: Server, alice: Account, tmp
 def test_public_metadata_and_owner_listing(server: Server, alice: Account) -> None:
     file_id = upload(alice, "notes.txt", b"hello")
     link = share(alice, file_id, download_limit=3, note="for the team", expires_in_seconds=3600)
-    assert str(link["url"]).startswith("/s/") and len(str(link["token"])) >= 22
+    assert str(link["url"]).startswith("/s/")
+    assert len(str(link["token"])) >= 22
     public = httpx.get(f"{server.url}/s/{link['token']}").json()
-    assert public["name"] == "notes.txt" and public["size"] == 5 and public["downloads_left"] == 3
-    assert public["note"] == "for the team" and public["download_url"] == f"/s/{link['token']}/download"
+    assert public["name"] == "notes.txt"
+    assert public["size"] == 5
+    assert public["downloads_left"] == 3
+    assert public["note"] == "for the team"
+    assert public["download_url"] == f"/s/{link['token']}/download"
     listed = link_state(alice, link["id"])
-    assert "token" not in listed and listed["note"] == "for the team" and listed["status"] == "active"
+    assert "token" not in listed
+    assert listed["note"] == "for the team"
+    assert listed["status"] == "active"
     assert [s["id"] for s in alice.client.get("/api/v1/shares", params={"file_id": file_id}).json()] == [link["id"]]
 
 
@@ -142,7 +148,8 @@ def test_bad_link_requests_get_specific_errors(server: Server, alice: Account, i
         assert message in response.json()["detail"]
     assert install.sql("SELECT count(*) FROM shares") == before
     unlock = httpx.post(f"{server.url}/s/{share(alice, file_id)['token']}/unlock", json={"password": "whatever1"})
-    assert unlock.status_code == 400 and unlock.json()["detail"] == "this link has no password"
+    assert unlock.status_code == 400
+    assert unlock.json()["detail"] == "this link has no password"
 
 
 def test_grants(server: Server, alice: Account, bob: Account) -> None:
@@ -151,7 +158,8 @@ def test_grants(server: Server, alice: Account, bob: Account) -> None:
     content = f"/api/v1/files/{file_id}/content"
     assert bob.client.get(content).status_code == 404
     grant = alice.client.post(f"/api/v1/files/{file_id}/grants", json={"username": "bob"})
-    assert grant.status_code == 201 and grant.json()["grantee"] == "bob"
+    assert grant.status_code == 201
+    assert grant.json()["grantee"] == "bob"
     again = alice.client.post(f"/api/v1/files/{file_id}/grants", json={"username": "bob"})
     assert again.status_code == 409
     for username, status in (("nobody", 404), ("admin", 400)):
@@ -183,13 +191,16 @@ def test_upload_requests(server: Server, alice: Account, install: Installation) 
     assert "1000 bytes" in too_big.json()["detail"]
     assert len(install.blobs.stored()) == blobs_before
     first = httpx.post(f"{base}/files", params={"name": "a.txt", "uploader": "Dana"}, content=b"a" * 600)
-    assert first.status_code == 201 and set(first.json()) == {"name", "size", "received_at"}
+    assert first.status_code == 201
+    assert set(first.json()) == {"name", "size", "received_at"}
     over = httpx.post(f"{base}/files", params={"name": "b.txt"}, content=b"b" * 401)
-    assert over.status_code == 413 and "400 bytes" in over.json()["detail"]
+    assert over.status_code == 413
+    assert "400 bytes" in over.json()["detail"]
     second = httpx.post(f"{base}/files", files={"file": ("b.txt", b"b" * 400)})
     assert second.status_code == 201
     third = httpx.post(f"{base}/files", params={"name": "c.txt"}, content=b"c")
-    assert third.status_code == 410 and "2 files" in third.json()["detail"]
+    assert third.status_code == 410
+    assert "2 files" in third.json()["detail"]
     received = alice.client.get(f"/api/v1/upload-requests/{request_id}/files").json()
     assert sorted((f["name"], f["size"], f["uploader"]) for f in received) == [
         ("a.txt", 600, "Dana"),
@@ -197,7 +208,7 @@ def test_upload_requests(server: Server, alice: Account, install: Installation) 
     ]
     names = {f["name"] for f in alice.client.get("/api/v1/files", params={"limit": 1000}).json()["items"]}
     assert {"a.txt", "b.txt"} <= names
-    listed = [r for r in alice.client.get("/api/v1/upload-requests").json() if r["id"] == request_id][0]
+    listed = next(r for r in alice.client.get("/api/v1/upload-requests").json() if r["id"] == request_id)
     assert (listed["files_received"], listed["bytes_received"], listed["status"]) == (2, 1000, "exhausted")
 
 
@@ -205,7 +216,8 @@ def test_upload_request_with_password_and_revocation(server: Server, alice: Acco
     created = alice.client.post("/api/v1/upload-requests", json={"password": "drop-box-pass"}).json()
     base = f"{server.url}/r/{created['token']}"
     locked = httpx.post(f"{base}/files", params={"name": "x.txt"}, content=b"x")
-    assert locked.status_code == 401 and "password" in locked.json()["detail"]
+    assert locked.status_code == 401
+    assert "password" in locked.json()["detail"]
     assert httpx.post(f"{base}/unlock", json={"password": "wrong-password"}).status_code == 401
     grant = httpx.post(f"{base}/unlock", json={"password": "drop-box-pass"}).json()["grant"]
     auth = {"Authorization": f"Bearer {grant}"}
@@ -216,7 +228,8 @@ def test_upload_request_with_password_and_revocation(server: Server, alice: Acco
     assert bob.client.delete(f"/api/v1/upload-requests/{created['id']}").status_code == 404
     assert alice.client.delete(f"/api/v1/upload-requests/{created['id']}").status_code == 204
     gone = httpx.post(f"{base}/files", params={"name": "y.txt"}, content=b"y", headers=auth)
-    assert gone.status_code == 410 and gone.json()["detail"] == "this link has been revoked"
+    assert gone.status_code == 410
+    assert gone.json()["detail"] == "this link has been revoked"
 
 
 def test_deleting_a_file_ends_its_links_and_grants(server: Server, alice: Account, bob: Account) -> None:
