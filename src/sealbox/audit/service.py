@@ -202,7 +202,9 @@ class Audit:
             if row.seq != expected_seq:
                 return Verification(count, expected_seq, f"row {expected_seq} is missing")
             if not hmac.compare_digest(row.prev_hash, prev):
-                return Verification(count, row.seq, f"row {row.seq} does not follow row {row.seq - 1}")
+                previous = row.seq - 1
+                reason = f"row {previous} was altered, or the hash row {row.seq} keeps of it was"
+                return Verification(count, previous, reason)
             if not hmac.compare_digest(chain_hash(prev, row), row.hash):
                 return Verification(count, row.seq, f"row {row.seq} was altered")
             prev, expected_seq, count = row.hash, expected_seq + 1, count + 1

@@ -1,0 +1,150 @@
+"""The audit trail records who did what, shows owners their own events, holds no secret,
+and `sealbox audit verify` finds any edited or removed row."""
+
+from __future__ import annotations
+
+import json
+
+import httpx2 as httpx
+import pytest
+
+from tests.integration.conftest import Account
+from tests.integration.server import Installation, Server, login
+
+COLUMNS = "seq, at, action, actor_id, actor, owner_id, file_id, target, client, detail, prev_hash, hash"
+
+
+@pytest.fixture(scope="module")
+def story(server: Server, install: Installation, alice: Account, bob: Account) -> dict[str, str]:
+    """One of everything, by alice (an administrator) and bob."""
+    assert (
+        httpx.post(f"{server.url}/api/v1/auth/token", data={"username": "bob", "password": "nope"}).status_code == 401
+    )
+    login(server.url, "bob", "bob-password-1")
+    file_id = alice.client.post("/api/v1/files", params={"name": "Quarterly secrets.xlsx"}, content=b"q").json()["id"]
+    assert alice.client.get(f"/api/v1/files/{file_id}/content").status_code == 200
+    link = alice.client.post(f"/api/v1/files/{file_id}/shares", json={"password": "share-password"}).json()
+    assert httpx.post(f"{server.url}/s/{link['token']}/unlock", json={"password": "wrong-guess"}).status_code == 401
+    grant = httpx.post(f"{server.url}/s/{link['token']}/unlock", json={"password": "share-password"}).json()["grant"]
+    auth = {"Authorization": f"Bearer {grant}"}
+    assert httpx.get(f"{server.url}/s/{link['token']}/download", headers=auth).status_code == 200
+    assert alice.client.delete(f"/api/v1/shares/{link['id']}").status_code == 204
+    given = alice.client.post(f"/api/v1/files/{file_id}/grants", json={"username": "bob"}).json()
+    assert bob.client.get(f"/api/v1/files/{file_id}/content").status_code == 200
+    assert alice.client.delete(f"/api/v1/files/{file_id}/grants/{given['id']}").status_code == 204
+    bobs = bob.client.post("/api/v1/files", params={"name": "bob-only.txt"}, content=b"b").json()["id"]
+    created = alice.client.post("/api/v1/admin/users", json={"username": "temp", "password": "temp-password"})
+    assert alice.client.delete(f"/api/v1/admin/users/{created.json()['id']}").status_code == 204
+    assert alice.client.delete(f"/api/v1/files/{file_id}").status_code == 204
+    assert install.cli("keys", "rotate").returncode == 0
+    secrets = {"token": link["token"], "grant": grant, "api": alice.token, "password": "share-password"}
+    return {"file": file_id, "bobs": bobs, "share": link["id"], **secrets}
+
+
+def actions(page: dict[str, list[dict[str, object]]]) -> list[object]:
+    return [event["action"] for event in page["items"]]
+
+
+def test_every_kind_of_event_is_recorded(story: dict[str, str], alice: Account) -> None:
+    everything = alice.client.get("/api/v1/audit", params={"all": True, "limit": 1000}).json()
+    seen = set(actions(everything))
+    assert {
+        "login.ok",
+        "login.failed",
+        "file.upload",
+        "file.download",
+        "share.create",
+        "link.password_failed",
+        "link.unlock",
+        "share.revoke",
+        "grant.give",
+        "grant.revoke",
+        "file.delete",
+        "user.create",
+        "user.delete",
+        "key.rotate",
+    } <= seen
+    downloads = [e for e in everything["items"] if e["action"] == "file.download" and e["file_id"] == story["file"]]
+    assert sorted(str(e["detail"]["via"]) for e in downloads) == ["grant", "link", "owner"]
+    by_link = next(e for e in downloads if e["detail"]["via"] == "link")
+    assert by_link["actor"] == "link"
+    assert by_link["target"] == story["share"]
+    assert by_link["client"] == "127.0.0.1"
+
+
+def test_owners_see_their_events_only(story: dict[str, str], bob: Account) -> None:
+    mine = bob.client.get("/api/v1/audit", params={"limit": 1000}).json()["items"]
+    assert {e["owner_id"] for e in mine} == {mine[0]["owner_id"]}
+    assert any(e["file_id"] == story["bobs"] for e in mine)
+    assert all(e["file_id"] != story["file"] for e in mine)
+    refused = bob.client.get("/api/v1/audit", params={"all": True})
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == "administrators only"
+
+
+def test_pages_go_back_in_time(story: dict[str, str], alice: Account) -> None:
+    first = alice.client.get("/api/v1/audit", params={"all": True, "limit": 3}).json()
+    second = alice.client.get("/api/v1/audit", params={"all": True, "limit": 3, "before": first["next_before"]}).json()
+    seqs = [e["seq"] for e in first["items"] + second["items"]]
+    assert seqs == sorted(seqs, reverse=True)
+    assert len(set(seqs)) == 6
+
+
+def test_events_hold_no_secret_or_file_name(story: dict[str, str], install: Installation) -> None:
+    rows = str(install.sql("SELECT * FROM audit_events"))
+    for secret in ("token", "grant", "api", "password"):
+        assert story[secret] not in rows, secret
+    assert "Quarterly" not in rows
+    assert "bob-only" not in rows
+
+
+def verify(install: Installation) -> tuple[int, str]:
+    done = install.cli("audit", "verify")
+    return done.returncode, done.stderr.strip()
+
+
+def test_verify_finds_every_edit_and_removal(story: dict[str, str], install: Installation) -> None:
+    code, message = verify(install)
+    assert code == 0, message
+    assert message.startswith("audit trail intact:")
+    last = int(install.sql("SELECT max(seq) FROM audit_events")[0][0])  # type: ignore[arg-type]
+    middle = last // 2
+
+    def row(seq: int) -> dict[str, object]:
+        values = install.sql(f"SELECT {COLUMNS} FROM audit_events WHERE seq = :seq", seq=seq)[0]  # noqa: S608
+        return dict(zip(COLUMNS.split(", "), values, strict=True))
+
+    def put_back(saved: dict[str, object]) -> None:
+        install.sql("DELETE FROM audit_events WHERE seq = :seq", seq=saved["seq"])
+        names = ", ".join(f":{c}" for c in saved)
+        install.sql(f"INSERT INTO audit_events ({COLUMNS}) VALUES ({names})", **saved)  # noqa: S608
+        assert verify(install)[0] == 0
+
+    saved = row(middle)
+    install.sql("UPDATE audit_events SET actor = 'someone-else' WHERE seq = :seq", seq=middle)
+    assert verify(install) == (3, f"audit trail broken: row {middle} was altered")
+    put_back(saved)
+
+    detail = json.dumps({"edited": True})
+    install.sql("UPDATE audit_events SET detail = :d WHERE seq = :seq", d=detail, seq=middle)
+    assert verify(install) == (3, f"audit trail broken: row {middle} was altered")
+    put_back(saved)
+
+    following = row(middle + 1)
+    install.sql("UPDATE audit_events SET prev_hash = :h WHERE seq = :seq", h=bytes(32), seq=middle + 1)
+    assert verify(install) == (
+        3,
+        f"audit trail broken: row {middle} was altered, or the hash row {middle + 1} keeps of it was",
+    )
+    put_back(following)
+
+    for seq in (1, middle, last):
+        removed = row(seq)
+        install.sql("DELETE FROM audit_events WHERE seq = :seq", seq=seq)
+        code, message = verify(install)
+        assert code == 3
+        if seq == last:
+            assert message == f"audit trail broken: the trail ends at row {last - 1} but {last} rows were written"
+        else:
+            assert message == f"audit trail broken: row {seq} is missing"
+        put_back(removed)
