@@ -136,3 +136,19 @@ def test_no_plaintext_at_rest_during_a_multipart_upload(
     assert response.status_code == 201
     assert response.json()["size"] == 7 << 20
     assert scan(install, server) == []
+
+
+def test_no_plaintext_at_rest_through_links(alice: Account, install: Installation, server: Server) -> None:
+    """Files uploaded through an upload-request link, uploaders' names, link notes and
+    downloads through a share link leave no plaintext either."""
+    data = canary_content(1 << 20)
+    token = alice.client.post("/api/v1/upload-requests", json={}).json()["token"]
+    sent = httpx.post(f"{server.url}/r/{token}/files", params={"name": NAME, "uploader": NAME}, content=data)
+    assert sent.status_code == 201
+    request_id = alice.client.get("/api/v1/upload-requests").json()[0]["id"]
+    received = alice.client.get(f"/api/v1/upload-requests/{request_id}/files").json()
+    mine = next(f for f in received if f["uploader"] == NAME)
+    link = alice.client.post(f"/api/v1/files/{mine['id']}/shares", json={"note": NAME}).json()
+    assert httpx.get(f"{server.url}/s/{link['token']}").json()["note"] == NAME
+    assert httpx.get(f"{server.url}/s/{link['token']}/download").content == data
+    assert scan(install, server) == []

@@ -60,7 +60,9 @@ def attempt(account: Account, url: str, headers: dict[str, str] | None = None) -
 
 
 def assert_refused(account: Account, file_id: str, size: int, headers: dict[str, str] | None = None) -> None:
-    for url in (f"/api/v1/files/{file_id}/content", f"/download/{file_id}"):
+    """Refused on every route that returns bytes: the owner's, the seed's and a share link's."""
+    token = account.client.post(f"/api/v1/files/{file_id}/shares", json={}).json()["token"]
+    for url in (f"/api/v1/files/{file_id}/content", f"/download/{file_id}", f"/s/{token}/download"):
         status, received = attempt(account, url, headers)
         if status is None:
             assert received < size
