@@ -54,6 +54,7 @@ def test_readme_walkthrough_runs(server: Server, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "copy.pdf").read_bytes() == report
     assert (tmp_path / "seed-copy.pdf").read_bytes() == report
+    assert (tmp_path / "shared-copy.pdf").read_bytes() == report
     assert (tmp_path / "first100.bin").read_bytes() == report[:100]
     assert result.stdout.count('"name":"report.pdf"') >= 3
     assert result.stdout.rstrip().endswith("204")

@@ -34,6 +34,7 @@ def commands_text() -> str:
     commands = [["serve"], ["init"], ["db", "upgrade"], ["storage", "migrate"]]
     commands += [["user", name] for name in ("add", "list", "disable", "enable", "reset-password", "delete")]
     commands += [["keys", name] for name in ("status", "rotate", "rewrap", "retire", "export", "import")]
+    commands += [["audit", name] for name in ("list", "verify")]
     for command in commands:
         result = runner.invoke(
             app, [*command, "--help"], prog_name="sealbox", terminal_width=100, env={"COLUMNS": "100", "NO_COLOR": "1"}
