@@ -115,6 +115,7 @@ def test_public_metadata_and_owner_listing(server: Server, alice: Account) -> No
     assert public["note"] == "for the team"
     assert public["download_url"] == f"/s/{link['token']}/download"
     listed = link_state(alice, link["id"])
+    assert listed["file_name"] == "notes.txt"
     assert "token" not in listed
     assert listed["note"] == "for the team"
     assert listed["status"] == "active"

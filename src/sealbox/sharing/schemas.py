@@ -24,6 +24,7 @@ class ShareCreate(BaseModel):
 class ShareRead(BaseModel):
     id: str
     file_id: str
+    file_name: str
     status: LinkStatus
     created_at: datetime
     expires_at: datetime

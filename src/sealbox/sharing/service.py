@@ -162,6 +162,7 @@ class SharingService:
         return ShareRead(
             id=str(share.id),
             file_id=str(share.file_id),
+            file_name=self.files.describe(row).name,
             status=_status(share, now),
             created_at=share.created_at,
             expires_at=share.expires_at,
