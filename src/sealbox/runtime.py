@@ -51,6 +51,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.gate.drain()
+        await self.audit.drain()
         await self.db.dispose()
 
     async def delete_account(self, admin: Principal | None, user_id: UserId, actor: Actor) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx2 as httpx
 import pytest
@@ -78,6 +79,15 @@ def test_password_guessing_is_limited_per_link(server: Server, client: httpx.Cli
     assert opened.status_code == 200
     grant = {"Authorization": f"Bearer {opened.json()['grant']}"}
     assert httpx.get(f"{server.url}/s/{token}/download", headers=grant).content == b"secret bytes"
+
+
+def test_parallel_guesses_cannot_overshoot_the_limit(server: Server, client: httpx.Client) -> None:
+    token = new_link(client)["token"]
+    with ThreadPoolExecutor(20) as pool:
+        statuses = sorted(
+            pool.map(lambda i: unlock(server, token, f"guess-{i}", source="127.0.0.5").status_code, range(20))
+        )
+    assert statuses == [401] * MAX + [429] * (20 - MAX)
 
 
 def test_password_guessing_is_limited_per_address_across_links(server: Server, client: httpx.Client) -> None:

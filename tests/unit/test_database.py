@@ -9,10 +9,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.db.migrate import upgrade
-from sealbox.db.session import Database
+from sealbox.db.session import Database, GroupCommit
 from sealbox.models import User
+
+
+async def _add(session: AsyncSession, users: list[User]) -> None:
+    session.add_all(users)
+
+
+def inserter(db: Database) -> GroupCommit[User]:
+    return GroupCommit[User](db, _add)
 
 
 def run(tmp_path: Path, scenario: object) -> None:
@@ -34,7 +43,8 @@ async def _count(db: Database) -> int:
 
 def test_concurrent_inserts_are_all_committed(tmp_path: Path) -> None:
     async def scenario(db: Database) -> None:
-        await asyncio.gather(*(db.insert(User(username=f"u{i}", password_hash="x")) for i in range(50)))
+        users = inserter(db)
+        await asyncio.gather(*(users.submit(User(username=f"u{i}", password_hash="x")) for i in range(50)))
         assert await _count(db) == 50
 
     run(tmp_path, scenario)
@@ -42,11 +52,12 @@ def test_concurrent_inserts_are_all_committed(tmp_path: Path) -> None:
 
 def test_a_failing_insert_does_not_fail_the_others_in_its_group(tmp_path: Path) -> None:
     async def scenario(db: Database) -> None:
-        await db.insert(User(username="taken", password_hash="x"))
+        users = inserter(db)
+        await users.submit(User(username="taken", password_hash="x"))
         results = await asyncio.gather(
-            *(db.insert(User(username=f"ok{i}", password_hash="x")) for i in range(10)),
-            db.insert(User(username="taken", password_hash="x")),
-            *(db.insert(User(username=f"ok{i}", password_hash="x")) for i in range(10, 20)),
+            *(users.submit(User(username=f"ok{i}", password_hash="x")) for i in range(10)),
+            users.submit(User(username="taken", password_hash="x")),
+            *(users.submit(User(username=f"ok{i}", password_hash="x")) for i in range(10, 20)),
             return_exceptions=True,
         )
         assert [type(r) for r in results].count(IntegrityError) == 1
@@ -59,7 +70,7 @@ def test_a_failing_insert_does_not_fail_the_others_in_its_group(tmp_path: Path) 
 def test_a_cancelled_caller_does_not_cancel_the_commit(tmp_path: Path) -> None:
     async def scenario(db: Database) -> None:
         user_id = uuid.uuid4()
-        task = asyncio.create_task(db.insert(User(id=user_id, username="kept", password_hash="x")))
+        task = asyncio.create_task(inserter(db).submit(User(id=user_id, username="kept", password_hash="x")))
         await asyncio.sleep(0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -13,6 +13,7 @@ decrypted file name is written here.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -131,12 +132,17 @@ def _read(row: AuditEvent) -> EventRead:
     )
 
 
-async def _append(session: AsyncSession, batch: list[tuple[Event, ...]]) -> None:
+# What one caller appends: events, and rows to insert in the same transaction.
+Entry = tuple[tuple[Event, ...], tuple[object, ...]]
+
+
+async def _append(session: AsyncSession, batch: list[Entry]) -> None:
     # FOR UPDATE serialises appenders on PostgreSQL; SQLite's write lock already does.
     head = (await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())).scalar_one()
     seq, prev = head.seq, head.hash
     now = utcnow()
-    for events in batch:
+    for events, rows in batch:
+        session.add_all(rows)
         for event in events:
             seq += 1
             row = AuditEvent(
@@ -161,11 +167,35 @@ async def _append(session: AsyncSession, batch: list[tuple[Event, ...]]) -> None
 class Audit:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._appender = GroupCommit[tuple[Event, ...]](db, _append)
+        self._appender = GroupCommit[Entry](db, _append)
+        self._soon: set[asyncio.Task[None]] = set()
 
-    async def record(self, *events: Event) -> None:
-        """Append ``events``; returns once they are committed."""
-        await self._appender.submit(events)
+    async def record(self, *events: Event, rows: tuple[object, ...] = ()) -> None:
+        """Append ``events`` (and insert ``rows`` in the same transaction); returns once
+        they are committed. Concurrent callers share a commit."""
+        await self._appender.submit((events, rows))
+
+    async def record_in(self, session: AsyncSession, *events: Event) -> None:
+        """Append ``events`` inside the caller's write transaction."""
+        await _append(session, [(events, ())])
+
+    def record_soon(self, *events: Event) -> None:
+        """Append ``events`` without waiting for the commit (used for downloads, so a
+        response does not wait on the audit trail's disk). A crash may lose the events
+        of the last moments; a failure is logged."""
+        task = asyncio.get_running_loop().create_task(self.record(*events))
+        self._soon.add(task)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._soon.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("audit.failed", error=type(task.exception()).__name__)
+
+    async def drain(self) -> None:
+        """Wait for events appended with ``record_soon`` (at shutdown)."""
+        if self._soon:
+            await asyncio.gather(*self._soon, return_exceptions=True)
 
     async def events(self, owner: uuid.UUID | None, before: int | None, limit: int) -> EventPage:
         """Newest first: events about ``owner``'s files and links, or all (``owner=None``)."""

@@ -76,7 +76,6 @@ class Database:
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writer = async_sessionmaker(self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False)
         self._write_lock = asyncio.Lock()
-        self._inserts = GroupCommit[tuple[object, ...]](self, _add_all)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -110,17 +109,8 @@ class Database:
         async with self.read() as session:
             await session.execute(text("SELECT 1"))
 
-    async def insert(self, *rows: object) -> None:
-        """Insert ``rows`` in one durable transaction; returns once it is committed
-        (concurrent inserts share a commit: see ``GroupCommit``)."""
-        await self._inserts.submit(rows)
-
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-
-async def _add_all(session: AsyncSession, batch: list[tuple[object, ...]]) -> None:
-    session.add_all(row for rows in batch for row in rows)
 
 
 class GroupCommit(Generic[T]):

@@ -198,10 +198,11 @@ class FileService:
             limits.append(admission.limit)
         return limits
 
-    async def _commit(self, row: File, admission: Admission | None) -> None:
-        """Record ``row``; with a quota or an admission, check them in the same transaction."""
+    async def _commit(self, row: File, admission: Admission | None, event: Event) -> None:
+        """Record ``row`` and its audit ``event`` in one transaction, checking the quota
+        and the admission (if any) in it too."""
         if self.quota is None and admission is None:
-            await self.db.insert(row)
+            await self.audit.record(event, rows=(row,))  # shares a commit with concurrent uploads
             return
         async with self.db.write() as session:
             files = FileRepository(session)
@@ -212,6 +213,7 @@ class FileService:
             if admission is not None:
                 await admission.admit(session, row)
             session.add(row)
+            await self.audit.record_in(session, event)
 
     async def upload(
         self,
@@ -256,7 +258,9 @@ class FileService:
             created_at=utcnow(),
             uploader_enc=fields.encrypt("uploader", uploader) if uploader else None,
         )
-        commit = asyncio.ensure_future(self._commit(row, admission))
+        target = admission.target if admission is not None else None
+        event = Event("file.upload", actor, owner, file_id, target, {"bytes": row.size})
+        commit = asyncio.ensure_future(self._commit(row, admission, event))
         try:
             await asyncio.shield(commit)
         except asyncio.CancelledError:
@@ -268,8 +272,6 @@ class FileService:
         except BaseException:
             await self.store.delete(key)
             raise
-        target = admission.target if admission is not None else None
-        await self.audit.record(Event("file.upload", actor, owner, file_id, target, {"bytes": row.size}))
         return self._read(row, dek)
 
     def describe(self, row: File) -> FileRead:

@@ -129,7 +129,7 @@ class Opened:
         if start == 0:
             target = str(share.id) if share is not None else None
             detail: Detail = {"via": self._authorised.via, "bytes": max(length, 0)}
-            await self._gate.audit.record(Event("file.download", self._actor, row.owner_id, row.id, target, detail))
+            self._gate.audit.record_soon(Event("file.download", self._actor, row.owner_id, row.id, target, detail))
 
     def finish(self, unsent: int) -> None:
         """After a response: give back to a link's allowance what a cut-short one did

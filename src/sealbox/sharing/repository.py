@@ -81,6 +81,12 @@ class SharingRepository:
 
     # Password attempts and unlocks
 
+    async def lock_link(self, link: Share | UploadRequest) -> None:
+        """Serialise transactions about ``link`` until this one ends (PostgreSQL; SQLite's
+        write lock already serialises every writer)."""
+        model = type(link)
+        await self.session.execute(select(model.id).where(model.id == link.id).with_for_update())
+
     async def attempts(self, subjects: Sequence[str], since: datetime) -> dict[str, tuple[int, datetime]]:
         query = (
             select(LoginFailure.subject, func.count(), func.min(LoginFailure.at))

@@ -278,6 +278,7 @@ class SharingService:
         subjects = [by_link] + ([f"linkaddr:{actor.client[:150]}"] if actor.client else [])
         async with self.db.write() as session:
             repo = SharingRepository(session)
+            await repo.lock_link(link)  # attempts on one link are counted one at a time
             for subject, (count, oldest) in (await repo.attempts(subjects, now - policy.window)).items():
                 if count >= policy.max_failures * (1 if subject == by_link else 5):
                     wait = max(1, math.ceil((oldest + policy.window - now).total_seconds()))
