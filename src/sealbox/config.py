@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     link_window_seconds: int = Field(
         default=900, ge=1, le=86400, description="The window for counting wrong link passwords, in seconds."
     )
+    upload_expiry_hours: float = Field(
+        default=24, gt=0, le=8760, description="How long an unfinished resumable upload lives after its last write."
+    )
     user_quota: int | None = Field(
         default=None, description="Bytes each account may store, with a unit allowed (50G). Default: no quota."
     )

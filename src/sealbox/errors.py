@@ -2,7 +2,8 @@
 
     SealboxError
      ├─ InvalidInput          the request is malformed or a value is not acceptable
-     │   └─ TooLarge          a body exceeds the configured limit
+     │   ├─ TooLarge          a body exceeds the configured limit
+     │   └─ ChecksumMismatch  a body does not match the checksum sent with it
      ├─ AuthenticationFailed  no credentials, or wrong ones
      ├─ PermissionDenied      authenticated, but not allowed (an admin action, say)
      ├─ NotFound              missing, or someone else's: the two are never told apart
@@ -33,6 +34,10 @@ class InvalidInput(SealboxError):
 
 class TooLarge(InvalidInput):
     code = "too_large"
+
+
+class ChecksumMismatch(InvalidInput):
+    code = "checksum_mismatch"
 
 
 class AuthenticationFailed(SealboxError):

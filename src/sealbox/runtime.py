@@ -33,6 +33,7 @@ from sealbox.sharing.gate import Gate
 from sealbox.sharing.service import LinkPolicy, SharingService
 from sealbox.storage.base import BlobStore, StorageUnavailable
 from sealbox.storage.local import LocalStore
+from sealbox.uploads.service import UploadService
 
 ADMIN_USERNAME = "admin"
 
@@ -48,6 +49,7 @@ class Runtime:
     files: FileService
     gate: Gate
     sharing: SharingService
+    uploads: UploadService
 
     async def close(self) -> None:
         await self.gate.drain()
@@ -177,6 +179,7 @@ def build(settings: Settings, keyring: KeyProvider, store: BlobStore | None = No
         files=files,
         gate=gate,
         sharing=SharingService(db, files, gate, audit, link_policy(settings)),
+        uploads=UploadService(db, store, keyring, files, timedelta(hours=settings.upload_expiry_hours)),
     )
 
 

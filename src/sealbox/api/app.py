@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from sealbox import __version__
 from sealbox.api import errors
-from sealbox.api.routes import admin, auth, files, health, links, me, seed, sharing
+from sealbox.api.routes import admin, auth, files, health, links, me, seed, sharing, tus
 from sealbox.config import Settings
 from sealbox.logs import configure_logging
 from sealbox.runtime import Runtime, open_runtime
@@ -27,7 +27,7 @@ SWEEP_AGE = timedelta(hours=1)
 async def _sweeper(runtime: Runtime) -> None:
     while True:
         try:
-            removed = await runtime.files.sweep(SWEEP_AGE)
+            removed = await runtime.files.sweep(SWEEP_AGE) + await runtime.uploads.sweep(SWEEP_AGE)
             if removed:
                 log.info("sweep.removed", count=removed)
         except Exception as exc:
@@ -64,9 +64,11 @@ def create_app(settings: Settings) -> FastAPI:
         files.router,
         sharing.router,
         links.router,
+        tus.router,
         seed.router,
     ):
         app.include_router(router)
+    app.add_middleware(tus.TusHeaders)
     return app
 
 

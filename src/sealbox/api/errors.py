@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sealbox.errors import (
     AuthenticationFailed,
+    ChecksumMismatch,
     Conflict,
     Gone,
     IntegrityFailure,
@@ -30,6 +31,7 @@ PROBLEM = "application/problem+json"
 
 STATUS: list[tuple[type[SealboxError], int]] = [
     (TooLarge, 413),
+    (ChecksumMismatch, 460),
     (InvalidInput, 400),
     (AuthenticationFailed, 401),
     (PermissionDenied, 403),
@@ -48,10 +50,13 @@ TITLES = {
     405: "Method Not Allowed",
     409: "Conflict",
     410: "Gone",
+    412: "Precondition Failed",
     413: "Content Too Large",
+    415: "Unsupported Media Type",
     416: "Range Not Satisfiable",
     422: "Unprocessable Content",
     429: "Too Many Requests",
+    460: "Checksum Mismatch",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }

@@ -117,14 +117,64 @@ class Download:
     async def content(self, start: int, end: int) -> AsyncIterator[bytearray | memoryview]:
         """Plaintext bytes ``start..end`` inclusive; raises ``IntegrityFailure`` midway
         if stored data fails authentication (the caller must then abort the response)."""
-        offset, length = self._opener.chunk_span(start // self._opener.chunk_size, end // self._opener.chunk_size)
-        with stored_data_errors():
-            if self._blob is None:
-                sealed = self._store.get_range(self._key, offset, length, self._opener.batch_bytes)
-            else:
-                sealed = _one(self._blob[offset : offset + length])
-            async for piece in self._opener.open_range(sealed, start, end):
-                yield piece
+        async for piece in _content(self._opener, self._store, self._key, self._blob, start, end):
+            yield piece
+
+
+async def _content(
+    opener: Opener, store: BlobStore, key: str, blob: bytes | None, start: int, end: int
+) -> AsyncIterator[bytearray | memoryview]:
+    offset, length = opener.chunk_span(start // opener.chunk_size, end // opener.chunk_size)
+    with stored_data_errors():
+        if blob is None:
+            sealed = store.get_range(key, offset, length, opener.batch_bytes)
+        else:
+            sealed = _one(blob[offset : offset + length])
+        async for piece in opener.open_range(sealed, start, end):
+            yield piece
+
+
+async def plaintext(
+    store: BlobStore, key: str, dek: bytes, bound_id: bytes, tag: bytes, size: int
+) -> AsyncIterator[bytearray | memoryview]:
+    """The whole plaintext of a sealed blob (see ``open_sealed``), authenticated as it
+    streams; raises ``IntegrityFailure`` if any of it fails."""
+    if size == 0:
+        await open_sealed(store, key, dek, bound_id, tag, size)
+        return
+    opener, blob = await open_sealed(store, key, dek, bound_id, tag, size)
+    async for piece in _content(opener, store, key, blob, 0, size - 1):
+        yield piece
+
+
+async def open_sealed(
+    store: BlobStore, key: str, dek: bytes, bound_id: bytes, tag: bytes, size: int
+) -> tuple[Opener, bytes | None]:
+    """Authenticate the header and final chunk of the blob at ``key``, sealed under
+    ``dek`` for ``bound_id``, against the header tag and plaintext size recorded for it.
+
+    Returns the opener, and the whole blob when it is small enough to have been read at
+    once. Raises ``IntegrityFailure`` (before any plaintext exists) if it does not match.
+    """
+    with stored_data_errors():
+        blob_size = await store.size(key)
+        # A small blob is read in one call, instead of header, final chunk and body
+        # in three: for small files those calls are most of the cost.
+        blob = await store.read(key, 0, blob_size) if blob_size <= SMALL_BLOB else None
+        raw_header = blob[:HEADER_LEN] if blob is not None else await store.read(key, 0, HEADER_LEN)
+        header, k_pay = parse_header(raw_header, dek, bound_id)
+        # The record pins the header tag: an older blob of the same file (rollback) or a
+        # blob from another file fails here.
+        if not hmac.compare_digest(header.tag, tag):
+            raise IntegrityError("blob does not match its record")
+        opener = Opener(header, k_pay, blob_size)
+        if opener.plain_size != size:
+            raise IntegrityError("blob size does not match its record")
+        last = opener.chunk_count - 1
+        offset, length = opener.chunk_span(last, last)
+        final = blob[offset : offset + length] if blob is not None else await store.read(key, offset, length)
+        opener.verify_final(final)
+    return opener, blob
 
 
 async def _succeeded(task: asyncio.Future[None]) -> bool:
@@ -185,7 +235,7 @@ class FileService:
         except IntegrityError as exc:
             raise IntegrityFailure("the stored file key failed authentication") from exc
 
-    async def _limits(self, owner: UserId, admission: Admission | None) -> list[Limit]:
+    async def limits(self, owner: UserId, admission: Admission | None) -> list[Limit]:
         """What bounds this upload: the file size limit, the owner's quota, the link's."""
         limits = [Limit(self.max_upload_size, f"the file is larger than the limit of {self.max_upload_size} bytes")]
         if self.quota is not None:
@@ -234,7 +284,7 @@ class FileService:
         """
         check_name(name)
         content_type = check_content_type(content_type, name)
-        limit = min(await self._limits(owner, admission), key=lambda limit: limit.size)
+        limit = min(await self.limits(owner, admission), key=lambda limit: limit.size)
         file_id = FileId(uuid.uuid4())
         dek = new_dek()
         key_id, wrapped = self.keyring.wrap(file_id.bytes, dek)
@@ -338,24 +388,7 @@ class FileService:
         dek = self._dek(row)
         info = self._read(row, dek)
         key = blob_key(row.id)
-        with stored_data_errors():
-            size = await self.store.size(key)
-            # A small blob is read in one call, instead of header, final chunk and body
-            # in three: for small files those calls are most of the cost.
-            blob = await self.store.read(key, 0, size) if size <= SMALL_BLOB else None
-            raw_header = blob[:HEADER_LEN] if blob is not None else await self.store.read(key, 0, HEADER_LEN)
-            header, k_pay = parse_header(raw_header, dek, row.id.bytes)
-            # The row pins the header tag: an older blob of the same file (rollback) or a
-            # blob from another file fails here.
-            if not hmac.compare_digest(header.tag, row.header_tag):
-                raise IntegrityError("blob does not match its record")
-            opener = Opener(header, k_pay, size)
-            if opener.plain_size != row.size:
-                raise IntegrityError("blob size does not match its record")
-            last = opener.chunk_count - 1
-            offset, length = opener.chunk_span(last, last)
-            final = blob[offset : offset + length] if blob is not None else await self.store.read(key, offset, length)
-            opener.verify_final(final)
+        opener, blob = await open_sealed(self.store, key, dek, row.id.bytes, row.header_tag, row.size)
         return Download(info, opener, self.store, key, blob)
 
     async def referenced_key_ids(self) -> set[str]:

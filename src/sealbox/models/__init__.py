@@ -5,6 +5,7 @@ from sealbox.models.file import File
 from sealbox.models.login_failure import LoginFailure
 from sealbox.models.share import Grant, Share, Unlock, UploadRequest
 from sealbox.models.token import ApiToken
+from sealbox.models.upload import Upload, UploadPart
 from sealbox.models.user import User
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "LoginFailure",
     "Share",
     "Unlock",
+    "Upload",
+    "UploadPart",
     "UploadRequest",
     "User",
 ]

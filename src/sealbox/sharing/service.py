@@ -119,6 +119,12 @@ class RequestAdmission:
         row.upload_request_id = self.request_id
 
 
+def admission_for(row: UploadRequest) -> RequestAdmission:
+    """The rules an upload through the upload-request link ``row`` must pass."""
+    left = row.max_bytes - row.bytes_received
+    return RequestAdmission(row.id, Limit(left, f"the file is larger than what this link still accepts: {left} bytes"))
+
+
 class SharingService:
     def __init__(self, db: Database, files: FileService, gate: Gate, audit: Audit, policy: LinkPolicy) -> None:
         self.db = db
@@ -399,7 +405,7 @@ class SharingService:
             ReceivedFile(**self.files.describe(row).model_dump(), uploader=self.files.uploader(row)) for row in rows
         ]
 
-    async def _live_request(self, token: str, grant: str | None) -> UploadRequest:
+    async def live_request(self, token: str, grant: str | None) -> UploadRequest:
         now = utcnow()
         async with self.db.read() as session:
             repo = SharingRepository(session)
@@ -411,7 +417,7 @@ class SharingService:
         return row
 
     async def public_request(self, token: str, grant: str | None) -> PublicRequest:
-        row = await self._live_request(token, grant)
+        row = await self.live_request(token, grant)
         return PublicRequest(
             expires_at=row.expires_at,
             files_left=row.max_files - row.files_received,
@@ -429,13 +435,10 @@ class SharingService:
         uploader: str | None,
         actor: Actor,
     ) -> Receipt:
-        row = await self._live_request(token, grant)
+        row = await self.live_request(token, grant)
         if uploader is not None and not 1 <= len(uploader) <= 200:
             raise InvalidInput("the uploader's name must be 1 to 200 characters long")
-        left = row.max_bytes - row.bytes_received
-        admission = RequestAdmission(
-            row.id, Limit(left, f"the file is larger than what this link still accepts: {left} bytes")
-        )
+        admission = admission_for(row)
         created = await self.files.upload(
             UserId(row.owner_id), name, content_type, source, actor, admission=admission, uploader=uploader
         )

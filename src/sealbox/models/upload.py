@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from sealbox.db.base import Base, UTCDateTime, utcnow
+
+
+class Upload(Base):
+    """A resumable (tus) upload in progress. It becomes an ordinary file when its last
+    bytes arrive, in the transaction that removes this row.
+
+    Each accepted ``PATCH`` body is one encrypted part (``UploadPart``), sealed as a
+    sealbox stream under this upload's own key with a fresh salt, so no chunk key and
+    nonce is ever used twice, whatever the retries.
+    """
+
+    __tablename__ = "uploads"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    request_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("upload_requests.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    length: Mapped[int] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    name_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    content_type_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    uploader_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class UploadPart(Base):
+    """One accepted ``PATCH`` body of an upload: an encrypted object in the blob store."""
+
+    __tablename__ = "upload_parts"
+
+    upload_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)  # plaintext bytes
+    header_tag: Mapped[bytes] = mapped_column(LargeBinary(32))

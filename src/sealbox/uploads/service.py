@@ -1,0 +1,346 @@
+"""Resumable uploads: create, append, inspect, terminate; the last append turns the
+upload into an ordinary file.
+
+Each accepted ``PATCH`` body becomes one part: a sealbox stream of exactly those bytes,
+sealed under the upload's own data key with a fresh salt (so a fresh payload key),
+written atomically to the blob store before the new offset is committed. Nothing is
+ever at rest in plaintext, and because every part has its own payload key, retrying a
+part (after a dropped connection, a checksum failure or a crash) never seals different
+bytes under a key and nonce used before.
+
+When the last bytes arrive, the parts are opened in order (each authenticated against
+its record) and streamed through ``FileService.upload``, which seals them as one
+ordinary blob under a new file key and records the file; the upload's row is deleted
+in that same transaction, on the condition that its offset has not moved, so an upload
+becomes exactly one file, or none. Until then a crash leaves the last committed offset,
+from which the client resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sealbox.audit.service import Actor
+from sealbox.crypto.errors import IntegrityError, UnknownKeyId
+from sealbox.crypto.keys import FieldCipher, KeyProvider, new_dek
+from sealbox.crypto.stream import Sealer
+from sealbox.db.base import utcnow
+from sealbox.db.session import Database
+from sealbox.errors import (
+    ChecksumMismatch,
+    Conflict,
+    Gone,
+    IntegrityFailure,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    Unavailable,
+)
+from sealbox.files.names import check_content_type, check_name
+from sealbox.files.service import Admission, FileService, Limit, plaintext
+from sealbox.ids import UserId
+from sealbox.models import File, Upload, UploadPart, UploadRequest
+from sealbox.sharing.service import RequestAdmission, admission_for
+from sealbox.storage.base import BlobStore, StorageUnavailable
+
+PART_PREFIX = "uploads"
+CHECKSUMS: dict[str, Callable[[], hashlib._Hash]] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
+
+
+def part_key(upload_id: uuid.UUID) -> str:
+    """A new object key for a part: under the upload's id, unique per attempt."""
+    return f"{PART_PREFIX}/{upload_id.hex}/{uuid.uuid4().hex}"
+
+
+def parse_upload_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound("upload not found") from None
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who may touch an upload: the account that created it, or the upload-request link
+    it was created through (never both)."""
+
+    user_id: UserId | None = None
+    request: UploadRequest | None = None
+
+    def holds(self, row: Upload) -> bool:
+        if self.request is not None:
+            return row.request_id == self.request.id
+        return row.request_id is None and row.owner_id == self.user_id
+
+
+@dataclass(frozen=True)
+class UploadState:
+    id: uuid.UUID
+    offset: int
+    length: int
+    expires_at: datetime
+    file_id: str | None = None  # once complete: the file it became
+
+
+@dataclass(frozen=True)
+class Checksum:
+    algorithm: str
+    digest: bytes
+
+
+@dataclass(frozen=True)
+class Completion:
+    """Turns the upload into a file only if its offset is still the one this request
+    started from; the upload's row goes in the file's transaction."""
+
+    upload_id: uuid.UUID
+    offset: int
+    inner: RequestAdmission | None
+
+    @property
+    def target(self) -> str:
+        return self.inner.target if self.inner is not None else str(self.upload_id)
+
+    @property
+    def limit(self) -> Limit | None:
+        return self.inner.limit if self.inner is not None else None
+
+    async def admit(self, session: AsyncSession, row: File) -> None:
+        result = await session.execute(delete(Upload).where(Upload.id == self.upload_id, Upload.offset == self.offset))
+        if getattr(result, "rowcount", 0) != 1:
+            raise Conflict("another request has changed this upload")
+        if self.inner is not None:
+            await self.inner.admit(session, row)
+
+
+async def _hashed(source: AsyncIterable[bytes], limit: int, hasher: hashlib._Hash | None) -> AsyncIterator[bytes]:
+    total = 0
+    async for piece in source:
+        total += len(piece)
+        if total > limit:
+            raise TooLarge(f"the body goes past the upload's end: {limit} bytes were left")
+        if hasher is not None:
+            hasher.update(piece)
+        yield piece
+
+
+class UploadService:
+    def __init__(
+        self, db: Database, store: BlobStore, keyring: KeyProvider, files: FileService, lifetime: timedelta
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.keyring = keyring
+        self.files = files
+        self.lifetime = lifetime
+
+    def _dek(self, row: Upload) -> bytes:
+        try:
+            return self.keyring.unwrap(row.key_id, row.id.bytes, row.wrapped_dek)
+        except (UnknownKeyId, IntegrityError) as exc:
+            raise IntegrityFailure("the key of this upload cannot be opened") from exc
+
+    def _state(self, row: Upload, file_id: str | None = None) -> UploadState:
+        return UploadState(row.id, row.offset, row.length, row.expires_at, file_id)
+
+    async def create(
+        self,
+        holder: Holder,
+        length: int,
+        name: str | None,
+        content_type: str | None,
+        uploader: str | None,
+    ) -> Upload:
+        """Start an upload of ``length`` bytes; refuse at once what could never be stored."""
+        if length < 0:
+            raise InvalidInput("Upload-Length must be a non-negative integer")
+        owner = UserId(holder.request.owner_id) if holder.request is not None else holder.user_id
+        assert owner is not None
+        upload_id = uuid.uuid4()
+        name = name or f"upload-{upload_id.hex[:8]}"
+        check_name(name)
+        content_type = check_content_type(content_type, name)
+        if uploader is not None and not 1 <= len(uploader) <= 200:
+            raise InvalidInput("the uploader's name must be 1 to 200 characters long")
+        admission = admission_for(holder.request) if holder.request is not None else None
+        for limit in await self.files.limits(owner, admission):
+            if length > limit.size:
+                raise TooLarge(limit.message)
+        dek = new_dek()
+        key_id, wrapped = self.keyring.wrap(upload_id.bytes, dek)
+        fields = FieldCipher(dek, upload_id.bytes)
+        now = utcnow()
+        row = Upload(
+            id=upload_id,
+            owner_id=owner,
+            request_id=holder.request.id if holder.request is not None else None,
+            length=length,
+            offset=0,
+            name_enc=fields.encrypt("name", name),
+            content_type_enc=fields.encrypt("content_type", content_type),
+            uploader_enc=fields.encrypt("uploader", uploader) if uploader else None,
+            key_id=key_id,
+            wrapped_dek=wrapped,
+            created_at=now,
+            expires_at=now + self.lifetime,
+        )
+        async with self.db.write() as session:
+            session.add(row)
+        return row
+
+    async def _held(self, upload_id: uuid.UUID, holder: Holder) -> Upload:
+        async with self.db.read() as session:
+            row = await session.get(Upload, upload_id)
+        if row is None or not holder.holds(row):
+            raise NotFound("upload not found")
+        if row.expires_at <= utcnow():
+            raise Gone("this upload has expired")
+        return row
+
+    async def state(self, upload_id: uuid.UUID, holder: Holder) -> UploadState:
+        return self._state(await self._held(upload_id, holder))
+
+    async def append(
+        self,
+        upload_id: uuid.UUID,
+        holder: Holder,
+        offset: int,
+        body: AsyncIterable[bytes],
+        checksum: Checksum | None,
+        actor: Actor,
+        row: Upload | None = None,
+    ) -> UploadState:
+        """Append ``body`` at ``offset``, which must be the upload's current offset.
+
+        The new offset is committed only after the part is durable and its checksum (if
+        given) matched; two requests racing from one offset cannot both win.
+        """
+        row = row or await self._held(upload_id, holder)
+        if offset != row.offset:
+            raise Conflict(f"the upload is at offset {row.offset}, not {offset}")
+        hasher = CHECKSUMS[checksum.algorithm]() if checksum is not None else None
+        dek = self._dek(row)
+        sealer = Sealer(dek, row.id.bytes)
+        key = part_key(row.id)
+        source = _hashed(body, row.length - row.offset, hasher)
+        if row.length == row.offset:
+            async for _ in source:  # nothing may follow the end; an empty body completes
+                pass
+            return await self._complete(row, dek, None, actor)
+        try:
+            await self.store.put(key, sealer.seal(source))
+        except StorageUnavailable as exc:
+            raise Unavailable("file storage is unavailable") from exc
+        if hasher is not None and checksum is not None and not hmac.compare_digest(hasher.digest(), checksum.digest):
+            await self._discard(key)
+            raise ChecksumMismatch("the body does not match its Upload-Checksum; nothing was stored")
+        if sealer.plain_size == 0:
+            await self._discard(key)
+            return self._state(row)
+        part = UploadPart(upload_id=row.id, key=key, size=sealer.plain_size, header_tag=sealer.header.tag)
+        new_offset = row.offset + sealer.plain_size
+        if new_offset == row.length:
+            return await self._complete(row, dek, part, actor)
+        try:
+            async with self.db.write() as session:
+                moved = await session.execute(
+                    update(Upload)
+                    .where(Upload.id == row.id, Upload.offset == row.offset)
+                    .values(offset=new_offset, expires_at=utcnow() + self.lifetime)
+                )
+                if getattr(moved, "rowcount", 0) != 1:
+                    raise Conflict("another request has changed this upload")
+                count = await session.execute(select(func.count()).where(UploadPart.upload_id == row.id))
+                part.seq = int(count.scalar_one())
+                session.add(part)
+        except BaseException:
+            await self._discard(key)
+            raise
+        async with self.db.read() as session:
+            current = await session.get(Upload, row.id, populate_existing=True)
+        return self._state(current or row)
+
+    async def _parts(self, upload_id: uuid.UUID) -> list[UploadPart]:
+        async with self.db.read() as session:
+            query = select(UploadPart).where(UploadPart.upload_id == upload_id).order_by(UploadPart.seq)
+            return list((await session.execute(query)).scalars().all())
+
+    async def _complete(self, row: Upload, dek: bytes, last: UploadPart | None, actor: Actor) -> UploadState:
+        parts = await self._parts(row.id) + ([last] if last is not None else [])
+        fields = FieldCipher(dek, row.id.bytes)
+        try:
+            name = fields.decrypt("name", row.name_enc)
+            content_type = fields.decrypt("content_type", row.content_type_enc) if row.content_type_enc else None
+            uploader = fields.decrypt("uploader", row.uploader_enc) if row.uploader_enc else None
+        except IntegrityError as exc:
+            raise IntegrityFailure("stored upload metadata failed authentication") from exc
+        request = None
+        if row.request_id is not None:
+            async with self.db.read() as session:
+                request = await session.get(UploadRequest, row.request_id)
+            if request is None:
+                raise Gone("this link has been revoked")
+        inner = admission_for(request) if request is not None else None
+        completion: Admission = Completion(row.id, row.offset, inner)
+
+        async def content() -> AsyncIterator[bytes]:
+            for part in parts:
+                async for piece in plaintext(self.store, part.key, dek, row.id.bytes, part.header_tag, part.size):
+                    yield bytes(piece)
+
+        try:
+            created = await self.files.upload(
+                UserId(row.owner_id), name, content_type, content(), actor, admission=completion, uploader=uploader
+            )
+        except BaseException:
+            if last is not None:
+                await self._discard(last.key)
+            raise
+        for part in parts:
+            await self._discard(part.key)
+        return UploadState(row.id, row.length, row.length, row.expires_at, created.id)
+
+    async def terminate(self, upload_id: uuid.UUID, holder: Holder) -> None:
+        """Cancel an upload: its row and parts go at once."""
+        row = await self._held(upload_id, holder)
+        parts = await self._parts(row.id)
+        async with self.db.write() as session:
+            await session.execute(delete(Upload).where(Upload.id == row.id))
+        for part in parts:
+            await self._discard(part.key)
+
+    async def _discard(self, key: str) -> None:
+        with contextlib.suppress(StorageUnavailable):
+            await self.store.delete(key)
+
+    async def sweep(self, older_than: timedelta) -> int:
+        """Remove expired uploads (rows and parts), and parts without a row older than
+        ``older_than`` (a crash between writing a part and recording it)."""
+        now = utcnow()
+        removed = 0
+        async with self.db.read() as session:
+            expired = list((await session.execute(select(Upload.id).where(Upload.expires_at <= now))).scalars())
+        for upload_id in expired:
+            parts = await self._parts(upload_id)
+            async with self.db.write() as session:
+                await session.execute(delete(Upload).where(Upload.id == upload_id, Upload.expires_at <= now))
+            for part in parts:
+                await self._discard(part.key)
+                removed += 1
+        cutoff = now - older_than
+        async with self.db.read() as session:
+            known = set((await session.execute(select(UploadPart.key))).scalars())
+        async for key, modified in self.store.list(PART_PREFIX):
+            if modified < cutoff and key not in known:
+                await self._discard(key)
+                removed += 1
+        return removed
