@@ -8,6 +8,7 @@ and the server log are scanned for them while a multipart upload is in flight an
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
 import threading
 from collections.abc import AsyncIterator
@@ -151,4 +152,19 @@ def test_no_plaintext_at_rest_through_links(alice: Account, install: Installatio
     link = alice.client.post(f"/api/v1/files/{mine['id']}/shares", json={"note": NAME}).json()
     assert httpx.get(f"{server.url}/s/{link['token']}").json()["note"] == NAME
     assert httpx.get(f"{server.url}/s/{link['token']}/download").content == data
+    assert scan(install, server) == []
+
+
+def test_no_plaintext_at_rest_in_a_resumable_upload(alice: Account, install: Installation, server: Server) -> None:
+    """A tus upload half done, and then finished: parts, metadata and the file are ciphertext."""
+    data = canary_content(3 << 20)
+    name = base64.b64encode(NAME.encode()).decode()
+    headers = {"Tus-Resumable": "1.0.0", "Upload-Length": str(len(data)), "Upload-Metadata": f"filename {name}"}
+    url = alice.client.post("/api/v1/uploads/", headers=headers).headers["location"]
+    stream = {"Tus-Resumable": "1.0.0", "Content-Type": "application/offset+octet-stream"}
+    half = alice.client.patch(url, content=data[: 1 << 20], headers={**stream, "Upload-Offset": "0"})
+    assert half.status_code == 204
+    assert scan(install, server) == []
+    done = alice.client.patch(url, content=data[1 << 20 :], headers={**stream, "Upload-Offset": str(1 << 20)})
+    assert alice.client.get(f"/api/v1/files/{done.headers['sealbox-file-id']}/content").content == data
     assert scan(install, server) == []

@@ -134,13 +134,13 @@ def _state_headers(state: UploadState) -> dict[str, str]:
     return headers
 
 
-def _options() -> Response:
+def _options(runtime: RuntimeDep) -> Response:
     return Response(
         status_code=204,
         headers={
-            "Tus-Resumable": TUS_VERSION,
             "Tus-Version": TUS_VERSION,
             "Tus-Extension": EXTENSIONS,
+            "Tus-Max-Size": str(runtime.settings.max_upload_size),
             "Tus-Checksum-Algorithm": ",".join(CHECKSUMS),
         },
     )
@@ -202,9 +202,9 @@ AccountHolder = Annotated[Holder, Depends(_account)]
 
 @router.options(f"{ACCOUNT_BASE}/", status_code=204)
 @router.options(f"{ACCOUNT_BASE}/{{upload_id}}", status_code=204)
-async def options() -> Response:
-    """tus discovery: version, extensions, checksum algorithms."""
-    return _options()
+async def options(runtime: RuntimeDep) -> Response:
+    """tus discovery: version, extensions, largest upload, checksum algorithms."""
+    return _options(runtime)
 
 
 @router.post(f"{ACCOUNT_BASE}/", status_code=201, responses=responses(400, 401, 403, 409, 412, 413, 415, 460, 503))
@@ -249,8 +249,8 @@ LinkHolder = Annotated[Holder, Depends(_link)]
 
 @router.options("/r/{token}/uploads/", status_code=204)
 @router.options("/r/{token}/uploads/{upload_id}", status_code=204)
-async def link_options() -> Response:
-    return _options()
+async def link_options(runtime: RuntimeDep) -> Response:
+    return _options(runtime)
 
 
 @router.post("/r/{token}/uploads/", status_code=201, responses=responses(400, 401, 404, 409, 410, 412, 413, 415, 460))
