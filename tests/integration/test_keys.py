@@ -114,6 +114,8 @@ def test_rewrap_killed_halfway_finishes_when_run_again(
     old = primary(install)
     saved_id, (saved_key, saved_wrapped) = next(iter(rows(install).items()))
     assert saved_key == old
+    tus = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
+    upload = httpx.post(f"{server.url}/api/v1/uploads/", headers={**tus, "Upload-Length": "10"}).headers["location"]
     assert install.cli("keys", "rotate").returncode == 0
     new = primary(install)
     refused = install.cli("keys", "retire", old)
@@ -138,6 +140,10 @@ def test_rewrap_killed_halfway_finishes_when_run_again(
     assert again.returncode == 0, again.stderr
     assert {key for key, _ in rows(install).values()} == {new}
     assert install.cli("keys", "retire", new).returncode == 1  # the primary cannot go
+    in_progress = install.cli("keys", "retire", old)
+    assert in_progress.returncode == 1
+    assert "1 resumable uploads in progress still use key" in in_progress.stderr
+    assert httpx.delete(server.url + upload, headers=tus).status_code == 204
 
     retired = install.cli("keys", "retire", old)
     assert retired.returncode == 0, retired.stderr

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sealbox.models import File
+from sealbox.models import File, Upload
 
 
 class WrappedKeyRepository:
@@ -19,6 +19,12 @@ class WrappedKeyRepository:
         """Number of files whose key each master key wraps."""
         result = await self.session.execute(select(File.key_id, func.count()).group_by(File.key_id))
         return {key_id: int(n) for key_id, n in result.all()}
+
+    async def uploads_on(self, key_id: str) -> int:
+        """Resumable uploads in progress whose key ``key_id`` wraps (they are not re-wrapped:
+        they finish or expire within SEALBOX_UPLOAD_EXPIRY_HOURS)."""
+        result = await self.session.execute(select(func.count()).select_from(Upload).where(Upload.key_id == key_id))
+        return int(result.scalar_one())
 
     async def count_not_on(self, key_id: str) -> int:
         result = await self.session.execute(select(func.count()).select_from(File).where(File.key_id != key_id))

@@ -116,8 +116,14 @@ class KeyService:
             raise Conflict(f"key {key_id!r} is the primary key; rotate first")
         async with self.db.read() as session:
             users = (await WrappedKeyRepository(session).counts()).get(key_id, 0)
+            uploads = await WrappedKeyRepository(session).uploads_on(key_id)
         if users:
             raise Conflict(f"{users} files still use key {key_id!r}; run 'sealbox keys rewrap' first")
+        if uploads:
+            raise Conflict(
+                f"{uploads} resumable uploads in progress still use key {key_id!r}; "
+                "retry once they have finished or expired (SEALBOX_UPLOAD_EXPIRY_HOURS)"
+            )
         replace_keyring_file(self.path, ring.without(key_id))
         await self.audit.record(Event("key.retire", Actor.operator(), target=key_id))
 
