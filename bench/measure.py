@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import io
 import shutil
@@ -95,6 +96,41 @@ def upload_multipart(running: Running, source: Path, name: str, scratch: Path) -
     )
     transfer.file_id = upload_id(running, answer, name)
     return transfer
+
+
+TUS_PATCH = 8 * MIB
+
+
+def upload_tus(running: Running, source: Path, name: str) -> Transfer:
+    """A resumable upload over tus: one creation, then PATCHes of 8 MiB on one kept-alive
+    connection, each read from disk just before it is sent."""
+    assert running.tus_endpoint is not None
+    size = source.stat().st_size
+    tus = {**running.headers, "Tus-Resumable": "1.0.0"}
+    encoded = base64.b64encode(name.encode()).decode()
+    before = cpu_seconds(running)
+    start = time.perf_counter()
+    with httpx.Client(timeout=900) as client, source.open("rb") as f:
+        created = client.post(
+            running.url + running.tus_endpoint,
+            headers={**tus, "Upload-Length": str(size), "Upload-Metadata": f"filename {encoded}"},
+        )
+        if created.status_code != 201:
+            raise Failed(f"tus creation answered {created.status_code}")
+        url = running.url + created.headers["location"]
+        offset, file_id = 0, ""
+        first = 0.0
+        while offset < size:
+            body = f.read(TUS_PATCH)
+            headers = {**tus, "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset)}
+            answer = client.patch(url, content=body, headers=headers)
+            if answer.status_code != 204:
+                raise Failed(f"tus PATCH answered {answer.status_code}: {answer.text[:200]}")
+            first = first or time.perf_counter() - start
+            offset = int(answer.headers["upload-offset"])
+            file_id = answer.headers.get("sealbox-file-id", file_id)
+    elapsed = time.perf_counter() - start
+    return Transfer(elapsed, first, cpu_seconds(running) - before, file_id)
 
 
 def download(running: Running, file_id: str) -> Transfer:

@@ -36,6 +36,8 @@ def figures(config: Config) -> list[Figure]:
         out += [
             Figure(f"upload_raw@{mib}", f"upload, raw body, {size}", "MiB/s", True),
             Figure(f"upload_multipart@{mib}", f"upload, multipart, {size}", "MiB/s", True),
+            Figure(f"upload_tus@{mib}", f"upload, tus in 8 MiB PATCHes, {size}", "MiB/s", True),
+            Figure(f"tus_vs_raw@{mib}", f"tus upload / raw upload of the same server, {size}", "×", True),
             Figure(f"download@{mib}", f"download, {size}", "MiB/s", True),
             Figure(f"ttfb@{mib}", f"download time to first byte, {size}", "ms", False),
             Figure(f"cpu_upload@{mib}", f"server CPU per upload, {size}", "s", False),
@@ -139,6 +141,9 @@ def targets(config: Config, results: Results) -> list[dict[str, object]]:
 
     ratio_check(f"upload {large} MiB vs plain", f"upload_raw@{large}", "plain", 0.9)
     ratio_check(f"download {large} MiB vs plain", f"download@{large}", "plain", 0.9)
+    tus = summary(_present(results.values.get(f"tus_vs_raw@{large}", {}).get("sealbox")))
+    value = tus["median"] if tus else None
+    checks.append((f"tus upload {large} MiB vs raw upload", value, "≥ 0.8×", None if value is None else value >= 0.8))
     ratio_check(f"upload {large} MiB vs seed", f"upload_raw@{large}", "seed", 10)
     ratio_check(f"download {large} MiB vs seed", f"download@{large}", "seed", 10)
     rss = {m: summary(_present(results.values.get(f"rss@{m}", {}).get("sealbox"))) for m in config.sizes_mib}

@@ -91,6 +91,11 @@ def _measure_size(config: Config, results: Results, running: Running, source: Pa
         if uploaded is None:
             results.add(f"cpu_upload@{mib}", name, transfer.server_cpu)
             uploaded = transfer.file_id
+    if running.tus_endpoint:
+        transfer = measure.upload_tus(running, source, f"tus-{mib}.bin")
+        results.add(f"upload_tus@{mib}", name, transfer.mib_per_s(size))
+        raw = results.values.get(f"upload_raw@{mib}", {}).get(name, [None])[-1]
+        results.add(f"tus_vs_raw@{mib}", name, transfer.mib_per_s(size) / raw if raw else None)
     assert uploaded is not None
     transfer = measure.download(running, uploaded)
     results.add(f"download@{mib}", name, transfer.mib_per_s(size))

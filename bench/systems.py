@@ -41,6 +41,7 @@ class Running:
     headers: dict[str, str] = field(default_factory=dict)
     # How an upload's answer names the file: from its JSON "id", or the name we gave it.
     id_from_json: bool = True
+    tus_endpoint: str | None = None  # where resumable (tus) uploads are created
 
     def stop(self) -> None:
         stop_group(self.proc, timeout=30)
@@ -107,6 +108,7 @@ def start_sealbox(work: Path, port: int, extra: dict[str, str] | None = None) ->
         multipart_upload="/api/v1/files",
         download_path="/api/v1/files/{id}/content",
         headers={"Authorization": f"Bearer {token}"},
+        tus_endpoint="/api/v1/uploads/",
     )
 
 
