@@ -33,7 +33,8 @@ def test_quick_run_writes_tables_with_every_system(tmp_path: Path) -> None:
         assert "nginx: not installed" in markdown
     assert document["failures"] == [], document["failures"]
     figures = {figure["key"]: figure for figure in document["figures"]}
-    for key in ("upload_raw@1", "download@2", "rss@2", "range@2", "small_upload_rps", "small_download_p99"):
+    keys = ("upload_raw@1", "upload_tus@1", "tus_vs_raw@2", "download@2", "rss@2", "range@2", "small_upload_rps")
+    for key in (*keys, "small_download_p99"):
         values = figures[key]["values"]["sealbox"]
         assert values
         assert all(v is not None and v > 0 for v in values)
@@ -42,5 +43,6 @@ def test_quick_run_writes_tables_with_every_system(tmp_path: Path) -> None:
     assert {"cpu", "cores", "python", "cryptography", "openssl"} <= set(document["machine"])
     assert "| figure | sealbox | sealbox-s3 | plain | seed" in markdown
     assert figures["download@2"]["values"]["sealbox-s3"]
-    assert len(document["targets"]) == 9
+    assert len(document["targets"]) == 10
+    assert any(target["target"].startswith("tus upload") for target in document["targets"])
     assert not list((tmp_path / "work").iterdir()), "scratch space is removed"
