@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import structlog
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from sealbox import __version__
 from sealbox.api import errors
@@ -16,6 +17,8 @@ from sealbox.api.routes import admin, auth, files, health, links, me, seed, shar
 from sealbox.config import Settings
 from sealbox.logs import configure_logging
 from sealbox.runtime import Runtime, open_runtime
+from sealbox.web import pages
+from sealbox.web.security import BrowserSecurity
 
 log = structlog.get_logger()
 SWEEP_EVERY = timedelta(minutes=15)
@@ -54,6 +57,10 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         summary="Share files, encrypted at rest.",
         lifespan=lifespan,
+        # FastAPI's interactive /docs loads its script from a CDN, which the web
+        # interface's Content-Security-Policy forbids; /openapi.json describes the API.
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
     for router in (
@@ -66,9 +73,12 @@ def create_app(settings: Settings) -> FastAPI:
         links.router,
         tus.router,
         seed.router,
+        pages.router,
     ):
         app.include_router(router)
+    app.mount("/static", StaticFiles(packages=[("sealbox.web", "static")]), name="static")
     app.add_middleware(tus.TusHeaders)
+    app.add_middleware(BrowserSecurity)
     return app
 
 

@@ -11,6 +11,7 @@ from sealbox.accounts.schemas import Principal
 from sealbox.audit.service import Actor
 from sealbox.errors import AuthenticationFailed, PermissionDenied
 from sealbox.runtime import Runtime
+from sealbox.web.sessions import SESSION_COOKIE
 
 # auto_error=False: a missing token is answered by our own problem+json 401.
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -24,7 +25,11 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-async def current_user(runtime: RuntimeDep, token: Annotated[str | None, Depends(oauth2)]) -> Principal:
+async def current_user(
+    request: Request, runtime: RuntimeDep, token: Annotated[str | None, Depends(oauth2)]
+) -> Principal:
+    """The caller, by bearer token, or by the web interface's session cookie."""
+    token = token or request.cookies.get(SESSION_COOKIE)
     if not token:
         raise AuthenticationFailed("an 'Authorization: Bearer' token is required")
     return await runtime.accounts.authenticate(token)

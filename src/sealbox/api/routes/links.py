@@ -19,13 +19,19 @@ from sealbox.api.uploads import receive_upload
 from sealbox.audit.service import Actor
 from sealbox.sharing.gate import ByLink
 from sealbox.sharing.schemas import PublicRequest, PublicShare, Receipt, UnlockIssued, UnlockRequest
+from sealbox.web.pages import drop_page, share_page, wants_html
+from sealbox.web.sessions import GRANT_COOKIE
 
 router = APIRouter(tags=["links"])
 grant_scheme = HTTPBearer(auto_error=False, scheme_name="LinkGrant", description="A grant from a link's /unlock")
 
 
-def _grant(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(grant_scheme)]) -> str | None:
-    return credentials.credentials if credentials else None
+def _grant(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(grant_scheme)]
+) -> str | None:
+    """The link's grant: from ``Authorization: Bearer``, or from the cookie a browser got
+    when it unlocked the link."""
+    return credentials.credentials if credentials else request.cookies.get(GRANT_COOKIE)
 
 
 Grant = Annotated[str | None, Depends(_grant)]
@@ -35,9 +41,12 @@ def _access(request: Request, token: str, grant: str | None) -> ByLink:
     return ByLink(token, grant, Actor.link(client_of(request)))
 
 
-@router.get("/s/{token}", responses=responses(401, 404, 410, 500, 503))
-async def share(token: str, request: Request, runtime: RuntimeDep, grant: Grant) -> PublicShare:
-    """What the link offers: the file's name, size, expiry, downloads left and note."""
+@router.get("/s/{token}", response_model=PublicShare, responses=responses(401, 404, 410, 500, 503))
+async def share(token: str, request: Request, runtime: RuntimeDep, grant: Grant) -> PublicShare | Response:
+    """What the link offers: the file's name, size, expiry, downloads left and note (as
+    JSON; a browser asking for HTML gets the link's page)."""
+    if wants_html(request):
+        return await share_page(request, token, grant)
     info, authorised = await runtime.gate.describe(_access(request, token, grant))
     return await runtime.sharing.public_share(authorised, info, token)
 
@@ -61,9 +70,12 @@ async def share_download(token: str, request: Request, runtime: RuntimeDep, gran
     return await content_response(request, opened)
 
 
-@router.get("/r/{token}", responses=responses(401, 404, 410, 503))
-async def upload_request(token: str, runtime: RuntimeDep, grant: Grant) -> PublicRequest:
-    """What the upload-request link still accepts."""
+@router.get("/r/{token}", response_model=PublicRequest, responses=responses(401, 404, 410, 503))
+async def upload_request(token: str, request: Request, runtime: RuntimeDep, grant: Grant) -> PublicRequest | Response:
+    """What the upload-request link still accepts (as JSON; a browser asking for HTML gets
+    the upload page)."""
+    if wants_html(request):
+        return await drop_page(request, token, grant)
     return await runtime.sharing.public_request(token, grant)
 
 

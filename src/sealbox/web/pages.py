@@ -1,0 +1,546 @@
+"""The pages. Each route reads what it shows from the services and renders a template;
+forms post back to these routes and are answered with a redirect (or the page again, with
+the error). Interactive parts (resumable uploads, copy buttons, dialogs) are ES modules
+under ``static/js`` that talk to the same JSON API."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from sealbox.accounts.schemas import PasswordChange, Principal, TokenCreate
+from sealbox.audit.service import Actor
+from sealbox.errors import AuthenticationFailed, Gone, InvalidInput, NotFound, PermissionDenied, SealboxError
+from sealbox.files.service import MAX_PAGE, parse_file_id
+from sealbox.ids import FileId
+from sealbox.runtime import Runtime
+from sealbox.sharing.gate import AsUser, ByLink
+from sealbox.sharing.schemas import RequestCreate, ShareCreate, ShareCreated
+from sealbox.web.sessions import SESSION_COOKIE, SESSION_LABEL, clear_session, set_grant, set_session
+
+if TYPE_CHECKING:
+    from fastapi.templating import Jinja2Templates
+
+router = APIRouter(include_in_schema=False)
+MAX_FORM = 16 << 10
+EXPIRIES = [(3600, "1 hour"), (86400, "1 day"), (7 * 86400, "7 days"), (30 * 86400, "30 days"), (90 * 86400, "90 days")]
+ACTIONS = {
+    "login.ok": "Signed in",
+    "login.failed": "Failed sign-in",
+    "file.upload": "Uploaded",
+    "file.download": "Downloaded",
+    "file.delete": "Deleted",
+    "share.create": "Link created",
+    "share.revoke": "Link revoked",
+    "link.unlock": "Link opened with its password",
+    "link.password_failed": "Wrong link password",
+    "grant.give": "Shared with an account",
+    "grant.revoke": "Stopped sharing with an account",
+    "request.create": "Upload link created",
+    "request.revoke": "Upload link revoked",
+    "token.create": "Token created",
+    "token.revoke": "Token revoked",
+    "password.change": "Password changed",
+}
+
+
+def _size(value: int) -> str:
+    size = float(value)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{value} bytes"
+
+
+def _when(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+@functools.cache
+def _templates() -> Jinja2Templates:
+    """The templates, loaded on the first page shown: a server that only answers the API
+    never pays for Jinja2."""
+    from fastapi.templating import Jinja2Templates
+
+    templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+    templates.env.filters["size"] = _size
+    templates.env.filters["when"] = _when
+    templates.env.filters["action"] = lambda action: ACTIONS.get(action, action)
+    return templates
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def client_of(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    return _templates().TemplateResponse(request, template, context, status_code=status)
+
+
+def see(location: str) -> RedirectResponse:
+    return RedirectResponse(location, status_code=303)
+
+
+async def signed_in(request: Request) -> Principal | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        return await runtime_of(request).accounts.authenticate(token)
+    except AuthenticationFailed:
+        return None
+
+
+async def form(request: Request) -> dict[str, str]:
+    """A small urlencoded form, read with a size cap."""
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > MAX_FORM:
+            raise InvalidInput("the form is too large")
+    try:
+        fields = parse_qs(body.decode(), keep_blank_values=True)
+    except UnicodeDecodeError:
+        raise InvalidInput("the form is not valid UTF-8") from None
+    return {key: values[0] for key, values in fields.items()}
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def actor(request: Request, user: Principal) -> Actor:
+    return user.actor(client_of(request))
+
+
+# Signing in and out
+
+
+@router.get("/")
+async def home(request: Request) -> Response:
+    return see("/files" if await signed_in(request) else "/login")
+
+
+@router.get("/login")
+async def login_page(request: Request) -> Response:
+    if await signed_in(request):
+        return see("/files")
+    return page(request, "login.html", title="Sign in")
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    fields = await form(request)
+    username, password = fields.get("username", ""), fields.get("password", "")
+    try:
+        issued = await runtime_of(request).accounts.login(username, password, client_of(request), SESSION_LABEL)
+    except SealboxError as exc:
+        status = 429 if exc.code == "rate_limited" else 401
+        return page(request, "login.html", status, title="Sign in", error=exc.message, username=username)
+    response = see("/files")
+    set_session(response, request, issued.access_token, issued.expires_at)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    user = await signed_in(request)
+    if user is not None:
+        await runtime_of(request).accounts.revoke_token(user, user.token_id, actor(request, user))
+    response = see("/login")
+    clear_session(response, request)
+    return response
+
+
+# Files
+
+
+@router.get("/files")
+async def files_page(request: Request, q: str = "", sort: str = "date", order: str = "desc") -> Response:
+    user = await signed_in(request)
+    if user is None:
+        return see("/login")
+    listing = await runtime_of(request).files.list(user.user_id, MAX_PAGE, None)
+    items = [f for f in listing.items if q.casefold() in f.name.casefold()]
+    keys = {"name": lambda f: f.name.casefold(), "size": lambda f: f.size, "date": lambda f: f.created_at}
+    items.sort(key=keys.get(sort, keys["date"]), reverse=order != "asc")
+    return page(
+        request, "files.html", title="Files", user=user, section="files", files=items, q=q, sort=sort, order=order
+    )
+
+
+async def _file_page(request: Request, user: Principal, file_id: FileId, status: int = 200, **extra: Any) -> Response:
+    runtime = runtime_of(request)
+    info, authorised = await runtime.gate.describe(AsUser(user.user_id, actor(request, user)), file_id)
+    owner = authorised.via == "owner"
+    shares = await runtime.sharing.shares(user.user_id, file_id) if owner else []
+    grants = await runtime.sharing.grants(user.user_id, file_id) if owner else []
+    policy = runtime.sharing.policy
+    max_seconds = policy.max_lifetime.total_seconds()
+    return page(
+        request,
+        "file.html",
+        status,
+        title=info.name,
+        user=user,
+        section="files",
+        file=info,
+        owner=owner,
+        shares=shares,
+        grants=grants,
+        base_url=base_url(request),
+        expiries=[(s, label) for s, label in EXPIRIES if s <= max_seconds] or [(int(max_seconds), "the maximum")],
+        cap=policy.max_downloads,
+        password_required=policy.password_required,
+        **extra,
+    )
+
+
+@router.get("/files/{file_id}")
+async def file_page(request: Request, file_id: str) -> Response:
+    user = await signed_in(request)
+    if user is None:
+        return see("/login")
+    return await _file_page(request, user, parse_file_id(file_id))
+
+
+@router.post("/files/{file_id}/share")
+async def share(request: Request, file_id: str) -> Response:
+    user = await signed_in(request)
+    if user is None:
+        return see("/login")
+    fields = await form(request)
+    target = parse_file_id(file_id)
+    try:
+        body = ShareCreate(
+            expires_in_seconds=int(fields.get("expires") or 0) or None,
+            download_limit=int(fields["limit"]) if fields.get("limit") else None,
+            password=fields.get("password") or None,
+            note=fields.get("note") or None,
+        )
+        created: ShareCreated = await runtime_of(request).sharing.create_share(
+            user.user_id, target, body, actor(request, user)
+        )
+    except (ValueError, InvalidInput) as exc:
+        message = exc.message if isinstance(exc, SealboxError) else "check the link's settings"
+        return await _file_page(request, user, target, 400, error=message)
+    return await _file_page(request, user, target, 201, created=created, notice="Link created.")
+
+
+@router.post("/links/{share_id}/revoke")
+async def revoke_link(request: Request, share_id: str) -> Response:
+    user = await signed_in(request)
+    if user is None:
+        return see("/login")
+    back = (await form(request)).get("back", "/links")
+    await runtime_of(request).sharing.revoke_share(user.user_id, _uuid(share_id, "link"), actor(request, user))
+    return see(back if back.startswith("/") and not back.startswith("//") else "/links")
+
+
+@router.post("/files/{file_id}/grants")
+async def grant(request: Request, file_id: str) -> Response:
+    user = await signed_in(request)
+    if user is None:
+        return see("/login")
+    target = parse_file_id(file_id)
+    username = (await form(request)).get("username", "").strip()
+    try:
+        await runtime_of(request).sharing.grant(user.user_id, target, username, actor(request, user))
+    except (NotFound, InvalidInput) as exc:
+        if exc.message == "file not found":
+            raise
+        return await _file_page(request, user, target, 400, error=exc.message)
+    except SealboxError as exc:
+        return await _file_page(request, user, target, 409, error=exc.message)
+    return see(f"/files/{file_id}")
+
+
+@router.post("/files/{file_id}/grants/{grant_id}/revoke")
+async def revoke_grant(request: Request, file_id: str, grant_id: str) -> Response:
+    user = await signed_in(request)
+    if user is None:
+        return see("/login")
+    await runtime_of(request).sharing.revoke_grant(
+        user.user_id, parse_file_id(file_id), _uuid(grant_id, "grant"), actor(request, user)
+    )
+    return see(f"/files/{file_id}")
+
+
+@router.get("/files/{file_id}/delete")
+async def confirm_delete(request: Request, file_id: str) -> Response:
+    user = await signed_in(request)
+    if user is None:
+        return see("/login")
+    info, authorised = await runtime_of(request).gate.describe(
+        AsUser(user.user_id, actor(request, user)), parse_file_id(file_id)
+    )
+    if authorised.via != "owner":
+        raise NotFound("file not found")
+    return page(
+        request,
+        "confirm.html",
+        title="Delete",
+        user=user,
+        section="files",
+        question=f"Delete {info.name}?",
+        consequence="Its key is destroyed with it: nobody can read it again, and its links stop working.",
+        action=f"/files/{info.id}/delete",
+        confirm="Delete",
+        cancel=f"/files/{info.id}",
+    )
+
+
+@router.post("/files/{file_id}/delete")
+async def delete(request: Request, file_id: str) -> Response:
+    user = await signed_in(request)
+    if user is None:
+        return see("/login")
+    await runtime_of(request).files.delete(user.user_id, parse_file_id(file_id), actor(request, user))
+    return see("/files")
+
+
+@router.get("/shared")
+async def shared_page(request: Request) -> Response:
+    user = await signed_in(request)
+    if user is None:
+        return see("/login")
+    files = await runtime_of(request).sharing.shared_with_me(user.user_id)
+    return page(request, "shared.html", title="Shared with me", user=user, section="shared", files=files)
+
+
+@router.get("/links")
+async def links_page(request: Request) -> Response:
+    user = await signed_in(request)
+    if user is None:
+        return see("/login")
+    shares = await runtime_of(request).sharing.shares(user.user_id, None)
+    return page(request, "links.html", title="Links", user=user, section="links", shares=shares)
+
+
+# Upload requests
+
+
+async def _requests_page(request: Request, user: Principal, status: int = 200, **extra: Any) -> Response:
+    runtime = runtime_of(request)
+    policy = runtime.sharing.policy
+    return page(
+        request,
+        "requests.html",
+        status,
+        title="Upload requests",
+        user=user,
+        section="requests",
+        requests=await runtime.sharing.requests(user.user_id),
+        expiries=[(s, label) for s, label in EXPIRIES if s <= policy.max_lifetime.total_seconds()],
+        password_required=policy.password_required,
+        base_url=base_url(request),
+        **extra,
+    )
+
+
+@router.get("/requests")
+async def requests_page(request: Request) -> Response:
+    user = await signed_in(request)
+    if user is None:
+        return see("/login")
+    return await _requests_page(request, user)
+
+
+@router.post("/requests")
+async def create_request(request: Request) -> Response:
+    user = await signed_in(request)
+    if user is None:
+        return see("/login")
+    fields = await form(request)
+    try:
+        body = RequestCreate(
+            expires_in_seconds=int(fields.get("expires") or 0) or None,
+            max_files=int(fields.get("max_files") or 10),
+            max_bytes=int(fields["max_mib"]) << 20 if fields.get("max_mib") else None,
+            password=fields.get("password") or None,
+        )
+        created = await runtime_of(request).sharing.create_request(user.user_id, body, actor(request, user))
+    except (ValueError, InvalidInput) as exc:
+        message = exc.message if isinstance(exc, SealboxError) else "check the upload link's settings"
+        return await _requests_page(request, user, 400, error=message)
+    return await _requests_page(request, user, 201, created=created, notice="Upload link created.")
+
+
+@router.post("/requests/{request_id}/revoke")
+async def revoke_request(request: Request, request_id: str) -> Response:
+    user = await signed_in(request)
+    if user is None:
+        return see("/login")
+    await runtime_of(request).sharing.revoke_request(
+        user.user_id, _uuid(request_id, "upload request"), actor(request, user)
+    )
+    return see("/requests")
+
+
+@router.get("/requests/{request_id}")
+async def request_page(request: Request, request_id: str) -> Response:
+    user = await signed_in(request)
+    if user is None:
+        return see("/login")
+    files = await runtime_of(request).sharing.received(user.user_id, _uuid(request_id, "upload request"))
+    return page(request, "request.html", title="Received", user=user, section="requests", files=files)
+
+
+# Account and activity
+
+
+async def _account_page(request: Request, user: Principal, status: int = 200, **extra: Any) -> Response:
+    tokens = await runtime_of(request).accounts.tokens(user)
+    return page(request, "account.html", status, title="Account", user=user, section="account", tokens=tokens, **extra)
+
+
+@router.get("/account")
+async def account_page(request: Request) -> Response:
+    user = await signed_in(request)
+    if user is None:
+        return see("/login")
+    return await _account_page(request, user)
+
+
+@router.post("/account/password")
+async def change_password(request: Request) -> Response:
+    user = await signed_in(request)
+    if user is None:
+        return see("/login")
+    fields = await form(request)
+    change = PasswordChange(
+        current_password=fields.get("current_password", ""), new_password=fields.get("new_password", "")
+    )
+    try:
+        await runtime_of(request).accounts.change_password(user, change, actor(request, user))
+    except (InvalidInput, PermissionDenied) as exc:
+        return await _account_page(request, user, 400, error=exc.message)
+    return await _account_page(
+        request, user, notice="Password changed. Your other sessions and tokens were signed out."
+    )
+
+
+@router.post("/account/tokens")
+async def create_token(request: Request) -> Response:
+    user = await signed_in(request)
+    if user is None:
+        return see("/login")
+    fields = await form(request)
+    try:
+        body = TokenCreate.model_validate(
+            {"name": fields.get("name", "").strip() or "token", "scope": fields.get("scope")}
+        )
+    except ValueError:
+        return await _account_page(request, user, 400, error="give the token a name and a scope")
+    created = await runtime_of(request).accounts.create_token(user, body, actor(request, user))
+    return await _account_page(request, user, 201, new_token=created.token, notice="Token created: copy it now.")
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+async def revoke_token(request: Request, token_id: str) -> Response:
+    user = await signed_in(request)
+    if user is None:
+        return see("/login")
+    await runtime_of(request).accounts.revoke_token(user, _uuid(token_id, "token"), actor(request, user))
+    return see("/account")
+
+
+@router.get("/audit")
+async def audit_page(request: Request, before: int | None = None) -> Response:
+    user = await signed_in(request)
+    if user is None:
+        return see("/login")
+    runtime = runtime_of(request)
+    events = await runtime.audit.events(user.user_id, before, 100)
+    listing = await runtime.files.list(user.user_id, MAX_PAGE, None)
+    names = {f.id: f.name for f in listing.items}
+    return page(
+        request,
+        "audit.html",
+        title="Activity",
+        user=user,
+        section="audit",
+        events=events.items,
+        next_before=events.next_before,
+        names=names,
+    )
+
+
+# Public pages of links
+
+
+def wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "application/json" not in accept
+
+
+async def share_page(request: Request, token: str, grant: str | None) -> Response:
+    """``/s/{token}`` for a browser: the file, a password form, or why the link is gone."""
+    runtime = runtime_of(request)
+    path = f"/s/{token}"
+    try:
+        info, authorised = await runtime.gate.describe(ByLink(token, grant, Actor.link(client_of(request))))
+    except Gone as exc:
+        return page(request, "share.html", 410, title="Link unavailable", gone=exc.message.capitalize())
+    except AuthenticationFailed:
+        return page(request, "share.html", title="Protected file", locked=True, path=path)
+    public = await runtime.sharing.public_share(authorised, info, token)
+    return page(request, "share.html", title=public.name, share=public)
+
+
+@router.post("/s/{token}")
+async def unlock_share(request: Request, token: str) -> Response:
+    return await _unlock(request, token, f"/s/{token}", "share.html")
+
+
+async def _unlock(request: Request, token: str, path: str, template: str) -> Response:
+    password = (await form(request)).get("password", "")
+    try:
+        issued = await runtime_of(request).sharing.unlock(token, password, Actor.link(client_of(request)))
+    except Gone as exc:
+        return page(request, template, 410, title="Link unavailable", gone=exc.message.capitalize())
+    except SealboxError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        status = 429 if exc.code == "rate_limited" else 401
+        return page(request, template, status, title="Protected", locked=True, path=path, error=exc.message)
+    response = see(path)
+    set_grant(response, request, path, issued.grant, issued.expires_at)
+    return response
+
+
+async def drop_page(request: Request, token: str, grant: str | None) -> Response:
+    """``/r/{token}`` for a browser: the upload form, a password form, or why it is gone."""
+    path = f"/r/{token}"
+    try:
+        drop = await runtime_of(request).sharing.public_request(token, grant)
+    except Gone as exc:
+        return page(request, "drop.html", 410, title="Link unavailable", gone=exc.message.capitalize())
+    except AuthenticationFailed:
+        return page(request, "drop.html", title="Upload files", locked=True, path=path)
+    return page(request, "drop.html", title="Upload files", drop=drop, path=path)
+
+
+@router.post("/r/{token}")
+async def unlock_drop(request: Request, token: str) -> Response:
+    return await _unlock(request, token, f"/r/{token}", "drop.html")
+
+
+def _uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(f"{what} not found") from None
