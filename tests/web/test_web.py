@@ -18,6 +18,7 @@ from tests.web.conftest import sign_in
 MIB = 1 << 20
 SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
 MakeFile = Callable[[str, int], Path]
+XSS_NAME = '"><img src=x onerror="document.title=1">.txt'
 
 
 def api(server: Server, token: str) -> httpx.Client:
@@ -197,6 +198,7 @@ def visit_every_page(page: Page, server: Server) -> list[str]:
         share = client.post(f"/api/v1/files/{file_id}/shares", json={"note": "hi"}).json()
         locked = client.post(f"/api/v1/files/{file_id}/shares", json={"password": "a password!"}).json()
         request = client.post("/api/v1/upload-requests", json={}).json()
+        client.post("/api/v1/files", params={"name": XSS_NAME}, content=b"<script>alert(1)</script>")
     urls = [
         "/files",
         f"/files/{file_id}",
@@ -235,6 +237,8 @@ def test_no_console_error_no_csp_violation_no_foreign_request(context: BrowserCo
     sign_in(page, server)
     visit_every_page(page, server)
     page.goto(f"{server.url}/files")
+    expect(page.get_by_role("link", name=XSS_NAME)).to_be_visible()  # shown as text, not markup
+    assert page.locator("img").count() == 0
     page.get_by_role("link", name="tour.txt").first.click()
     page.get_by_role("button", name="New link…").click()
     expect(page.get_by_role("dialog")).to_be_visible()
@@ -349,3 +353,18 @@ def test_the_public_upload_page(browser: object, server: Server, random_file: Ma
         received = client.get(f"/api/v1/upload-requests/{created['id']}/files").json()
         assert [(f["name"], f["uploader"]) for f in received] == [("invoice.pdf", "Dana from Accounting")]
         assert client.get(f"/api/v1/files/{received[0]['id']}/content").content == source.read_bytes()
+
+
+def test_forms_only_send_the_browser_back_within_the_site(server: Server) -> None:
+    token = login(server.url, "admin", server.admin_password or "")
+    with api(server, token) as client:
+        file_id = client.post("/api/v1/files", params={"name": "back.txt"}, content=b"b").json()["id"]
+        shares = [client.post(f"/api/v1/files/{file_id}/shares", json={}).json()["id"] for _ in range(4)]
+    with httpx.Client(base_url=server.url) as browser:
+        signed = browser.post("/login", data={"username": "admin", "password": server.admin_password or ""})
+        assert signed.status_code == 303
+        backs = ["//evil.test/x", "/\\evil.test", "https://evil.test/", f"/files/{file_id}"]
+        for share_id, back in zip(shares, backs, strict=True):
+            answer = browser.post(f"/links/{share_id}/revoke", data={"back": back})
+            assert answer.status_code == 303
+            assert answer.headers["location"] == (back if back.startswith("/files/") else "/links")

@@ -6,6 +6,7 @@ under ``static/js`` that talk to the same JSON API."""
 from __future__ import annotations
 
 import functools
+import re
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 router = APIRouter(include_in_schema=False)
 MAX_FORM = 16 << 10
+# Where a form may send the browser back to: a path on this site, never "//host" or "/\\host".
+LOCAL_PATH = re.compile(r"/[A-Za-z0-9/_-]*")
 EXPIRIES = [(3600, "1 hour"), (86400, "1 day"), (7 * 86400, "7 days"), (30 * 86400, "30 days"), (90 * 86400, "90 days")]
 ACTIONS = {
     "login.ok": "Signed in",
@@ -247,7 +250,7 @@ async def revoke_link(request: Request, share_id: str) -> Response:
         return see("/login")
     back = (await form(request)).get("back", "/links")
     await runtime_of(request).sharing.revoke_share(user.user_id, _uuid(share_id, "link"), actor(request, user))
-    return see(back if back.startswith("/") and not back.startswith("//") else "/links")
+    return see(back if LOCAL_PATH.fullmatch(back) else "/links")
 
 
 @router.post("/files/{file_id}/grants")
