@@ -368,3 +368,13 @@ def test_forms_only_send_the_browser_back_within_the_site(server: Server) -> Non
             answer = browser.post(f"/links/{share_id}/revoke", data={"back": back})
             assert answer.status_code == 303
             assert answer.headers["location"] == (back if back.startswith("/files/") else "/links")
+
+
+def test_unknown_links_get_a_page_not_a_document(context: BrowserContext, server: Server) -> None:
+    page = context.new_page()
+    for path in ("/s/no-such-link-at-all-000000", "/r/no-such-link-at-all-000000"):
+        response = page.goto(server.url + path)
+        assert response is not None
+        assert response.status == 404
+        expect(page.get_by_text("There is no such link.")).to_be_visible()
+    assert httpx.get(f"{server.url}/s/no-such-link-at-all-000000").json()["detail"] == "link not found"

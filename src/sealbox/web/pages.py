@@ -496,6 +496,8 @@ async def share_page(request: Request, token: str, grant: str | None) -> Respons
     path = f"/s/{token}"
     try:
         info, authorised = await runtime.gate.describe(ByLink(token, grant, Actor.link(client_of(request))))
+    except NotFound:
+        return page(request, "share.html", 404, title="Link unavailable", gone="There is no such link")
     except Gone as exc:
         return page(request, "share.html", 410, title="Link unavailable", gone=exc.message.capitalize())
     except AuthenticationFailed:
@@ -530,6 +532,8 @@ async def drop_page(request: Request, token: str, grant: str | None) -> Response
     path = f"/r/{token}"
     try:
         drop = await runtime_of(request).sharing.public_request(token, grant)
+    except NotFound:
+        return page(request, "drop.html", 404, title="Link unavailable", gone="There is no such link")
     except Gone as exc:
         return page(request, "drop.html", 410, title="Link unavailable", gone=exc.message.capitalize())
     except AuthenticationFailed:
