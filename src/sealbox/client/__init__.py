@@ -1,0 +1,45 @@
+"""The sealbox SDK: ``Client`` and ``AsyncClient`` over HTTP (httpx2).
+
+It speaks only HTTP and imports nothing from the server side, so it can ship on its own.
+Every operation is written once, as a generator of HTTP calls (``sealbox.client._ops``);
+the two clients only differ in how they perform a call.
+"""
+
+from sealbox.client._clients import AsyncClient, Client
+from sealbox.client.errors import (
+    ApiError,
+    AuthenticationError,
+    ChecksumMismatch,
+    ConflictError,
+    ForbiddenError,
+    GoneError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+    TooLargeError,
+    TransportError,
+    ValidationError,
+)
+from sealbox.client.models import FileInfo, Link, LinkInfo, Me, Progress
+
+__all__ = [
+    "ApiError",
+    "AsyncClient",
+    "AuthenticationError",
+    "ChecksumMismatch",
+    "Client",
+    "ConflictError",
+    "FileInfo",
+    "ForbiddenError",
+    "GoneError",
+    "Link",
+    "LinkInfo",
+    "Me",
+    "NotFoundError",
+    "Progress",
+    "RateLimitedError",
+    "ServerError",
+    "TooLargeError",
+    "TransportError",
+    "ValidationError",
+]

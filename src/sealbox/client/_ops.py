@@ -1,0 +1,254 @@
+"""Every SDK operation, written once as a generator of instructions.
+
+An operation yields ``Call`` (an HTTP request), ``Read`` (the next bytes of the upload
+source), ``Sleep`` (back off before a retry) and ``Reset`` (start the download sink
+again), and receives what the client did: a ``Reply``, bytes, or nothing. ``Client``
+performs the instructions with blocking I/O and ``AsyncClient`` with asyncio, so the
+protocol logic — tus resume, Range resume, retries, errors — exists once.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urljoin
+
+from sealbox.client.errors import ApiError, TransportError, error_for
+from sealbox.client.models import FileInfo, Link, LinkInfo, Me, Progress
+
+T = TypeVar("T")
+TUS = {"Tus-Resumable": "1.0.0"}
+CHUNK = 8 * 1024 * 1024
+BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)
+ATTEMPTS = 8
+RETRY_STATUSES = frozenset({502, 503, 504})
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class Call:
+    method: str
+    url: str  # a path under the server's base URL, or an absolute URL
+    params: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    json: Any = None
+    form: dict[str, str] | None = None
+    content: bytes | None = None
+    stream_body: bool = False  # send the operation's source as the body, streamed
+    to_sink: bool = False  # write a 200/206 body into the operation's sink
+    authenticated: bool = True
+
+
+@dataclass
+class Reply:
+    status: int  # 0 when the server could not be reached
+    headers: dict[str, str]
+    content: bytes = b""
+    received: int = 0  # bytes written to the sink
+    error: Exception | None = None  # a transport error (before or during the body)
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.content)
+
+
+@dataclass
+class Read:
+    offset: int
+    size: int
+
+
+@dataclass
+class Sleep:
+    seconds: float
+
+
+@dataclass
+class Reset:
+    """Empty the download sink: the server sent the whole file instead of the range."""
+
+
+Instruction = Call | Read | Sleep | Reset
+Op = Generator[Instruction, Any, T]
+
+
+def check(reply: Reply, *ok: int) -> Reply:
+    if reply.status in ok:
+        return reply
+    if reply.status == 0:
+        raise TransportError(f"cannot reach the server: {reply.error}")
+    raise error_for(reply.status, reply.content, reply.headers)
+
+
+def call(instruction: Call, *ok: int) -> Op[Reply]:
+    """One call, retried with back-off while the server is unreachable or busy (503)."""
+    for attempt in range(ATTEMPTS):
+        reply: Reply = yield instruction
+        transient = reply.status == 0 or reply.status in RETRY_STATUSES
+        if not transient or attempt == ATTEMPTS - 1:
+            return check(reply, *ok)
+        yield Sleep(float(reply.headers.get("retry-after") or BACKOFF[min(attempt, len(BACKOFF) - 1)]))
+    raise AssertionError("unreachable")
+
+
+def login(username: str, password: str) -> Op[str]:
+    form = {"username": username, "password": password, "grant_type": "password"}
+    reply = yield from call(Call("POST", "/api/v1/auth/token", form=form, authenticated=False), 200)
+    return str(reply.json()["access_token"])
+
+
+def whoami() -> Op[Me]:
+    return Me.of((yield from call(Call("GET", "/api/v1/me"), 200)).json())
+
+
+def list_files() -> Op[list[FileInfo]]:
+    files: list[FileInfo] = []
+    cursor = None
+    while True:
+        params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+        page = (yield from call(Call("GET", "/api/v1/files", params=params), 200)).json()
+        files += [FileInfo.of(item) for item in page["items"]]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return files
+
+
+def get_file(file_id: str) -> Op[FileInfo]:
+    return FileInfo.of((yield from call(Call("GET", f"/api/v1/files/{file_id}"), 200)).json())
+
+
+def delete_file(file_id: str) -> Op[None]:
+    yield from call(Call("DELETE", f"/api/v1/files/{file_id}"), 204)
+
+
+def upload_stream(name: str) -> Op[FileInfo]:
+    """A body of unknown length (an iterator): one streamed request, not resumable."""
+    headers = {"Content-Type": "application/octet-stream"}
+    instruction = Call("POST", "/api/v1/files", params={"name": name}, headers=headers, stream_body=True)
+    reply: Reply = yield instruction  # a stream cannot be replayed: no retry
+    return FileInfo.of(check(reply, 201).json())
+
+
+def _metadata(values: dict[str, str]) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items() if v)
+
+
+def upload(
+    size: int,
+    name: str,
+    content_type: str | None,
+    upload_url: str | None,
+    on_upload_url: Callable[[str], None] | None,
+    on_progress: ProgressCallback | None,
+    chunk: int = CHUNK,
+) -> Op[FileInfo]:
+    """A resumable upload over tus: resumes ``upload_url`` if it is still there, goes on
+    by itself after dropped connections, and returns the new file."""
+    offset = None
+    url = upload_url
+    if url is not None:
+        reply: Reply = yield Call("HEAD", url, headers=TUS)
+        if reply.status == 200:
+            offset = int(reply.headers["upload-offset"])
+    if offset is None or url is None:
+        headers = {**TUS, "Upload-Length": str(size), "Upload-Metadata": _metadata({"filename": name})}
+        if content_type:
+            headers["Upload-Metadata"] += "," + _metadata({"filetype": content_type})
+        created = yield from call(Call("POST", "/api/v1/uploads/", headers=headers), 201)
+        url = created.headers["location"]
+        offset = 0
+        if on_upload_url is not None:
+            on_upload_url(url)
+        if size == 0:
+            return (yield from get_file(created.headers["sealbox-file-id"]))
+    if on_progress is not None:
+        on_progress(Progress(offset, size))
+    failures = 0
+    while True:
+        data: bytes = yield Read(offset, min(chunk, size - offset))
+        headers = {**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset)}
+        reply = yield Call("PATCH", url, headers=headers, content=data)
+        if reply.status == 204:
+            failures = 0
+            offset = int(reply.headers["upload-offset"])
+            if on_progress is not None:
+                on_progress(Progress(offset, size))
+            if "sealbox-file-id" in reply.headers:
+                return (yield from get_file(reply.headers["sealbox-file-id"]))
+            continue
+        if reply.status not in (0, 409, 423, *RETRY_STATUSES) or failures >= ATTEMPTS:
+            check(reply, 204)
+        yield Sleep(BACKOFF[min(failures, len(BACKOFF) - 1)])
+        failures += 1
+        head: Reply = yield Call("HEAD", url, headers=TUS)
+        if head.status == 200:
+            offset = int(head.headers["upload-offset"])
+
+
+def download(
+    url: str, offset: int, headers: dict[str, str], on_progress: ProgressCallback | None, authenticated: bool = True
+) -> Op[int]:
+    """Stream ``url`` into the sink from ``offset`` (what the sink already holds),
+    resuming with ``Range`` after a dropped connection; returns the size of the file."""
+    failures = 0
+    total: int | None = None
+    while True:
+        ranged = {**headers, "Range": f"bytes={offset}-"} if offset else dict(headers)
+        reply: Reply = yield Call("GET", url, headers=ranged, to_sink=True, authenticated=authenticated)
+        if reply.status == 416 and total is None and offset:
+            total = int(reply.headers.get("content-range", "*/0").rsplit("/", 1)[-1])
+            if total == offset:
+                return total  # it was complete already
+        if reply.status in (200, 206):
+            if reply.status == 200 and offset:
+                yield Reset()  # the server sent it all again (it changed, or ignored the range)
+                offset = 0
+            length = int(reply.headers.get("content-length", reply.received))
+            total = offset + length
+            offset += reply.received
+            if on_progress is not None:
+                on_progress(Progress(offset, total))
+            if reply.error is None and offset >= total:
+                return total
+        elif reply.status not in (0, *RETRY_STATUSES) or failures >= ATTEMPTS:
+            check(reply, 200, 206)
+        yield Sleep(BACKOFF[min(failures, len(BACKOFF) - 1)])
+        failures += 1
+
+
+def create_link(
+    file_id: str, expires_in: int | None, download_limit: int | None, password: str | None, note: str | None
+) -> Op[Link]:
+    body = {"expires_in_seconds": expires_in, "download_limit": download_limit, "password": password, "note": note}
+    reply = yield from call(Call("POST", f"/api/v1/files/{file_id}/shares", json=body), 201)
+    return Link.of(reply.json(), base="")
+
+
+def links(file_id: str | None) -> Op[list[Link]]:
+    params = {"file_id": file_id} if file_id else None
+    return [Link.of(item) for item in (yield from call(Call("GET", "/api/v1/shares", params=params), 200)).json()]
+
+
+def revoke_link(link_id: str) -> Op[None]:
+    yield from call(Call("DELETE", f"/api/v1/shares/{link_id}"), 204)
+
+
+def unlock(link_url: str, password: str) -> Op[str]:
+    reply = yield from call(Call("POST", f"{link_url}/unlock", json={"password": password}, authenticated=False), 200)
+    return str(reply.json()["grant"])
+
+
+def link_info(link_url: str, grant: str | None) -> Op[LinkInfo]:
+    headers = {"Accept": "application/json", **({"Authorization": f"Bearer {grant}"} if grant else {})}
+    reply = yield from call(Call("GET", link_url, headers=headers, authenticated=False), 200)
+    return LinkInfo.of(reply.json())
+
+
+def absolute(base: str, url: str) -> str:
+    return urljoin(base.rstrip("/") + "/", url)
+
+
+__all__ = ["ApiError", "Call", "Op", "Read", "Reply", "Reset", "Sleep"]
