@@ -18,6 +18,7 @@ from sealbox.accounts.schemas import UserRead, UserUpdate
 from sealbox.accounts.service import AccountService
 from sealbox.audit.service import Actor, Audit
 from sealbox.cli.audit import audit_app
+from sealbox.cli.client import install as install_client_commands
 from sealbox.cli.common import DatabaseUrl, DataDir, KeyringOpt, T, err, open_db, read_secret, run, settings_from
 from sealbox.cli.keys import keys_app
 from sealbox.cli.storage import storage_app
@@ -35,6 +36,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(storage_app, name="storage")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+install_client_commands(app)
 
 
 def announce(created: Initialised) -> None:

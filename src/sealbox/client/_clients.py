@@ -58,6 +58,7 @@ class _Api:
     delete = operation(_ops.delete_file)
     links = operation(_ops.links)
     revoke_link = operation(_ops.revoke_link)
+    create_request = operation(_ops.create_request)
 
     def _headers(self, call: Call) -> dict[str, str]:
         headers = dict(call.headers)

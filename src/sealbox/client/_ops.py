@@ -236,6 +236,16 @@ def revoke_link(link_id: str) -> Op[None]:
     yield from call(Call("DELETE", f"/api/v1/shares/{link_id}"), 204)
 
 
+def create_request(
+    max_files: int = 10, max_bytes: int | None = None, expires_in: int | None = None, password: str | None = None
+) -> Op[dict[str, Any]]:
+    """An upload-request link; ``url`` (its path, with the secret token) is only in this answer."""
+    body = {"max_files": max_files, "max_bytes": max_bytes, "expires_in_seconds": expires_in, "password": password}
+    reply = yield from call(Call("POST", "/api/v1/upload-requests", json=body), 201)
+    data: dict[str, Any] = reply.json()
+    return data
+
+
 def unlock(link_url: str, password: str) -> Op[str]:
     reply = yield from call(Call("POST", f"{link_url}/unlock", json={"password": password}, authenticated=False), 200)
     return str(reply.json()["grant"])

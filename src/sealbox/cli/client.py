@@ -1,0 +1,379 @@
+"""The client commands of ``sealbox``: sign in to a server, upload, download, list,
+delete and share, with progress bars and resume. They use the SDK (``sealbox.client``)
+and nothing of the server.
+
+Profiles (``--profile``, env ``SEALBOX_PROFILE``, default ``default``) are kept one per
+file under ``$XDG_CONFIG_HOME/sealbox/profiles/`` (mode 0600: they hold a token).
+Unfinished uploads are remembered in ``$XDG_STATE_HOME/sealbox/uploads.json``, so running
+the same upload again resumes it.
+
+Exit codes: 0 done; 1 refused (bad input, conflict, too large); 2 usage; 3 not found;
+4 authentication (no profile, wrong token, wrong password); 5 the server cannot be
+reached; 6 a link that is revoked, expired or used up; 7 rate limited.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+from urllib.parse import urlparse
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+from sealbox.client import (
+    ApiError,
+    AuthenticationError,
+    Client,
+    GoneError,
+    NotFoundError,
+    RateLimitedError,
+    TransportError,
+)
+from sealbox.client import Progress as Done
+
+EXIT_REFUSED, EXIT_NOT_FOUND, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_GONE, EXIT_RATE = 1, 3, 4, 5, 6, 7
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+ProfileOpt = Annotated[str, typer.Option("--profile", envvar="SEALBOX_PROFILE", help="Which saved sign-in to use")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
+
+share_app = typer.Typer(help="Create, list and revoke share links.", no_args_is_help=True)
+request_app = typer.Typer(help="Upload-request links: let others upload to you.", no_args_is_help=True)
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    return Path(os.environ.get(var) or Path.home() / fallback)
+
+
+def profiles_dir() -> Path:
+    return _xdg("XDG_CONFIG_HOME", ".config") / "sealbox" / "profiles"
+
+
+def state_file() -> Path:
+    return _xdg("XDG_STATE_HOME", ".local/state") / "sealbox" / "uploads.json"
+
+
+def fail(message: str, code: int) -> NoReturn:
+    err.print(f"[red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def api_errors() -> Iterator[None]:
+    """One line and a distinct exit code for every way a request can fail."""
+    try:
+        yield
+    except TransportError as exc:
+        fail(exc.detail, EXIT_UNREACHABLE)
+    except AuthenticationError as exc:
+        fail(exc.detail, EXIT_AUTH)
+    except NotFoundError as exc:
+        fail(exc.detail, EXIT_NOT_FOUND)
+    except GoneError as exc:
+        fail(exc.detail, EXIT_GONE)
+    except RateLimitedError as exc:
+        fail(exc.detail, EXIT_RATE)
+    except ApiError as exc:
+        fail(exc.detail, EXIT_REFUSED)
+    except OSError as exc:
+        fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), EXIT_REFUSED)
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(path.with_suffix(".tmp"), path)
+
+
+def _profile(name: str) -> dict[str, str]:
+    path = profiles_dir() / f"{name}.json"
+    try:
+        data: dict[str, str] = json.loads(path.read_text())
+    except FileNotFoundError:
+        fail(f"not signed in (profile {name!r}): run 'sealbox login URL' first", EXIT_AUTH)
+    return data
+
+
+@contextmanager
+def client(profile: str) -> Iterator[Client]:
+    saved = _profile(profile)
+    with api_errors(), Client(saved["url"], saved["token"]) as sdk:
+        yield sdk
+
+
+def _secret(prompt: str, from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(typer.prompt(prompt, hide_input=True))
+
+
+def _print(data: Any, as_json: bool, text: Callable[[], None]) -> None:
+    if as_json:
+        out.print_json(json.dumps(data, default=_plain))
+    else:
+        text()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value))
+
+
+@contextmanager
+def bar(label: str, quiet: bool) -> Iterator[Callable[[Done], None]]:
+    if quiet or (not err.is_terminal and os.environ.get("SEALBOX_PROGRESS") != "1"):
+        yield lambda done: None
+        return
+    columns = [BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
+    with Progress(f"[bold]{label}", *columns, console=err, transient=True) as progress:
+        task = progress.add_task(label, total=None)
+        yield lambda done: progress.update(task, completed=done.done, total=done.total)
+
+
+def login(
+    url: Annotated[str, typer.Argument(help="The server, e.g. https://files.example.com")],
+    username: Annotated[str, typer.Option("--user", "-u", prompt=True, help="User name")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin")] = False,
+    profile: ProfileOpt = "default",
+) -> None:
+    """Sign in and keep the token (in a 0600 file) for the other commands."""
+    password = _secret("Password", password_stdin)
+    with api_errors(), Client(url) as sdk:
+        token = sdk.login(username, password)
+    _write_private(profiles_dir() / f"{profile}.json", json.dumps({"url": url.rstrip("/"), "token": token}))
+    err.print(f"signed in to {url} as {username} (profile {profile!r})", highlight=False)
+
+
+def whoami(profile: ProfileOpt = "default", as_json: JsonOpt = False) -> None:
+    """Who the current profile is signed in as."""
+    with client(profile) as sdk:
+        me = sdk.whoami()
+    _print(asdict(me), as_json, lambda: out.print(f"{me.username} at {sdk.url}", highlight=False))
+
+
+def _fingerprint(path: Path, url: str) -> str:
+    stat = path.stat()
+    return f"{url}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def _remembered() -> dict[str, str]:
+    try:
+        data: dict[str, str] = json.loads(state_file().read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data
+
+
+def _remember(key: str, upload_url: str | None) -> None:
+    data = _remembered()
+    if upload_url is None:
+        data.pop(key, None)
+    else:
+        data[key] = upload_url
+    _write_private(state_file(), json.dumps(data))
+
+
+def upload(
+    paths: Annotated[list[Path], typer.Argument(help="Files to upload", exists=True, dir_okay=False)],
+    share: Annotated[bool, typer.Option("--share", help="Also create a share link for each file")] = False,
+    expires_in: Annotated[int | None, typer.Option(help="Link lifetime in seconds (with --share)")] = None,
+    limit: Annotated[int | None, typer.Option(help="Download limit of the link (with --share)")] = None,
+    password: Annotated[bool, typer.Option("--password", help="Ask for a link password (with --share)")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars")] = False,
+    profile: ProfileOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Upload files, resumably: run the same command again after an interruption."""
+    link_password = _secret("Link password", False) if share and password else None
+    results = []
+    with client(profile) as sdk:
+        for path in paths:
+            key = _fingerprint(path, sdk.url)
+            earlier = _remembered().get(key)
+            with bar(path.name, quiet) as show:
+                created = sdk.upload(
+                    path, upload_url=earlier, on_upload_url=_remembering(key), on_progress=_announcing(earlier, show)
+                )
+            _remember(key, None)
+            result: dict[str, Any] = {"id": created.id, "name": created.name, "size": created.size}
+            if share:
+                link = sdk.share(created.id, expires_in=expires_in, download_limit=limit, password=link_password)
+                result["link"] = link.url
+            results.append(result)
+            if not as_json:
+                out.print(f"{created.id}  {created.name}  {created.size} bytes", highlight=False)
+                if share:
+                    out.print(result["link"], highlight=False)
+    if as_json:
+        out.print_json(json.dumps(results))
+
+
+def _remembering(key: str) -> Callable[[str], None]:
+    return lambda url: _remember(key, url)
+
+
+def _announcing(earlier: str | None, show: Callable[[Done], None]) -> Callable[[Done], None]:
+    """Progress, saying once that an earlier upload goes on from where it stopped."""
+    said = not earlier
+
+    def progress(done: Done) -> None:
+        nonlocal said
+        if not said and done.done:
+            err.print(f"resuming at byte {done.done} of {done.total}", highlight=False)
+        said = True
+        show(done)
+
+    return progress
+
+
+def _is_link(target: str) -> bool:
+    return "/s/" in urlparse(target).path
+
+
+def download(
+    target: Annotated[str, typer.Argument(help="A file id, or a share link (https://…/s/…)")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Where to write it (default: its name)")] = None,
+    password: Annotated[bool, typer.Option("--password", help="Ask for the link's password")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the link's password from stdin")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
+    profile: ProfileOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Download a file or a share link, resuming a partial download at OUTPUT."""
+    link_password = _secret("Link password", password_stdin) if password or password_stdin else None
+    if _is_link(target):
+        with api_errors(), Client(target.split("/s/")[0]) as sdk:
+            info = sdk.link_info(target, link_password)
+            path = output or Path(Path(info.name).name)
+            _announce_partial(path)
+            with bar(info.name, quiet) as show:
+                size = sdk.download_link(target, path, password=link_password, on_progress=show)
+        expected = info.size
+    else:
+        with client(profile) as sdk:
+            meta = sdk.file(target)
+            path = output or Path(Path(meta.name).name)
+            _announce_partial(path)
+            with bar(meta.name, quiet) as show:
+                size = sdk.download(target, path, on_progress=show)
+        expected = meta.size
+    if path.stat().st_size != expected or size != expected:
+        fail(f"{path} has {path.stat().st_size} bytes, not the {expected} expected", EXIT_REFUSED)
+    _print({"path": str(path), "size": size}, as_json, lambda: out.print(f"{path}  {size} bytes", highlight=False))
+
+
+def _announce_partial(path: Path) -> None:
+    if path.exists() and path.stat().st_size:
+        err.print(f"resuming at byte {path.stat().st_size}", highlight=False)
+
+
+def ls(profile: ProfileOpt = "default", as_json: JsonOpt = False) -> None:
+    """List your files, newest first."""
+    with client(profile) as sdk:
+        files = sdk.files()
+
+    def text() -> None:
+        for f in files:
+            out.print(f"{f.id}  {f.size:>12}  {f.created_at:%Y-%m-%d %H:%M}  {f.name}", highlight=False)
+
+    _print([asdict(f) for f in files], as_json, text)
+
+
+def rm(
+    file_ids: Annotated[list[str], typer.Argument(help="File ids")],
+    profile: ProfileOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete files (their keys go with them: unreadable at once)."""
+    with client(profile) as sdk:
+        for file_id in file_ids:
+            sdk.delete(file_id)
+    _print({"deleted": file_ids}, as_json, lambda: out.print(f"deleted {len(file_ids)}", highlight=False))
+
+
+@share_app.command("create")
+def share_create(
+    file_id: Annotated[str, typer.Argument(help="File id")],
+    expires_in: Annotated[int | None, typer.Option(help="Lifetime in seconds (default: the server's)")] = None,
+    limit: Annotated[int | None, typer.Option(help="Download limit")] = None,
+    password: Annotated[bool, typer.Option("--password", help="Ask for a password")] = False,
+    note: Annotated[str | None, typer.Option(help="A note shown to recipients")] = None,
+    profile: ProfileOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a share link and print it (it is shown only now)."""
+    secret = _secret("Link password", False) if password else None
+    with client(profile) as sdk:
+        link = sdk.share(file_id, expires_in=expires_in, download_limit=limit, password=secret, note=note)
+    _print(asdict(link), as_json, lambda: out.print(link.url or "", highlight=False))
+
+
+@share_app.command("list")
+def share_list(
+    file_id: Annotated[str | None, typer.Argument(help="Only this file's links")] = None,
+    profile: ProfileOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Your links with their status and downloads."""
+    with client(profile) as sdk:
+        links = sdk.links(file_id)
+
+    def text() -> None:
+        for link in links:
+            left = "∞" if link.downloads_left is None else link.downloads_left
+            out.print(
+                f"{link.id}  {link.status:<9}  {link.downloads} down, {left} left  {link.file_id}", highlight=False
+            )
+
+    _print([asdict(link) for link in links], as_json, text)
+
+
+@share_app.command("revoke")
+def share_revoke(
+    link_id: Annotated[str, typer.Argument(help="Link id (from 'share list')")],
+    profile: ProfileOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke a link: it stops working at once."""
+    with client(profile) as sdk:
+        sdk.revoke_link(link_id)
+    _print({"revoked": link_id}, as_json, lambda: out.print(f"revoked {link_id}", highlight=False))
+
+
+@request_app.command("create")
+def request_create(
+    max_files: Annotated[int, typer.Option(help="How many files it accepts")] = 10,
+    max_bytes: Annotated[int | None, typer.Option(help="How many bytes in all (default: the size limit)")] = None,
+    expires_in: Annotated[int | None, typer.Option(help="Lifetime in seconds")] = None,
+    password: Annotated[bool, typer.Option("--password", help="Ask for a password")] = False,
+    profile: ProfileOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an upload-request link and print it (it is shown only now)."""
+    secret = _secret("Link password", False) if password else None
+    with client(profile) as sdk:
+        created = sdk.create_request(max_files, max_bytes, expires_in, secret)
+    url = sdk.url + created["url"]
+    _print({**created, "url": url}, as_json, lambda: out.print(url, highlight=False))
+
+
+def install(app: typer.Typer) -> None:
+    for command in (login, whoami, upload, download, ls, rm):
+        app.command()(command)
+    app.add_typer(share_app, name="share")
+    app.add_typer(request_app, name="request")
