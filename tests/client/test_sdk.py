@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from sealbox.client import (
     ValidationError,
 )
 from tests.integration.server import Installation, Server
+from tests.proxy import Proxy
 
 
 class Blocking:
@@ -165,61 +164,10 @@ def test_a_partial_download_resumes(sdk: Any, tmp_path: Path) -> None:
     assert target.read_bytes() == data
 
 
-class CuttingProxy:
-    """A TCP proxy that cuts its first connection after ``cut`` bytes from the server."""
-
-    def __init__(self, upstream: int, cut: int) -> None:
-        self.upstream, self.cut = upstream, cut
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.connections = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            limit = self.cut if self.connections == 1 else None
-            threading.Thread(target=self._pipe, args=(client, limit), daemon=True).start()
-
-    def _pipe(self, client: socket.socket, limit: int | None) -> None:
-        server = socket.create_connection(("127.0.0.1", self.upstream))
-
-        def up() -> None:
-            try:
-                while data := client.recv(65536):
-                    server.sendall(data)
-            except OSError:
-                pass
-
-        threading.Thread(target=up, daemon=True).start()
-        sent = 0
-        try:
-            while data := server.recv(65536):
-                if limit is not None and sent + len(data) > limit:
-                    client.sendall(data[: limit - sent])
-                    break
-                client.sendall(data)
-                sent += len(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (client, server):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)  # wakes the other thread, sends FIN
-                sock.close()
-
-    def close(self) -> None:
-        self.listener.close()
-
-
 def test_a_download_cut_midway_resumes_by_itself(make: Make, sdk: Any, server: Server, tmp_path: Path) -> None:
     data = os.urandom(8_000_000)
     created = sdk.upload(iter([data]), "cut.bin")
-    proxy = CuttingProxy(server.port, 3_000_000)
+    proxy = Proxy(server.port, cut=3_000_000)
     try:
         client = make(f"http://127.0.0.1:{proxy.port}", sdk.token)
         target = tmp_path / "cut.bin"

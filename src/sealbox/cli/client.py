@@ -109,14 +109,22 @@ def _profile(name: str) -> dict[str, str]:
 @contextmanager
 def client(profile: str) -> Iterator[Client]:
     saved = _profile(profile)
-    with api_errors(), Client(saved["url"], saved["token"]) as sdk:
+    with api_errors(), Client(saved["url"], saved["token"], backoff=_backoff()) as sdk:
         yield sdk
+
+
+def _backoff() -> float:
+    """Scale of the pauses between retries (``SEALBOX_CLIENT_BACKOFF``, default 1)."""
+    try:
+        return float(os.environ.get("SEALBOX_CLIENT_BACKOFF", "1"))
+    except ValueError:
+        return 1.0
 
 
 def _secret(prompt: str, from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\n")
-    return str(typer.prompt(prompt, hide_input=True))
+    return str(typer.prompt(prompt, hide_input=True, err=True))
 
 
 def _print(data: Any, as_json: bool, text: Callable[[], None]) -> None:
@@ -250,36 +258,44 @@ def download(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the link's password from stdin")
     ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT if it exists")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar")] = False,
     profile: ProfileOpt = "default",
     as_json: JsonOpt = False,
 ) -> None:
-    """Download a file or a share link, resuming a partial download at OUTPUT."""
+    """Download a file or a share link. It grows in OUTPUT.part, and running the same
+    command again after an interruption resumes from there."""
     link_password = _secret("Link password", password_stdin) if password or password_stdin else None
     if _is_link(target):
-        with api_errors(), Client(target.split("/s/")[0]) as sdk:
+        with api_errors(), Client(target.split("/s/")[0], backoff=_backoff()) as sdk:
             info = sdk.link_info(target, link_password)
-            path = output or Path(Path(info.name).name)
-            _announce_partial(path)
+            path, part = _destination(output, info.name, force)
             with bar(info.name, quiet) as show:
-                size = sdk.download_link(target, path, password=link_password, on_progress=show)
+                size = sdk.download_link(target, part, password=link_password, on_progress=show)
         expected = info.size
     else:
         with client(profile) as sdk:
             meta = sdk.file(target)
-            path = output or Path(Path(meta.name).name)
-            _announce_partial(path)
+            path, part = _destination(output, meta.name, force)
             with bar(meta.name, quiet) as show:
-                size = sdk.download(target, path, on_progress=show)
+                size = sdk.download(target, part, on_progress=show)
         expected = meta.size
-    if path.stat().st_size != expected or size != expected:
-        fail(f"{path} has {path.stat().st_size} bytes, not the {expected} expected", EXIT_REFUSED)
+    if part.stat().st_size != expected or size != expected:
+        fail(f"{part} has {part.stat().st_size} bytes, not the {expected} expected", EXIT_REFUSED)
+    part.replace(path)
     _print({"path": str(path), "size": size}, as_json, lambda: out.print(f"{path}  {size} bytes", highlight=False))
 
 
-def _announce_partial(path: Path) -> None:
-    if path.exists() and path.stat().st_size:
-        err.print(f"resuming at byte {path.stat().st_size}", highlight=False)
+def _destination(output: Path | None, name: str, force: bool) -> tuple[Path, Path]:
+    """Where the file goes, and the ``.part`` file it grows in until it is complete (an
+    interrupted download resumes from there)."""
+    path = output or Path(Path(name).name)
+    if path.exists() and not force:
+        fail(f"{path} exists already: choose another name with -o, or --force", EXIT_REFUSED)
+    part = path.with_name(path.name + ".part")
+    if part.exists() and part.stat().st_size:
+        err.print(f"resuming at byte {part.stat().st_size}", highlight=False)
+    return path, part
 
 
 def ls(profile: ProfileOpt = "default", as_json: JsonOpt = False) -> None:
