@@ -15,6 +15,7 @@ from sealbox.client import (
     AsyncClient,
     AuthenticationError,
     Client,
+    ForbiddenError,
     GoneError,
     NotFoundError,
     Progress,
@@ -201,3 +202,31 @@ def test_share_links(make: Make, sdk: Any, server: Server, tmp_path: Path) -> No
     assert [link.status for link in sdk.links(created.id)] == ["revoked"]
     with pytest.raises(ValidationError, match="download_limit"):
         sdk.share(created.id, download_limit=0)
+
+
+def test_grants_requests_and_audit(make: Make, sdk: Any, server: Server, tmp_path: Path) -> None:
+    name = f"carol{id(sdk) % 100000}"
+    assert server.install.cli("user", "add", name, "--password-stdin", stdin="carol-password-1\n").returncode == 0
+    carol = make(server.url)
+    carol.login(name, "carol-password-1")
+    created = sdk.upload(iter([b"for carol"]), "granted.txt")
+    grant = sdk.grant(created.id, name)
+    assert [g.grantee for g in sdk.grants(created.id)] == [name]
+    assert [f.id for f in carol.shared_with_me()] == [created.id]
+    carol.download(created.id, tmp_path / "granted.txt")
+    assert (tmp_path / "granted.txt").read_bytes() == b"for carol"
+    sdk.revoke_grant(created.id, grant.id)
+    assert carol.shared_with_me() == []
+
+    request = sdk.create_request(max_files=1)
+    assert request.url is not None
+    assert request.url.startswith("/r/")
+    assert [r.id for r in sdk.requests() if r.id == request.id] == [request.id]
+    assert sdk.received(request.id) == []
+    sdk.revoke_request(request.id)
+    assert next(r for r in sdk.requests() if r.id == request.id).status == "revoked"
+
+    actions = {event.action for event in sdk.audit(limit=200)}
+    assert {"file.upload", "grant.give", "grant.revoke", "request.create", "request.revoke"} <= actions
+    with pytest.raises(ForbiddenError, match="administrators only"):
+        carol.audit(everything=True)

@@ -384,8 +384,8 @@ def request_create(
     secret = _secret("Link password", False) if password else None
     with client(profile) as sdk:
         created = sdk.create_request(max_files, max_bytes, expires_in, secret)
-    url = sdk.url + created["url"]
-    _print({**created, "url": url}, as_json, lambda: out.print(url, highlight=False))
+    url = sdk.url + (created.url or "")
+    _print({**asdict(created), "url": url}, as_json, lambda: out.print(url, highlight=False))
 
 
 def install(app: typer.Typer) -> None:

@@ -20,7 +20,7 @@ from sealbox.client.errors import (
     TransportError,
     ValidationError,
 )
-from sealbox.client.models import FileInfo, Link, LinkInfo, Me, Progress
+from sealbox.client.models import Event, FileInfo, Grant, Link, LinkInfo, Me, Progress, UploadRequest
 
 __all__ = [
     "ApiError",
@@ -29,9 +29,11 @@ __all__ = [
     "ChecksumMismatch",
     "Client",
     "ConflictError",
+    "Event",
     "FileInfo",
     "ForbiddenError",
     "GoneError",
+    "Grant",
     "Link",
     "LinkInfo",
     "Me",
@@ -41,5 +43,6 @@ __all__ = [
     "ServerError",
     "TooLargeError",
     "TransportError",
+    "UploadRequest",
     "ValidationError",
 ]

@@ -59,6 +59,14 @@ class _Api:
     links = operation(_ops.links)
     revoke_link = operation(_ops.revoke_link)
     create_request = operation(_ops.create_request)
+    requests = operation(_ops.requests)
+    revoke_request = operation(_ops.revoke_request)
+    received = operation(_ops.received)
+    grant = operation(_ops.grant)
+    grants = operation(_ops.grants)
+    revoke_grant = operation(_ops.revoke_grant)
+    shared_with_me = operation(_ops.shared_with_me)
+    audit = operation(_ops.audit)
 
     def _headers(self, call: Call) -> dict[str, str]:
         headers = dict(call.headers)

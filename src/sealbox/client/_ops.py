@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from urllib.parse import urljoin
 
 from sealbox.client.errors import ApiError, TransportError, error_for
-from sealbox.client.models import FileInfo, Link, LinkInfo, Me, Progress
+from sealbox.client.models import Event, FileInfo, Grant, Link, LinkInfo, Me, Progress, UploadRequest
 
 T = TypeVar("T")
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -238,12 +238,54 @@ def revoke_link(link_id: str) -> Op[None]:
 
 def create_request(
     max_files: int = 10, max_bytes: int | None = None, expires_in: int | None = None, password: str | None = None
-) -> Op[dict[str, Any]]:
-    """An upload-request link; ``url`` (its path, with the secret token) is only in this answer."""
+) -> Op[UploadRequest]:
+    """An upload-request link; its ``url`` (a path with the secret token) is only in this answer."""
     body = {"max_files": max_files, "max_bytes": max_bytes, "expires_in_seconds": expires_in, "password": password}
     reply = yield from call(Call("POST", "/api/v1/upload-requests", json=body), 201)
-    data: dict[str, Any] = reply.json()
-    return data
+    return UploadRequest.of(reply.json())
+
+
+def requests() -> Op[list[UploadRequest]]:
+    return [UploadRequest.of(item) for item in (yield from call(Call("GET", "/api/v1/upload-requests"), 200)).json()]
+
+
+def revoke_request(request_id: str) -> Op[None]:
+    yield from call(Call("DELETE", f"/api/v1/upload-requests/{request_id}"), 204)
+
+
+def received(request_id: str) -> Op[list[FileInfo]]:
+    """The files that arrived through one of your upload-request links."""
+    reply = yield from call(Call("GET", f"/api/v1/upload-requests/{request_id}/files"), 200)
+    return [FileInfo.of(item) for item in reply.json()]
+
+
+def grant(file_id: str, username: str) -> Op[Grant]:
+    reply = yield from call(Call("POST", f"/api/v1/files/{file_id}/grants", json={"username": username}), 201)
+    return Grant.of(reply.json())
+
+
+def grants(file_id: str) -> Op[list[Grant]]:
+    return [Grant.of(item) for item in (yield from call(Call("GET", f"/api/v1/files/{file_id}/grants"), 200)).json()]
+
+
+def revoke_grant(file_id: str, grant_id: str) -> Op[None]:
+    yield from call(Call("DELETE", f"/api/v1/files/{file_id}/grants/{grant_id}"), 204)
+
+
+def shared_with_me() -> Op[list[FileInfo]]:
+    return [FileInfo.of(item) for item in (yield from call(Call("GET", "/api/v1/shared-with-me"), 200)).json()]
+
+
+def audit(before: int | None = None, limit: int = 100, everything: bool = False) -> Op[list[Event]]:
+    """Events about your files, links and account, newest first (``everything``: all, for administrators)."""
+    params: dict[str, Any] = {
+        "limit": limit,
+        **({"before": before} if before else {}),
+        **({"all": "true"} if everything else {}),
+    }
+    return [
+        Event.of(item) for item in (yield from call(Call("GET", "/api/v1/audit", params=params), 200)).json()["items"]
+    ]
 
 
 def unlock(link_url: str, password: str) -> Op[str]:

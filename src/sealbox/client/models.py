@@ -92,3 +92,73 @@ class Progress:
 
     done: int
     total: int
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Read access to one of your files for another account."""
+
+    id: str
+    file_id: str
+    grantee: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> Grant:
+        created = _when(data["created_at"])
+        assert created is not None
+        return cls(data["id"], data["file_id"], data["grantee"], created)
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    """An upload-request link; ``url`` (with the secret token) only on creation."""
+
+    id: str
+    status: str
+    expires_at: datetime
+    max_files: int
+    max_bytes: int
+    files_received: int
+    bytes_received: int
+    password: bool
+    url: str | None = None
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> UploadRequest:
+        expires = _when(data["expires_at"])
+        assert expires is not None
+        return cls(
+            data["id"],
+            data["status"],
+            expires,
+            int(data["max_files"]),
+            int(data["max_bytes"]),
+            int(data["files_received"]),
+            int(data["bytes_received"]),
+            bool(data["password"]),
+            data.get("url"),
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    """One row of the audit trail."""
+
+    seq: int
+    at: datetime
+    action: str
+    actor: str
+    file_id: str | None
+    target: str | None
+    client: str | None
+    detail: dict[str, Any]
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> Event:
+        at = _when(data["at"])
+        assert at is not None
+        return cls(
+            int(data["seq"]), at, data["action"], data["actor"], data.get("file_id"), data.get("target"),
+            data.get("client"), dict(data.get("detail") or {}),
+        )  # fmt: skip
