@@ -230,3 +230,45 @@ def test_grants_requests_and_audit(make: Make, sdk: Any, server: Server, tmp_pat
     assert {"file.upload", "grant.give", "grant.revoke", "request.create", "request.revoke"} <= actions
     with pytest.raises(ForbiddenError, match="administrators only"):
         carol.audit(everything=True)
+
+
+def test_accounts_tokens_and_administration(make: Make, sdk: Any, server: Server) -> None:
+    name = f"dave{id(sdk) % 100000}"
+    made = sdk.create_user(name, "dave-password-1")
+    assert (made.username, made.is_admin) == (name, False)
+    assert name in {user.username for user in sdk.users()}
+    dave = make(server.url)
+    dave.login(name, "dave-password-1")
+    token = dave.create_token("ci", "read")
+    reader = make(server.url, token)
+    assert reader.whoami().username == name
+    with pytest.raises(ForbiddenError, match="read-only"):
+        reader.upload(iter([b"x"]), "nope.txt")
+    listed = {t["name"]: t["id"] for t in dave.tokens()}
+    dave.revoke_token(listed["ci"])
+    with pytest.raises(AuthenticationError):
+        reader.whoami()
+    dave.change_password("dave-password-1", "dave-password-2")
+    sdk.reset_password(made.id, "dave-password-3")
+    with pytest.raises(AuthenticationError):
+        dave.whoami()  # a reset revokes every token
+    sdk.set_active(made.id, False)
+    with pytest.raises(AuthenticationError):
+        make(server.url).login(name, "dave-password-3")
+    sdk.delete_user(made.id)
+    assert name not in {user.username for user in sdk.users()}
+
+
+def test_upload_through_an_upload_request_link(make: Make, sdk: Any, server: Server, tmp_path: Path) -> None:
+    data = os.urandom(9_000_000)
+    source = tmp_path / "scan.pdf"
+    source.write_bytes(data)
+    request = sdk.create_request(max_files=1, password="drop box pass")
+    outsider = make(server.url)
+    with pytest.raises(AuthenticationError, match="needs its password"):
+        outsider.upload_to_link(server.url + request.url, source)
+    assert outsider.upload_to_link(server.url + request.url, source, password="drop box pass", uploader="Eve") is None
+    received = sdk.received(request.id)
+    assert [(f.name, f.size) for f in received] == [("scan.pdf", len(data))]
+    sdk.download(received[0].id, tmp_path / "scan-copy.pdf")
+    assert (tmp_path / "scan-copy.pdf").read_bytes() == data

@@ -156,13 +156,15 @@ def login(
     username: Annotated[str, typer.Option("--user", "-u", prompt=True, help="User name")],
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin")] = False,
     profile: ProfileOpt = "default",
+    as_json: JsonOpt = False,
 ) -> None:
     """Sign in and keep the token (in a 0600 file) for the other commands."""
     password = _secret("Password", password_stdin)
     with api_errors(), Client(url) as sdk:
         token = sdk.login(username, password)
     _write_private(profiles_dir() / f"{profile}.json", json.dumps({"url": url.rstrip("/"), "token": token}))
-    err.print(f"signed in to {url} as {username} (profile {profile!r})", highlight=False)
+    said = {"url": url.rstrip("/"), "username": username, "profile": profile}
+    _print(said, as_json, lambda: err.print(f"signed in to {url} as {username} (profile {profile!r})", highlight=False))
 
 
 def whoami(profile: ProfileOpt = "default", as_json: JsonOpt = False) -> None:

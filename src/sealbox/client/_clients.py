@@ -4,10 +4,11 @@ with ``httpx2.Client`` or ``httpx2.AsyncClient``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Generic, ParamSpec, TypeVar, cast, overload
 
@@ -53,6 +54,15 @@ class _Api:
     token: str | None
 
     whoami = operation(_ops.whoami)
+    tokens = operation(_ops.tokens)
+    create_token = operation(_ops.create_token)
+    revoke_token = operation(_ops.revoke_token)
+    change_password = operation(_ops.change_password)
+    users = operation(_ops.users)
+    create_user = operation(_ops.create_user)
+    set_active = operation(_ops.set_active)
+    reset_password = operation(_ops.reset_password)
+    delete_user = operation(_ops.delete_user)
     files = operation(_ops.list_files)
     file = operation(_ops.get_file)
     delete = operation(_ops.delete_file)
@@ -117,19 +127,31 @@ class Client(_Api):
     ) -> FileInfo:
         """Upload a path or file object resumably (tus), or an iterator of bytes in one
         streamed request. ``upload_url`` resumes an earlier upload of the same bytes."""
-        if isinstance(source, str | os.PathLike):
-            with open(source, "rb") as f:
-                return self.upload(f, name or Path(source).name, content_type=content_type, upload_url=upload_url,
-                                   on_upload_url=on_upload_url, on_progress=on_progress)  # fmt: skip
-        if not hasattr(source, "read"):
-            if name is None:
-                raise ValueError("name the upload of an iterator")
-            return self._run(_ops.upload_stream(name), source=source)
-        stream = cast(IO[bytes], source)
-        size = stream.seek(0, os.SEEK_END)
-        name = name or Path(getattr(stream, "name", "upload")).name
-        op = _ops.upload(size, name, content_type, upload_url, on_upload_url, on_progress)
-        return self._run(op, source=stream)
+        with _opened(source) as (stream, default):
+            op = _plan(stream, name or default, content_type, upload_url, on_upload_url, on_progress)
+            result = self._run(op, source=stream)
+        assert result is not None
+        return result
+
+    def upload_to_link(
+        self,
+        link: str,
+        source: Source,
+        name: str | None = None,
+        *,
+        password: str | None = None,
+        uploader: str | None = None,
+        upload_url: str | None = None,
+        on_upload_url: Callable[[str], None] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        """Upload through an upload-request link (``https://…/r/…``): no account needed,
+        and nothing to read back."""
+        headers = {"Authorization": f"Bearer {self._run(_ops.unlock(link, password))}"} if password else {}
+        with _opened(source) as (stream, default):
+            op = _plan(stream, name or default, None, upload_url, on_upload_url, on_progress,
+                       f"{link}/uploads/", uploader, headers)  # fmt: skip
+            self._run(op, source=stream)
 
     def download(self, file_id: str, sink: Sink, *, on_progress: Callable[[Progress], None] | None = None) -> int:
         """Download a file into a path or file object, resuming what a path already holds."""
@@ -249,20 +271,30 @@ class AsyncClient(_Api):
         on_progress: Callable[[Progress], None] | None = None,
     ) -> FileInfo:
         """As ``Client.upload``; an async iterator of bytes is streamed too."""
-        if isinstance(source, str | os.PathLike):
-            with open(source, "rb") as f:  # noqa: ASYNC230 (reads are done piecewise below)
-                return await self.upload(f, name or Path(source).name, content_type=content_type,
-                                         upload_url=upload_url, on_upload_url=on_upload_url,
-                                         on_progress=on_progress)  # fmt: skip
-        if not hasattr(source, "read"):
-            if name is None:
-                raise ValueError("name the upload of an iterator")
-            return await self._run(_ops.upload_stream(name), source=source)
-        stream = cast(IO[bytes], source)
-        size = stream.seek(0, os.SEEK_END)
-        name = name or Path(getattr(stream, "name", "upload")).name
-        op = _ops.upload(size, name, content_type, upload_url, on_upload_url, on_progress)
-        return await self._run(op, source=stream)
+        with _opened(source) as (stream, default):
+            op = _plan(stream, name or default, content_type, upload_url, on_upload_url, on_progress)
+            result = await self._run(op, source=stream)
+        assert result is not None
+        return result
+
+    async def upload_to_link(
+        self,
+        link: str,
+        source: Source,
+        name: str | None = None,
+        *,
+        password: str | None = None,
+        uploader: str | None = None,
+        upload_url: str | None = None,
+        on_upload_url: Callable[[str], None] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        """As ``Client.upload_to_link``."""
+        headers = {"Authorization": f"Bearer {await self._run(_ops.unlock(link, password))}"} if password else {}
+        with _opened(source) as (stream, default):
+            op = _plan(stream, name or default, None, upload_url, on_upload_url, on_progress,
+                       f"{link}/uploads/", uploader, headers)  # fmt: skip
+            await self._run(op, source=stream)
 
     async def download(self, file_id: str, sink: Sink, *, on_progress: Callable[[Progress], None] | None = None) -> int:
         return await self._download(f"/api/v1/files/{file_id}/content", sink, {}, on_progress, True)
@@ -346,6 +378,43 @@ class AsyncClient(_Api):
                 return _reply(response, error=exc)
         finally:
             await response.aclose()
+
+
+@contextlib.contextmanager
+def _opened(source: Any) -> Iterator[tuple[Any, str | None]]:
+    """A path opened for reading (with its name), or the source as it is."""
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as f:
+            yield f, Path(source).name
+    else:
+        yield source, None
+
+
+def _plan(
+    source: Any,
+    name: str | None,
+    content_type: str | None,
+    upload_url: str | None,
+    on_upload_url: Callable[[str], None] | None,
+    on_progress: Callable[[Progress], None] | None,
+    endpoint: str = "/api/v1/uploads/",
+    uploader: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Op[FileInfo | None]:
+    """The operation for an upload: tus for a file object (resumable), one streamed
+    request for an iterator (which cannot be replayed)."""
+    if not hasattr(source, "read"):
+        if name is None:
+            raise ValueError("name the upload of an iterator")
+        if endpoint != "/api/v1/uploads/":
+            raise ValueError("an upload through a link needs a path or a file object")
+        return _ops.upload_stream(name)
+    stream = cast(IO[bytes], source)
+    size = stream.seek(0, os.SEEK_END)
+    name = name or Path(getattr(stream, "name", "upload")).name
+    extra = {"uploader": uploader} if uploader else None
+    return _ops.upload(size, name, content_type, upload_url, on_upload_url, on_progress,
+                       endpoint=endpoint, extra=extra, headers=headers)  # fmt: skip
 
 
 async def _aiter(source: Iterable[bytes]) -> Any:

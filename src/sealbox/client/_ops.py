@@ -104,6 +104,50 @@ def whoami() -> Op[Me]:
     return Me.of((yield from call(Call("GET", "/api/v1/me"), 200)).json())
 
 
+def tokens() -> Op[list[dict[str, Any]]]:
+    """Your tokens (never the secrets themselves)."""
+    data: list[dict[str, Any]] = (yield from call(Call("GET", "/api/v1/me/tokens"), 200)).json()
+    return data
+
+
+def create_token(name: str, scope: str = "full", expires_in_days: int | None = None) -> Op[str]:
+    """A personal API token; the secret is returned only here."""
+    body = {"name": name, "scope": scope, "expires_in_days": expires_in_days}
+    return str((yield from call(Call("POST", "/api/v1/me/tokens", json=body), 201)).json()["token"])
+
+
+def revoke_token(token_id: str) -> Op[None]:
+    yield from call(Call("DELETE", f"/api/v1/me/tokens/{token_id}"), 204)
+
+
+def change_password(current: str, new: str) -> Op[None]:
+    """Every other token of the account stops working."""
+    body = {"current_password": current, "new_password": new}
+    yield from call(Call("POST", "/api/v1/me/password", json=body), 204)
+
+
+def users() -> Op[list[Me]]:
+    """Every account (administrators)."""
+    return [Me.of(item) for item in (yield from call(Call("GET", "/api/v1/admin/users"), 200)).json()]
+
+
+def create_user(username: str, password: str, is_admin: bool = False) -> Op[Me]:
+    body = {"username": username, "password": password, "is_admin": is_admin}
+    return Me.of((yield from call(Call("POST", "/api/v1/admin/users", json=body), 201)).json())
+
+
+def set_active(user_id: str, active: bool) -> Op[None]:
+    yield from call(Call("PATCH", f"/api/v1/admin/users/{user_id}", json={"is_active": active}), 200)
+
+
+def reset_password(user_id: str, password: str) -> Op[None]:
+    yield from call(Call("POST", f"/api/v1/admin/users/{user_id}/password", json={"password": password}), 204)
+
+
+def delete_user(user_id: str) -> Op[None]:
+    yield from call(Call("DELETE", f"/api/v1/admin/users/{user_id}"), 204)
+
+
 def list_files() -> Op[list[FileInfo]]:
     files: list[FileInfo] = []
     cursor = None
@@ -144,46 +188,51 @@ def upload(
     on_upload_url: Callable[[str], None] | None,
     on_progress: ProgressCallback | None,
     chunk: int = CHUNK,
-) -> Op[FileInfo]:
+    endpoint: str = "/api/v1/uploads/",
+    extra: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Op[FileInfo | None]:
     """A resumable upload over tus: resumes ``upload_url`` if it is still there, goes on
-    by itself after dropped connections, and returns the new file."""
+    by itself after dropped connections, and returns the new file (``None`` through an
+    upload-request link, whose holder may read nothing)."""
+    authenticated = endpoint.startswith("/api/")
+    base = dict(headers or {})
     offset = None
     url = upload_url
     if url is not None:
-        reply: Reply = yield Call("HEAD", url, headers=TUS)
+        reply: Reply = yield Call("HEAD", url, headers={**base, **TUS}, authenticated=authenticated)
         if reply.status == 200:
             offset = int(reply.headers["upload-offset"])
     if offset is None or url is None:
-        headers = {**TUS, "Upload-Length": str(size), "Upload-Metadata": _metadata({"filename": name})}
-        if content_type:
-            headers["Upload-Metadata"] += "," + _metadata({"filetype": content_type})
-        created = yield from call(Call("POST", "/api/v1/uploads/", headers=headers), 201)
+        metadata = _metadata({"filename": name, "filetype": content_type or "", **(extra or {})})
+        create = {**base, **TUS, "Upload-Length": str(size), "Upload-Metadata": metadata}
+        created = yield from call(Call("POST", endpoint, headers=create, authenticated=authenticated), 201)
         url = created.headers["location"]
         offset = 0
         if on_upload_url is not None:
             on_upload_url(url)
         if size == 0:
-            return (yield from get_file(created.headers["sealbox-file-id"]))
+            return (yield from get_file(created.headers["sealbox-file-id"])) if authenticated else None
     if on_progress is not None:
         on_progress(Progress(offset, size))
     failures = 0
     while True:
         data: bytes = yield Read(offset, min(chunk, size - offset))
-        headers = {**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset)}
-        reply = yield Call("PATCH", url, headers=headers, content=data)
+        patch = {**base, **TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset)}
+        reply = yield Call("PATCH", url, headers=patch, content=data, authenticated=authenticated)
         if reply.status == 204:
             failures = 0
             offset = int(reply.headers["upload-offset"])
             if on_progress is not None:
                 on_progress(Progress(offset, size))
-            if "sealbox-file-id" in reply.headers:
-                return (yield from get_file(reply.headers["sealbox-file-id"]))
+            if offset == size:
+                return (yield from get_file(reply.headers["sealbox-file-id"])) if authenticated else None
             continue
         if reply.status not in (0, 409, 423, *RETRY_STATUSES) or failures >= ATTEMPTS:
             check(reply, 204)
         yield Sleep(BACKOFF[min(failures, len(BACKOFF) - 1)])
         failures += 1
-        head: Reply = yield Call("HEAD", url, headers=TUS)
+        head: Reply = yield Call("HEAD", url, headers={**base, **TUS}, authenticated=authenticated)
         if head.status == 200:
             offset = int(head.headers["upload-offset"])
 
