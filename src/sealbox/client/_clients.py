@@ -1,5 +1,9 @@
 """``Client`` (blocking) and ``AsyncClient`` (asyncio): the same operations, performed
-with ``httpx2.Client`` or ``httpx2.AsyncClient``."""
+with ``httpx2.Client`` or ``httpx2.AsyncClient``.
+
+Every public method is an operation of ``_ops`` exposed by ``operation``; the clients
+themselves only perform instructions (HTTP calls, reads of the upload source, writes to
+the download sink, pauses between retries)."""
 
 from __future__ import annotations
 
@@ -8,20 +12,17 @@ import contextlib
 import functools
 import os
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import IO, Any, Generic, ParamSpec, TypeVar, cast, overload
+from typing import IO, Any, Generic, ParamSpec, TypeVar, overload
 
 import httpx2 as httpx
 
 from sealbox.client import _ops
-from sealbox.client._ops import Call, Op, Read, Reply, Reset, Sleep
-from sealbox.client.models import FileInfo, Link, LinkInfo, Progress
+from sealbox.client._ops import BaseUrl, Call, Op, OpenSink, OpenSource, Read, Reply, Reset, SetToken, Sleep
 
 P = ParamSpec("P")
 T = TypeVar("T")
-Source = str | os.PathLike[str] | IO[bytes]
-Sink = str | os.PathLike[str] | IO[bytes]
 PIECE = 1 << 20
 
 
@@ -30,7 +31,7 @@ class operation(Generic[P, T]):
 
     def __init__(self, fn: Callable[P, Op[T]]) -> None:
         self.fn = fn
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        self.__doc__ = fn.__doc__
 
     @overload
     def __get__(self, obj: Client, owner: type | None = None) -> Callable[P, T]: ...
@@ -53,6 +54,7 @@ class _Api:
     url: str
     token: str | None
 
+    login = operation(_ops.login)
     whoami = operation(_ops.whoami)
     tokens = operation(_ops.tokens)
     create_token = operation(_ops.create_token)
@@ -63,29 +65,89 @@ class _Api:
     set_active = operation(_ops.set_active)
     reset_password = operation(_ops.reset_password)
     delete_user = operation(_ops.delete_user)
+    upload = operation(_ops.upload)
     files = operation(_ops.list_files)
     file = operation(_ops.get_file)
+    download = operation(_ops.download)
     delete = operation(_ops.delete_file)
+    share = operation(_ops.share)
     links = operation(_ops.links)
     revoke_link = operation(_ops.revoke_link)
-    create_request = operation(_ops.create_request)
-    requests = operation(_ops.requests)
-    revoke_request = operation(_ops.revoke_request)
-    received = operation(_ops.received)
+    link_info = operation(_ops.link_info)
+    download_link = operation(_ops.download_link)
     grant = operation(_ops.grant)
     grants = operation(_ops.grants)
     revoke_grant = operation(_ops.revoke_grant)
     shared_with_me = operation(_ops.shared_with_me)
+    create_request = operation(_ops.create_request)
+    requests = operation(_ops.requests)
+    revoke_request = operation(_ops.revoke_request)
+    received = operation(_ops.received)
+    upload_to_link = operation(_ops.upload_to_link)
     audit = operation(_ops.audit)
 
-    def _headers(self, call: Call) -> dict[str, str]:
+    def __init__(self, url: str, token: str | None = None, *, timeout: float = 60.0, backoff: float = 1.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.backoff = backoff  # scales the pauses between retries
+
+    def _local(self, instruction: Any, run: _Run) -> Any:
+        """Perform what needs no I/O on the network (the same for both clients)."""
+        if isinstance(instruction, OpenSource):
+            return run.open_source(instruction.source)
+        if isinstance(instruction, OpenSink):
+            return run.open_sink(instruction.sink)
+        if isinstance(instruction, Reset):
+            return run.reset()
+        if isinstance(instruction, BaseUrl):
+            return self.url
+        if isinstance(instruction, SetToken):
+            self.token = instruction.token
+            return None
+        raise TypeError(instruction)
+
+    def _request(self, http: httpx.Client | httpx.AsyncClient, call: Call, content: Any) -> httpx.Request:
         headers = dict(call.headers)
         if call.authenticated and self.token and "Authorization" not in headers:
             headers["Authorization"] = f"Bearer {self.token}"
-        return headers
+        url = _ops.absolute(self.url, call.url)
+        return http.build_request(
+            call.method, url, params=call.params, headers=headers, json=call.json, data=call.form, content=content
+        )
 
-    def _url(self, call: Call) -> str:
-        return _ops.absolute(self.url, call.url)
+
+class _Run:
+    """What one operation has opened: its upload source and download sink."""
+
+    def __init__(self) -> None:
+        self.closing = contextlib.ExitStack()
+        self.source: Any = None
+        self.sink: IO[bytes] | None = None
+
+    def open_source(self, source: Any) -> tuple[int | None, str | None]:
+        if isinstance(source, str | os.PathLike):
+            self.source = self.closing.enter_context(open(source, "rb"))  # noqa: SIM115 (closed by the stack)
+            return self.source.seek(0, os.SEEK_END), Path(source).name
+        self.source = source
+        if not hasattr(source, "read"):
+            return None, None  # an iterator: streamed once
+        return source.seek(0, os.SEEK_END), Path(getattr(source, "name", "") or "upload").name
+
+    def open_sink(self, sink: Any) -> int:
+        if isinstance(sink, str | os.PathLike):
+            sink = self.closing.enter_context(open(sink, "ab+"))  # noqa: SIM115
+        self.sink = sink
+        return int(sink.seek(0, os.SEEK_END))
+
+    def read(self, instruction: Read) -> bytes:
+        self.source.seek(instruction.offset)
+        return bytes(self.source.read(instruction.size))
+
+    def reset(self) -> None:
+        assert self.sink is not None
+        self.sink.seek(0)
+        self.sink.truncate()
 
 
 def _reply(response: httpx.Response, content: bytes = b"", received: int = 0, error: Exception | None = None) -> Reply:
@@ -93,12 +155,10 @@ def _reply(response: httpx.Response, content: bytes = b"", received: int = 0, er
 
 
 class Client(_Api):
-    """A blocking client. ``Client(url, token)``; or ``Client(url).login(user, password)``."""
+    """A blocking client: ``Client(url, token)``, or ``Client(url)`` then ``login``."""
 
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 60.0, backoff: float = 1.0) -> None:
-        self.url = url.rstrip("/")
-        self.token = token
-        self.backoff = backoff  # scales the pauses between retries
+        super().__init__(url, token, timeout=timeout, backoff=backoff)
         self._http = httpx.Client(timeout=timeout)
 
     def __enter__(self) -> Client:
@@ -110,122 +170,37 @@ class Client(_Api):
     def close(self) -> None:
         self._http.close()
 
-    def login(self, username: str, password: str) -> str:
-        """Sign in; the client uses the token from then on, and returns it."""
-        self.token = self._run(_ops.login(username, password))
-        return self.token
+    def _run(self, op: Op[T]) -> T:
+        run = _Run()
+        with run.closing:
+            result: Any = None
+            while True:
+                try:
+                    instruction = op.send(result)
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]
+                if isinstance(instruction, Call):
+                    result = self._call(instruction, run)
+                elif isinstance(instruction, Read):
+                    result = run.read(instruction)
+                elif isinstance(instruction, Sleep):
+                    time.sleep(instruction.seconds * self.backoff)
+                    result = None
+                else:
+                    result = self._local(instruction, run)
 
-    def upload(
-        self,
-        source: Source | Iterable[bytes],
-        name: str | None = None,
-        *,
-        content_type: str | None = None,
-        upload_url: str | None = None,
-        on_upload_url: Callable[[str], None] | None = None,
-        on_progress: Callable[[Progress], None] | None = None,
-    ) -> FileInfo:
-        """Upload a path or file object resumably (tus), or an iterator of bytes in one
-        streamed request. ``upload_url`` resumes an earlier upload of the same bytes."""
-        with _opened(source) as (stream, default):
-            op = _plan(stream, name or default, content_type, upload_url, on_upload_url, on_progress)
-            result = self._run(op, source=stream)
-        assert result is not None
-        return result
-
-    def upload_to_link(
-        self,
-        link: str,
-        source: Source,
-        name: str | None = None,
-        *,
-        password: str | None = None,
-        uploader: str | None = None,
-        upload_url: str | None = None,
-        on_upload_url: Callable[[str], None] | None = None,
-        on_progress: Callable[[Progress], None] | None = None,
-    ) -> None:
-        """Upload through an upload-request link (``https://…/r/…``): no account needed,
-        and nothing to read back."""
-        headers = {"Authorization": f"Bearer {self._run(_ops.unlock(link, password))}"} if password else {}
-        with _opened(source) as (stream, default):
-            op = _plan(stream, name or default, None, upload_url, on_upload_url, on_progress,
-                       f"{link}/uploads/", uploader, headers)  # fmt: skip
-            self._run(op, source=stream)
-
-    def download(self, file_id: str, sink: Sink, *, on_progress: Callable[[Progress], None] | None = None) -> int:
-        """Download a file into a path or file object, resuming what a path already holds."""
-        return self._download(f"/api/v1/files/{file_id}/content", sink, {}, on_progress, True)
-
-    def download_link(
-        self, link: str, sink: Sink, *, password: str | None = None,
-        on_progress: Callable[[Progress], None] | None = None,
-    ) -> int:  # fmt: skip
-        """Download what a share link offers (unlocking it with ``password`` if given)."""
-        headers = {}
-        if password is not None:
-            headers["Authorization"] = f"Bearer {self._run(_ops.unlock(link, password))}"
-        return self._download(f"{link}/download", sink, headers, on_progress, False)
-
-    def link_info(self, link: str, password: str | None = None) -> LinkInfo:
-        grant = self._run(_ops.unlock(link, password)) if password is not None else None
-        return self._run(_ops.link_info(link, grant))
-
-    def share(
-        self, file_id: str, *, expires_in: int | None = None, download_limit: int | None = None,
-        password: str | None = None, note: str | None = None,
-    ) -> Link:  # fmt: skip
-        """Create a share link; its ``url`` (with the secret token) is only in this answer."""
-        link = self._run(_ops.create_link(file_id, expires_in, download_limit, password, note))
-        return _with_base(link, self.url)
-
-    def _download(
-        self, url: str, sink: Sink, headers: dict[str, str], on_progress: Callable[[Progress], None] | None,
-        authenticated: bool,
-    ) -> int:  # fmt: skip
-        if isinstance(sink, str | os.PathLike):
-            with open(sink, "ab+") as f:
-                return self._download(url, f, headers, on_progress, authenticated)
-        offset = sink.seek(0, os.SEEK_END)
-        return self._run(_ops.download(url, offset, headers, on_progress, authenticated), sink=sink)
-
-    def _run(self, op: Op[T], source: Any = None, sink: IO[bytes] | None = None) -> T:
-        result: Any = None
-        while True:
-            try:
-                instruction = op.send(result)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            if isinstance(instruction, Call):
-                result = self._call(instruction, source, sink)
-            elif isinstance(instruction, Read):
-                source.seek(instruction.offset)
-                result = source.read(instruction.size)
-            elif isinstance(instruction, Sleep):
-                time.sleep(instruction.seconds * self.backoff)
-                result = None
-            elif isinstance(instruction, Reset):
-                assert sink is not None
-                sink.seek(0)
-                sink.truncate()
-                result = None
-
-    def _call(self, call: Call, source: Any, sink: IO[bytes] | None) -> Reply:
-        content = iter(source) if call.stream_body else call.content
-        request = self._http.build_request(
-            call.method, self._url(call), params=call.params, headers=self._headers(call),
-            json=call.json, data=call.form, content=content,
-        )  # fmt: skip
+    def _call(self, call: Call, run: _Run) -> Reply:
+        content = iter(run.source) if call.stream_body else call.content
         try:
-            response = self._http.send(request, stream=True)
+            response = self._http.send(self._request(self._http, call, content), stream=True)
         except httpx.TransportError as exc:
             return Reply(0, {}, error=exc)
         try:
-            if call.to_sink and sink is not None and response.status_code in (200, 206):
+            if call.to_sink and run.sink is not None and response.status_code in (200, 206):
                 received = 0
                 try:
                     for piece in response.iter_bytes(PIECE):
-                        sink.write(piece)
+                        run.sink.write(piece)
                         received += len(piece)
                 except httpx.TransportError as exc:
                     return _reply(response, received=received, error=exc)
@@ -239,12 +214,11 @@ class Client(_Api):
 
 
 class AsyncClient(_Api):
-    """The asyncio client: the same operations as ``Client``, awaitable."""
+    """The asyncio client: the same operations as ``Client``, awaitable. An async
+    iterator of bytes can be uploaded too."""
 
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 60.0, backoff: float = 1.0) -> None:
-        self.url = url.rstrip("/")
-        self.token = token
-        self.backoff = backoff
+        super().__init__(url, token, timeout=timeout, backoff=backoff)
         self._http = httpx.AsyncClient(timeout=timeout)
 
     async def __aenter__(self) -> AsyncClient:
@@ -256,118 +230,39 @@ class AsyncClient(_Api):
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def login(self, username: str, password: str) -> str:
-        self.token = await self._run(_ops.login(username, password))
-        return self.token
+    async def _run(self, op: Op[T]) -> T:
+        run = _Run()
+        with run.closing:
+            result: Any = None
+            while True:
+                try:
+                    instruction = op.send(result)
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]
+                if isinstance(instruction, Call):
+                    result = await self._call(instruction, run)
+                elif isinstance(instruction, Read):
+                    result = await asyncio.to_thread(run.read, instruction)
+                elif isinstance(instruction, Sleep):
+                    await asyncio.sleep(instruction.seconds * self.backoff)
+                    result = None
+                else:
+                    result = self._local(instruction, run)
 
-    async def upload(
-        self,
-        source: Source | AsyncIterable[bytes] | Iterable[bytes],
-        name: str | None = None,
-        *,
-        content_type: str | None = None,
-        upload_url: str | None = None,
-        on_upload_url: Callable[[str], None] | None = None,
-        on_progress: Callable[[Progress], None] | None = None,
-    ) -> FileInfo:
-        """As ``Client.upload``; an async iterator of bytes is streamed too."""
-        with _opened(source) as (stream, default):
-            op = _plan(stream, name or default, content_type, upload_url, on_upload_url, on_progress)
-            result = await self._run(op, source=stream)
-        assert result is not None
-        return result
-
-    async def upload_to_link(
-        self,
-        link: str,
-        source: Source,
-        name: str | None = None,
-        *,
-        password: str | None = None,
-        uploader: str | None = None,
-        upload_url: str | None = None,
-        on_upload_url: Callable[[str], None] | None = None,
-        on_progress: Callable[[Progress], None] | None = None,
-    ) -> None:
-        """As ``Client.upload_to_link``."""
-        headers = {"Authorization": f"Bearer {await self._run(_ops.unlock(link, password))}"} if password else {}
-        with _opened(source) as (stream, default):
-            op = _plan(stream, name or default, None, upload_url, on_upload_url, on_progress,
-                       f"{link}/uploads/", uploader, headers)  # fmt: skip
-            await self._run(op, source=stream)
-
-    async def download(self, file_id: str, sink: Sink, *, on_progress: Callable[[Progress], None] | None = None) -> int:
-        return await self._download(f"/api/v1/files/{file_id}/content", sink, {}, on_progress, True)
-
-    async def download_link(
-        self, link: str, sink: Sink, *, password: str | None = None,
-        on_progress: Callable[[Progress], None] | None = None,
-    ) -> int:  # fmt: skip
-        headers = {}
-        if password is not None:
-            headers["Authorization"] = f"Bearer {await self._run(_ops.unlock(link, password))}"
-        return await self._download(f"{link}/download", sink, headers, on_progress, False)
-
-    async def link_info(self, link: str, password: str | None = None) -> LinkInfo:
-        grant = await self._run(_ops.unlock(link, password)) if password is not None else None
-        return await self._run(_ops.link_info(link, grant))
-
-    async def share(
-        self, file_id: str, *, expires_in: int | None = None, download_limit: int | None = None,
-        password: str | None = None, note: str | None = None,
-    ) -> Link:  # fmt: skip
-        link = await self._run(_ops.create_link(file_id, expires_in, download_limit, password, note))
-        return _with_base(link, self.url)
-
-    async def _download(
-        self, url: str, sink: Sink, headers: dict[str, str], on_progress: Callable[[Progress], None] | None,
-        authenticated: bool,
-    ) -> int:  # fmt: skip
-        if isinstance(sink, str | os.PathLike):
-            with open(sink, "ab+") as f:  # noqa: ASYNC230
-                return await self._download(url, f, headers, on_progress, authenticated)
-        offset = sink.seek(0, os.SEEK_END)
-        return await self._run(_ops.download(url, offset, headers, on_progress, authenticated), sink=sink)
-
-    async def _run(self, op: Op[T], source: Any = None, sink: IO[bytes] | None = None) -> T:
-        result: Any = None
-        while True:
-            try:
-                instruction = op.send(result)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            if isinstance(instruction, Call):
-                result = await self._call(instruction, source, sink)
-            elif isinstance(instruction, Read):
-                source.seek(instruction.offset)
-                result = await asyncio.to_thread(source.read, instruction.size)
-            elif isinstance(instruction, Sleep):
-                await asyncio.sleep(instruction.seconds * self.backoff)
-                result = None
-            elif isinstance(instruction, Reset):
-                assert sink is not None
-                sink.seek(0)
-                sink.truncate()
-                result = None
-
-    async def _call(self, call: Call, source: Any, sink: IO[bytes] | None) -> Reply:
+    async def _call(self, call: Call, run: _Run) -> Reply:
         content: Any = call.content
         if call.stream_body:
-            content = source if hasattr(source, "__aiter__") else _aiter(source)
-        request = self._http.build_request(
-            call.method, self._url(call), params=call.params, headers=self._headers(call),
-            json=call.json, data=call.form, content=content,
-        )  # fmt: skip
+            content = run.source if hasattr(run.source, "__aiter__") else _aiter(run.source)
         try:
-            response = await self._http.send(request, stream=True)
+            response = await self._http.send(self._request(self._http, call, content), stream=True)
         except httpx.TransportError as exc:
             return Reply(0, {}, error=exc)
         try:
-            if call.to_sink and sink is not None and response.status_code in (200, 206):
+            if call.to_sink and run.sink is not None and response.status_code in (200, 206):
                 received = 0
                 try:
                     async for piece in response.aiter_bytes(PIECE):
-                        sink.write(piece)
+                        run.sink.write(piece)
                         received += len(piece)
                 except httpx.TransportError as exc:
                     return _reply(response, received=received, error=exc)
@@ -380,51 +275,6 @@ class AsyncClient(_Api):
             await response.aclose()
 
 
-@contextlib.contextmanager
-def _opened(source: Any) -> Iterator[tuple[Any, str | None]]:
-    """A path opened for reading (with its name), or the source as it is."""
-    if isinstance(source, str | os.PathLike):
-        with open(source, "rb") as f:
-            yield f, Path(source).name
-    else:
-        yield source, None
-
-
-def _plan(
-    source: Any,
-    name: str | None,
-    content_type: str | None,
-    upload_url: str | None,
-    on_upload_url: Callable[[str], None] | None,
-    on_progress: Callable[[Progress], None] | None,
-    endpoint: str = "/api/v1/uploads/",
-    uploader: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> Op[FileInfo | None]:
-    """The operation for an upload: tus for a file object (resumable), one streamed
-    request for an iterator (which cannot be replayed)."""
-    if not hasattr(source, "read"):
-        if name is None:
-            raise ValueError("name the upload of an iterator")
-        if endpoint != "/api/v1/uploads/":
-            raise ValueError("an upload through a link needs a path or a file object")
-        return _ops.upload_stream(name)
-    stream = cast(IO[bytes], source)
-    size = stream.seek(0, os.SEEK_END)
-    name = name or Path(getattr(stream, "name", "upload")).name
-    extra = {"uploader": uploader} if uploader else None
-    return _ops.upload(size, name, content_type, upload_url, on_upload_url, on_progress,
-                       endpoint=endpoint, extra=extra, headers=headers)  # fmt: skip
-
-
 async def _aiter(source: Iterable[bytes]) -> Any:
     for piece in source:
         yield piece
-
-
-def _with_base(link: Link, base: str) -> Link:
-    if link.url is None or link.url.startswith("http"):
-        return link
-    from dataclasses import replace
-
-    return replace(link, url=base + link.url)

@@ -71,7 +71,33 @@ class Reset:
     """Empty the download sink: the server sent the whole file instead of the range."""
 
 
-Instruction = Call | Read | Sleep | Reset
+@dataclass
+class OpenSource:
+    """Open what to upload: a path (closed when the operation ends), a file object, or an
+    iterator. The answer is ``(size, name)``: ``size`` is None for an iterator."""
+
+    source: Any
+
+
+@dataclass
+class OpenSink:
+    """Open where a download goes: a path (appended to, closed at the end) or a file
+    object. The answer is how many bytes it already holds."""
+
+    sink: Any
+
+
+@dataclass
+class BaseUrl:
+    """The answer is the client's base URL."""
+
+
+@dataclass
+class SetToken:
+    token: str
+
+
+Instruction = Call | Read | Sleep | Reset | OpenSource | OpenSink | BaseUrl | SetToken
 Op = Generator[Instruction, Any, T]
 
 
@@ -95,9 +121,12 @@ def call(instruction: Call, *ok: int) -> Op[Reply]:
 
 
 def login(username: str, password: str) -> Op[str]:
+    """Sign in; the client uses the token from then on, and it is returned."""
     form = {"username": username, "password": password, "grant_type": "password"}
     reply = yield from call(Call("POST", "/api/v1/auth/token", form=form, authenticated=False), 200)
-    return str(reply.json()["access_token"])
+    token = str(reply.json()["access_token"])
+    yield SetToken(token)
+    return token
 
 
 def whoami() -> Op[Me]:
@@ -181,6 +210,51 @@ def _metadata(values: dict[str, str]) -> str:
 
 
 def upload(
+    source: Any,
+    name: str | None = None,
+    *,
+    content_type: str | None = None,
+    upload_url: str | None = None,
+    on_upload_url: Callable[[str], None] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> Op[FileInfo]:
+    """Upload a path or file object resumably (tus), or an iterator of bytes in one
+    streamed request. ``upload_url`` (given to ``on_upload_url`` when an upload starts)
+    resumes an earlier upload of the same bytes."""
+    size, default = yield OpenSource(source)
+    name = name or default
+    if size is None:
+        if not name:
+            raise ValueError("name the upload of an iterator")
+        return (yield from upload_stream(name))
+    made = yield from _tus(size, name or "upload", content_type, upload_url, on_upload_url, on_progress)
+    assert made is not None
+    return made
+
+
+def upload_to_link(
+    link: str,
+    source: Any,
+    name: str | None = None,
+    *,
+    password: str | None = None,
+    uploader: str | None = None,
+    upload_url: str | None = None,
+    on_upload_url: Callable[[str], None] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> Op[None]:
+    """Upload through an upload-request link (``https://…/r/…``): no account needed, and
+    nothing to read back."""
+    headers = {"Authorization": f"Bearer {(yield from unlock(link, password))}"} if password else {}
+    size, default = yield OpenSource(source)
+    if size is None:
+        raise ValueError("an upload through a link needs a path or a file object")
+    extra = {"uploader": uploader} if uploader else None
+    yield from _tus(size, name or default or "upload", None, upload_url, on_upload_url, on_progress,
+                    endpoint=f"{link}/uploads/", extra=extra, headers=headers)  # fmt: skip
+
+
+def _tus(
     size: int,
     name: str,
     content_type: str | None,
@@ -237,7 +311,22 @@ def upload(
             offset = int(head.headers["upload-offset"])
 
 
-def download(
+def download(file_id: str, sink: Any, *, on_progress: ProgressCallback | None = None) -> Op[int]:
+    """Download a file into a path or file object, going on from what it already holds."""
+    offset = yield OpenSink(sink)
+    return (yield from _fetch(f"/api/v1/files/{file_id}/content", offset, {}, on_progress))
+
+
+def download_link(
+    link: str, sink: Any, *, password: str | None = None, on_progress: ProgressCallback | None = None
+) -> Op[int]:
+    """Download what a share link offers (unlocking it with ``password`` if given)."""
+    headers = {"Authorization": f"Bearer {(yield from unlock(link, password))}"} if password else {}
+    offset = yield OpenSink(sink)
+    return (yield from _fetch(f"{link}/download", offset, headers, on_progress, authenticated=False))
+
+
+def _fetch(
     url: str, offset: int, headers: dict[str, str], on_progress: ProgressCallback | None, authenticated: bool = True
 ) -> Op[int]:
     """Stream ``url`` into the sink from ``offset`` (what the sink already holds),
@@ -268,12 +357,19 @@ def download(
         failures += 1
 
 
-def create_link(
-    file_id: str, expires_in: int | None, download_limit: int | None, password: str | None, note: str | None
+def share(
+    file_id: str,
+    *,
+    expires_in: int | None = None,
+    download_limit: int | None = None,
+    password: str | None = None,
+    note: str | None = None,
 ) -> Op[Link]:
+    """Create a share link; its ``url`` (with the secret token) is only in this answer."""
     body = {"expires_in_seconds": expires_in, "download_limit": download_limit, "password": password, "note": note}
     reply = yield from call(Call("POST", f"/api/v1/files/{file_id}/shares", json=body), 201)
-    return Link.of(reply.json(), base="")
+    base: str = yield BaseUrl()
+    return Link.of(reply.json(), base=base)
 
 
 def links(file_id: str | None) -> Op[list[Link]]:
@@ -342,7 +438,9 @@ def unlock(link_url: str, password: str) -> Op[str]:
     return str(reply.json()["grant"])
 
 
-def link_info(link_url: str, grant: str | None) -> Op[LinkInfo]:
+def link_info(link_url: str, password: str | None = None) -> Op[LinkInfo]:
+    """What a share link offers (unlocking it with ``password`` if given)."""
+    grant = (yield from unlock(link_url, password)) if password is not None else None
     headers = {"Accept": "application/json", **({"Authorization": f"Bearer {grant}"} if grant else {})}
     reply = yield from call(Call("GET", link_url, headers=headers, authenticated=False), 200)
     return LinkInfo.of(reply.json())
