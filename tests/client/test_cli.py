@@ -92,7 +92,12 @@ def test_errors_are_one_line_with_distinct_exit_codes(server: Server, home: Path
     assert down.returncode == 5
     assert down.stderr.startswith("error: cannot reach the server")
     assert len(down.stderr.strip().splitlines()) == 1
-    for done in (nobody, wrong, missing, revoked, down):
+    escape = sealbox(home, "ls", profile="../../etc/x")
+    assert (escape.returncode, escape.stderr.strip()) == (
+        2,
+        "error: a profile name is 1-64 letters, digits or '_.-': not '../../etc/x'",
+    )
+    for done in (nobody, wrong, missing, revoked, down, escape):
         assert "Traceback" not in done.stderr
 
 

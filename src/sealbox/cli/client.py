@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -97,8 +98,17 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(path.with_suffix(".tmp"), path)
 
 
+PROFILE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
+
+
+def _profile_path(name: str) -> Path:
+    if not PROFILE_NAME.fullmatch(name):
+        fail(f"a profile name is 1-64 letters, digits or '_.-': not {name!r}", 2)
+    return profiles_dir() / f"{name}.json"
+
+
 def _profile(name: str) -> dict[str, str]:
-    path = profiles_dir() / f"{name}.json"
+    path = _profile_path(name)
     try:
         data: dict[str, str] = json.loads(path.read_text())
     except FileNotFoundError:
@@ -159,10 +169,11 @@ def login(
     as_json: JsonOpt = False,
 ) -> None:
     """Sign in and keep the token (in a 0600 file) for the other commands."""
+    path = _profile_path(profile)
     password = _secret("Password", password_stdin)
     with api_errors(), Client(url) as sdk:
         token = sdk.login(username, password)
-    _write_private(profiles_dir() / f"{profile}.json", json.dumps({"url": url.rstrip("/"), "token": token}))
+    _write_private(path, json.dumps({"url": url.rstrip("/"), "token": token}))
     said = {"url": url.rstrip("/"), "username": username, "profile": profile}
     _print(said, as_json, lambda: err.print(f"signed in to {url} as {username} (profile {profile!r})", highlight=False))
 
