@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import uuid
@@ -26,6 +27,7 @@ from sealbox.config import Settings
 from sealbox.db.migrate import upgrade
 from sealbox.db.session import Database
 from sealbox.ids import UserId
+from sealbox.logs import configure_logging
 from sealbox.runtime import Initialised, keyring_warning, open_runtime, prepare
 
 app = typer.Typer(help="sealbox: share files, encrypted at rest.", no_args_is_help=True, add_completion=False)
@@ -248,4 +250,7 @@ def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> No
 def main() -> None:
     # Everything sealbox creates (database, WAL, blobs, keyring) is for its own user only.
     os.umask(0o077)
+    # Commands print their own messages; their log events (each audit event, say) would
+    # only clutter a terminal. The server, which `serve` starts, logs at INFO as JSON.
+    configure_logging(logging.WARNING)
     app()
