@@ -101,9 +101,17 @@ class LoginFailureRepository:
         rows = (await self.session.execute(query)).all()
         return {subject: (int(n), oldest) for subject, n, oldest in rows}
 
-    async def add(self, subjects: Sequence[str], at: datetime, expired_before: datetime) -> None:
-        self.session.add_all(LoginFailure(subject=subject, at=at) for subject in subjects)
+    async def add(self, subjects: Sequence[str], at: datetime, expired_before: datetime) -> list[uuid.UUID]:
+        """Count a failure (or an attempt) for each subject, dropping rows past the window;
+        return the new rows' ids (see ``forget``)."""
+        rows = [LoginFailure(id=uuid.uuid4(), subject=subject, at=at) for subject in subjects]
+        self.session.add_all(rows)
         await self.session.execute(delete(LoginFailure).where(LoginFailure.at <= expired_before))
+        return [row.id for row in rows]
+
+    async def forget(self, ids: Sequence[uuid.UUID]) -> None:
+        """Take back attempts counted before they were checked, once they turned out right."""
+        await self.session.execute(delete(LoginFailure).where(LoginFailure.id.in_(ids)))
 
     async def clear(self, subject: str) -> None:
         await self.session.execute(delete(LoginFailure).where(LoginFailure.subject == subject))

@@ -6,7 +6,7 @@ import math
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
@@ -75,6 +75,19 @@ class LoginPolicy:
     window: timedelta = timedelta(minutes=15)
 
 
+def refuse_if_limited(
+    recent: dict[str, tuple[int, datetime]], main: str, max_failures: int, window: timedelta, now: datetime, what: str
+) -> None:
+    """Raise ``RateLimited`` if the ``main`` subject (a user name, a link) has
+    ``max_failures`` failures within ``window``, or another (a client address) five times
+    as many; ``recent`` is from ``LoginFailureRepository.recent``. The message says when
+    the oldest of them leaves the window. Shared by sign-ins and link passwords."""
+    for subject, (count, oldest) in recent.items():
+        if count >= max_failures * (1 if subject == main else 5):
+            wait = max(1, math.ceil((oldest + window - now).total_seconds()))
+            raise RateLimited(f"too many {what}; try again in {wait} seconds", wait)
+
+
 class AccountService:
     def __init__(
         self, db: Database, audit: Audit, token_ttl: timedelta, login_policy: LoginPolicy | None = None
@@ -119,11 +132,7 @@ class AccountService:
         async with self.db.read() as session:
             recent = await LoginFailureRepository(session).recent(subjects, now - policy.window)
             user = await UserRepository(session).by_username(username)
-        for subject, (count, oldest) in recent.items():
-            limit = policy.max_failures * (1 if subject == by_user else 5)
-            if count >= limit:
-                wait = max(1, math.ceil((oldest + policy.window - now).total_seconds()))
-                raise RateLimited(f"too many failed sign-ins; try again in {wait} seconds", wait)
+        refuse_if_limited(recent, by_user, policy.max_failures, policy.window, now, "failed sign-ins")
         stored = user.password_hash if user is not None else None
         ok = await verify_password_async(stored, password)
         if not ok or user is None or not user.is_active:

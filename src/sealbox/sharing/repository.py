@@ -4,11 +4,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.ids import FileId, UserId
-from sealbox.models import File, Grant, LoginFailure, Share, Unlock, UploadRequest, User
+from sealbox.models import File, Grant, Share, Unlock, UploadRequest, User
 
 
 def _count(result: object) -> int:
@@ -79,30 +79,13 @@ class SharingRepository:
         query = select(File).where(File.upload_request_id == request_id).order_by(File.created_at.desc())
         return (await self.session.execute(query)).scalars().all()
 
-    # Password attempts and unlocks
+    # Unlocks
 
     async def lock_link(self, link: Share | UploadRequest) -> None:
         """Serialise transactions about ``link`` until this one ends (PostgreSQL; SQLite's
         write lock already serialises every writer)."""
         model = type(link)
         await self.session.execute(select(model.id).where(model.id == link.id).with_for_update())
-
-    async def attempts(self, subjects: Sequence[str], since: datetime) -> dict[str, tuple[int, datetime]]:
-        query = (
-            select(LoginFailure.subject, func.count(), func.min(LoginFailure.at))
-            .where(LoginFailure.subject.in_(subjects), LoginFailure.at > since)
-            .group_by(LoginFailure.subject)
-        )
-        return {subject: (int(n), oldest) for subject, n, oldest in (await self.session.execute(query)).all()}
-
-    async def add_attempts(self, subjects: Sequence[str], at: datetime, expired_before: datetime) -> list[uuid.UUID]:
-        rows = [LoginFailure(id=uuid.uuid4(), subject=subject, at=at) for subject in subjects]
-        self.session.add_all(rows)
-        await self.session.execute(delete(LoginFailure).where(LoginFailure.at <= expired_before))
-        return [row.id for row in rows]
-
-    async def forget_attempts(self, ids: Sequence[uuid.UUID]) -> None:
-        await self.session.execute(delete(LoginFailure).where(LoginFailure.id.in_(ids)))
 
     async def add_unlock(self, unlock: Unlock, now: datetime) -> None:
         self.session.add(unlock)

@@ -3,7 +3,6 @@ upload-request links. Reading goes through ``Gate``; this module creates and man
 
 from __future__ import annotations
 
-import math
 import secrets
 import uuid
 from collections.abc import AsyncIterable
@@ -13,6 +12,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sealbox.accounts.repository import LoginFailureRepository
+from sealbox.accounts.service import refuse_if_limited
 from sealbox.audit.service import Actor, Audit, Event
 from sealbox.crypto.errors import IntegrityError
 from sealbox.crypto.keys import FieldCipher
@@ -27,7 +28,6 @@ from sealbox.errors import (
     IntegrityFailure,
     InvalidInput,
     NotFound,
-    RateLimited,
     TooLarge,
 )
 from sealbox.files.schemas import FileRead
@@ -283,13 +283,11 @@ class SharingService:
         by_link = f"link:{link.id}"
         subjects = [by_link] + ([f"linkaddr:{actor.client[:150]}"] if actor.client else [])
         async with self.db.write() as session:
-            repo = SharingRepository(session)
-            await repo.lock_link(link)  # attempts on one link are counted one at a time
-            for subject, (count, oldest) in (await repo.attempts(subjects, now - policy.window)).items():
-                if count >= policy.max_failures * (1 if subject == by_link else 5):
-                    wait = max(1, math.ceil((oldest + policy.window - now).total_seconds()))
-                    raise RateLimited(f"too many wrong passwords; try again in {wait} seconds", wait)
-            attempt = await repo.add_attempts(subjects, now, now - policy.window)
+            await SharingRepository(session).lock_link(link)  # attempts on one link are counted one at a time
+            attempts = LoginFailureRepository(session)
+            recent = await attempts.recent(subjects, now - policy.window)
+            refuse_if_limited(recent, by_link, policy.max_failures, policy.window, now, "wrong passwords")
+            attempt = await attempts.add(subjects, now, now - policy.window)
         file_id = link.file_id if isinstance(link, Share) else None
         if not await verify_password_async(link.password_hash, password):
             await self.audit.record(Event("link.password_failed", actor, link.owner_id, file_id, str(link.id)))
@@ -297,9 +295,10 @@ class SharingService:
         grant = secrets.token_urlsafe(32)
         expires_at = min(now + policy.unlock_lifetime, link.expires_at)
         async with self.db.write() as session:
-            repo = SharingRepository(session)
-            await repo.forget_attempts(attempt)
-            await repo.add_unlock(Unlock(token_hash=token_hash(grant), link_id=link.id, expires_at=expires_at), now)
+            await LoginFailureRepository(session).forget(attempt)
+            await SharingRepository(session).add_unlock(
+                Unlock(token_hash=token_hash(grant), link_id=link.id, expires_at=expires_at), now
+            )
         await self.audit.record(Event("link.unlock", actor, link.owner_id, file_id, str(link.id)))
         return UnlockIssued(grant=grant, expires_at=expires_at)
 
