@@ -147,6 +147,17 @@ async def plaintext(
         yield piece
 
 
+def unwrap_dek(keyring: KeyProvider, key_id: str, bound_id: bytes, wrapped: bytes, what: str) -> bytes:
+    """Unwrap the data key of a file (or an upload) bound to ``bound_id``; a key that is
+    missing or fails authentication is an ``IntegrityFailure``."""
+    try:
+        return keyring.unwrap(key_id, bound_id, wrapped)
+    except UnknownKeyId as exc:
+        raise IntegrityFailure(f"the key for this {what} is not in the keyring") from exc
+    except IntegrityError as exc:
+        raise IntegrityFailure(f"the stored {what} key failed authentication") from exc
+
+
 async def open_sealed(
     store: BlobStore, key: str, dek: bytes, bound_id: bytes, tag: bytes, size: int
 ) -> tuple[Opener, bytes | None]:
@@ -207,7 +218,7 @@ class FileService:
         self.quota = quota
 
     def _read(self, row: File, dek: bytes | None = None) -> FileRead:
-        dek = dek or self._dek(row)
+        dek = dek or self.dek(row)
         fields = FieldCipher(dek, row.id.bytes)
         try:
             name = fields.decrypt("name", row.name_enc)
@@ -224,16 +235,8 @@ class FileService:
         )
 
     def dek(self, row: File) -> bytes:
-        """The file's data key, unwrapped (for data bound to the file, like a link's note)."""
-        return self._dek(row)
-
-    def _dek(self, row: File) -> bytes:
-        try:
-            return self.keyring.unwrap(row.key_id, row.id.bytes, row.wrapped_dek)
-        except UnknownKeyId as exc:
-            raise IntegrityFailure("the key for this file is not in the keyring") from exc
-        except IntegrityError as exc:
-            raise IntegrityFailure("the stored file key failed authentication") from exc
+        """The file's data key, unwrapped (also for data bound to the file, like a link's note)."""
+        return unwrap_dek(self.keyring, row.key_id, row.id.bytes, row.wrapped_dek, "file")
 
     async def limits(self, owner: UserId, admission: Admission | None) -> list[Limit]:
         """What bounds this upload: the file size limit, the owner's quota, the link's."""
@@ -324,16 +327,17 @@ class FileService:
             raise
         return self._read(row, dek)
 
-    def describe(self, row: File) -> FileRead:
-        """The file's metadata, decrypted (the caller has authorised the reader)."""
-        return self._read(row)
+    def describe(self, row: File, dek: bytes | None = None) -> FileRead:
+        """The file's metadata, decrypted (the caller has authorised the reader); pass
+        ``dek`` if it is unwrapped already."""
+        return self._read(row, dek)
 
-    def uploader(self, row: File) -> str | None:
+    def uploader(self, row: File, dek: bytes | None = None) -> str | None:
         """What the uploader of a file received through a link said about themselves."""
         if row.uploader_enc is None:
             return None
         try:
-            return FieldCipher(self._dek(row), row.id.bytes).decrypt("uploader", row.uploader_enc)
+            return FieldCipher(dek or self.dek(row), row.id.bytes).decrypt("uploader", row.uploader_enc)
         except IntegrityError as exc:
             raise IntegrityFailure("stored file metadata failed authentication") from exc
 
@@ -385,7 +389,7 @@ class FileService:
         Raises ``IntegrityFailure`` if stored data was altered (before any byte is
         released). Only the gate calls this, after it has authorised the reader.
         """
-        dek = self._dek(row)
+        dek = self.dek(row)
         info = self._read(row, dek)
         key = blob_key(row.id)
         opener, blob = await open_sealed(self.store, key, dek, row.id.bytes, row.header_tag, row.size)

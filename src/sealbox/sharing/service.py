@@ -155,20 +155,19 @@ class SharingService:
 
     # Download links
 
-    def _note_cipher(self, row: File, share_id: uuid.UUID) -> FieldCipher:
-        return FieldCipher(self.files.dek(row), share_id.bytes)
-
     def _share_read(self, share: Share, row: File, now: datetime) -> ShareRead:
+        # A link's note is sealed with its file's key, bound to the link's id.
+        dek = self.files.dek(row)
         note = None
         if share.note_enc is not None:
             try:
-                note = self._note_cipher(row, share.id).decrypt("note", share.note_enc)
+                note = FieldCipher(dek, share.id.bytes).decrypt("note", share.note_enc)
             except IntegrityError as exc:
                 raise IntegrityFailure("stored link metadata failed authentication") from exc
         return ShareRead(
             id=str(share.id),
             file_id=str(share.file_id),
-            file_name=self.files.describe(row).name,
+            file_name=self.files.describe(row, dek).name,
             status=_status(share, now),
             created_at=share.created_at,
             expires_at=share.expires_at,
@@ -212,7 +211,7 @@ class SharingService:
             downloads=0,
         )
         if request.note:
-            share.note_enc = self._note_cipher(row, share.id).encrypt("note", request.note)
+            share.note_enc = FieldCipher(self.files.dek(row), share.id.bytes).encrypt("note", request.note)
         async with self.db.write() as session:
             session.add(share)
         detail = {"password": password_hash is not None, "limit": limit, "expires_at": expires_at.isoformat()}
@@ -400,9 +399,11 @@ class SharingService:
         async with self.db.read() as session:
             await self._own_request(session, owner, request_id)
             rows = await SharingRepository(session).received(request_id)
-        return [
-            ReceivedFile(**self.files.describe(row).model_dump(), uploader=self.files.uploader(row)) for row in rows
-        ]
+        return [self._received(row) for row in rows]
+
+    def _received(self, row: File) -> ReceivedFile:
+        dek = self.files.dek(row)
+        return ReceivedFile(**self.files.describe(row, dek).model_dump(), uploader=self.files.uploader(row, dek))
 
     async def live_request(self, token: str, grant: str | None) -> UploadRequest:
         now = utcnow()

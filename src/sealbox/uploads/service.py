@@ -31,7 +31,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.audit.service import Actor
-from sealbox.crypto.errors import IntegrityError, UnknownKeyId
+from sealbox.crypto.errors import IntegrityError
 from sealbox.crypto.keys import FieldCipher, KeyProvider, new_dek
 from sealbox.crypto.stream import Sealer
 from sealbox.db.base import utcnow
@@ -47,7 +47,7 @@ from sealbox.errors import (
     Unavailable,
 )
 from sealbox.files.names import check_content_type, check_name
-from sealbox.files.service import Admission, FileService, Limit, plaintext
+from sealbox.files.service import Admission, FileService, Limit, plaintext, unwrap_dek
 from sealbox.ids import UserId
 from sealbox.models import File, Upload, UploadPart, UploadRequest
 from sealbox.sharing.service import RequestAdmission, admission_for
@@ -145,10 +145,7 @@ class UploadService:
         self.lifetime = lifetime
 
     def _dek(self, row: Upload) -> bytes:
-        try:
-            return self.keyring.unwrap(row.key_id, row.id.bytes, row.wrapped_dek)
-        except (UnknownKeyId, IntegrityError) as exc:
-            raise IntegrityFailure("the key of this upload cannot be opened") from exc
+        return unwrap_dek(self.keyring, row.key_id, row.id.bytes, row.wrapped_dek, "upload")
 
     def _state(self, row: Upload, file_id: str | None = None) -> UploadState:
         return UploadState(row.id, row.offset, row.length, row.expires_at, file_id)
