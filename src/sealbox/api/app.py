@@ -73,9 +73,9 @@ def create_app(settings: Settings) -> FastAPI:
         links.router,
         tus.router,
         seed.router,
-        pages.router,
     ):
         app.include_router(router)
+    pages.install(app)
     app.mount("/static", StaticFiles(packages=[("sealbox.web", "static")]), name="static")
     app.add_middleware(tus.TusHeaders)
     app.add_middleware(BrowserSecurity)

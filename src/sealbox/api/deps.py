@@ -11,18 +11,14 @@ from sealbox.accounts.schemas import Principal
 from sealbox.audit.service import Actor
 from sealbox.errors import AuthenticationFailed, PermissionDenied
 from sealbox.runtime import Runtime
+from sealbox.web.pages import client_of, runtime_of
 from sealbox.web.sessions import SESSION_COOKIE
 
 # auto_error=False: a missing token is answered by our own problem+json 401.
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 
 
 async def current_user(
@@ -55,11 +51,6 @@ async def admin_user(user: CurrentUser) -> Principal:
 
 WritingUser = Annotated[Principal, Depends(writing_user)]
 AdminUser = Annotated[Principal, Depends(admin_user)]
-
-
-def client_of(request: Request) -> str | None:
-    """The peer address, or the X-Forwarded-For of a trusted proxy (SEALBOX_TRUSTED_PROXIES)."""
-    return request.client.host if request.client else None
 
 
 def actor_of(request: Request, user: Principal) -> Actor:

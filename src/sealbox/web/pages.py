@@ -10,10 +10,10 @@ import re
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from sealbox.accounts.schemas import PasswordChange, Principal, TokenCreate
@@ -97,6 +97,11 @@ def see(location: str) -> RedirectResponse:
     return RedirectResponse(location, status_code=303)
 
 
+class SignInRequired(Exception):
+    """Raised by ``page_user`` for a page that needs a signed-in browser; ``install``
+    answers it with a redirect to the sign-in page."""
+
+
 async def signed_in(request: Request) -> Principal | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
@@ -105,6 +110,27 @@ async def signed_in(request: Request) -> Principal | None:
         return await runtime_of(request).accounts.authenticate(token)
     except AuthenticationFailed:
         return None
+
+
+async def page_user(request: Request) -> Principal:
+    """The signed-in account of a page (``SignInRequired`` otherwise)."""
+    user = await signed_in(request)
+    if user is None:
+        raise SignInRequired
+    return user
+
+
+PageUser = Annotated[Principal, Depends(page_user)]
+
+
+def install(app: FastAPI) -> None:
+    """Mount the pages on ``app``, with the redirect to sign in where one is needed."""
+
+    async def sign_in_first(_: Request, __: Exception) -> Response:
+        return see("/login")
+
+    app.add_exception_handler(SignInRequired, sign_in_first)
+    app.include_router(router)
 
 
 async def form(request: Request) -> dict[str, str]:
@@ -172,10 +198,9 @@ async def logout(request: Request) -> Response:
 
 
 @router.get("/files")
-async def files_page(request: Request, q: str = "", sort: str = "date", order: str = "desc") -> Response:
-    user = await signed_in(request)
-    if user is None:
-        return see("/login")
+async def files_page(
+    request: Request, user: PageUser, q: str = "", sort: str = "date", order: str = "desc"
+) -> Response:
     listing = await runtime_of(request).files.list(user.user_id, MAX_PAGE, None)
     items = [f for f in listing.items if q.casefold() in f.name.casefold()]
     keys = {"name": lambda f: f.name.casefold(), "size": lambda f: f.size, "date": lambda f: f.created_at}
@@ -213,18 +238,12 @@ async def _file_page(request: Request, user: Principal, file_id: FileId, status:
 
 
 @router.get("/files/{file_id}")
-async def file_page(request: Request, file_id: str) -> Response:
-    user = await signed_in(request)
-    if user is None:
-        return see("/login")
+async def file_page(request: Request, user: PageUser, file_id: str) -> Response:
     return await _file_page(request, user, parse_file_id(file_id))
 
 
 @router.post("/files/{file_id}/share")
-async def share(request: Request, file_id: str) -> Response:
-    user = await signed_in(request)
-    if user is None:
-        return see("/login")
+async def share(request: Request, user: PageUser, file_id: str) -> Response:
     fields = await form(request)
     target = parse_file_id(file_id)
     try:
@@ -244,20 +263,14 @@ async def share(request: Request, file_id: str) -> Response:
 
 
 @router.post("/links/{share_id}/revoke")
-async def revoke_link(request: Request, share_id: str) -> Response:
-    user = await signed_in(request)
-    if user is None:
-        return see("/login")
+async def revoke_link(request: Request, user: PageUser, share_id: str) -> Response:
     back = (await form(request)).get("back", "/links")
     await runtime_of(request).sharing.revoke_share(user.user_id, _uuid(share_id, "link"), actor(request, user))
     return see(back if LOCAL_PATH.fullmatch(back) else "/links")
 
 
 @router.post("/files/{file_id}/grants")
-async def grant(request: Request, file_id: str) -> Response:
-    user = await signed_in(request)
-    if user is None:
-        return see("/login")
+async def grant(request: Request, user: PageUser, file_id: str) -> Response:
     target = parse_file_id(file_id)
     username = (await form(request)).get("username", "").strip()
     try:
@@ -272,10 +285,7 @@ async def grant(request: Request, file_id: str) -> Response:
 
 
 @router.post("/files/{file_id}/grants/{grant_id}/revoke")
-async def revoke_grant(request: Request, file_id: str, grant_id: str) -> Response:
-    user = await signed_in(request)
-    if user is None:
-        return see("/login")
+async def revoke_grant(request: Request, user: PageUser, file_id: str, grant_id: str) -> Response:
     await runtime_of(request).sharing.revoke_grant(
         user.user_id, parse_file_id(file_id), _uuid(grant_id, "grant"), actor(request, user)
     )
@@ -283,10 +293,7 @@ async def revoke_grant(request: Request, file_id: str, grant_id: str) -> Respons
 
 
 @router.get("/files/{file_id}/delete")
-async def confirm_delete(request: Request, file_id: str) -> Response:
-    user = await signed_in(request)
-    if user is None:
-        return see("/login")
+async def confirm_delete(request: Request, user: PageUser, file_id: str) -> Response:
     info, authorised = await runtime_of(request).gate.describe(
         AsUser(user.user_id, actor(request, user)), parse_file_id(file_id)
     )
@@ -307,28 +314,19 @@ async def confirm_delete(request: Request, file_id: str) -> Response:
 
 
 @router.post("/files/{file_id}/delete")
-async def delete(request: Request, file_id: str) -> Response:
-    user = await signed_in(request)
-    if user is None:
-        return see("/login")
+async def delete(request: Request, user: PageUser, file_id: str) -> Response:
     await runtime_of(request).files.delete(user.user_id, parse_file_id(file_id), actor(request, user))
     return see("/files")
 
 
 @router.get("/shared")
-async def shared_page(request: Request) -> Response:
-    user = await signed_in(request)
-    if user is None:
-        return see("/login")
+async def shared_page(request: Request, user: PageUser) -> Response:
     files = await runtime_of(request).sharing.shared_with_me(user.user_id)
     return page(request, "shared.html", title="Shared with me", user=user, section="shared", files=files)
 
 
 @router.get("/links")
-async def links_page(request: Request) -> Response:
-    user = await signed_in(request)
-    if user is None:
-        return see("/login")
+async def links_page(request: Request, user: PageUser) -> Response:
     shares = await runtime_of(request).sharing.shares(user.user_id, None)
     return page(request, "links.html", title="Links", user=user, section="links", shares=shares)
 
@@ -355,18 +353,12 @@ async def _requests_page(request: Request, user: Principal, status: int = 200, *
 
 
 @router.get("/requests")
-async def requests_page(request: Request) -> Response:
-    user = await signed_in(request)
-    if user is None:
-        return see("/login")
+async def requests_page(request: Request, user: PageUser) -> Response:
     return await _requests_page(request, user)
 
 
 @router.post("/requests")
-async def create_request(request: Request) -> Response:
-    user = await signed_in(request)
-    if user is None:
-        return see("/login")
+async def create_request(request: Request, user: PageUser) -> Response:
     fields = await form(request)
     try:
         body = RequestCreate(
@@ -383,10 +375,7 @@ async def create_request(request: Request) -> Response:
 
 
 @router.post("/requests/{request_id}/revoke")
-async def revoke_request(request: Request, request_id: str) -> Response:
-    user = await signed_in(request)
-    if user is None:
-        return see("/login")
+async def revoke_request(request: Request, user: PageUser, request_id: str) -> Response:
     await runtime_of(request).sharing.revoke_request(
         user.user_id, _uuid(request_id, "upload request"), actor(request, user)
     )
@@ -394,10 +383,7 @@ async def revoke_request(request: Request, request_id: str) -> Response:
 
 
 @router.get("/requests/{request_id}")
-async def request_page(request: Request, request_id: str) -> Response:
-    user = await signed_in(request)
-    if user is None:
-        return see("/login")
+async def request_page(request: Request, user: PageUser, request_id: str) -> Response:
     files = await runtime_of(request).sharing.received(user.user_id, _uuid(request_id, "upload request"))
     return page(request, "request.html", title="Received", user=user, section="requests", files=files)
 
@@ -411,18 +397,12 @@ async def _account_page(request: Request, user: Principal, status: int = 200, **
 
 
 @router.get("/account")
-async def account_page(request: Request) -> Response:
-    user = await signed_in(request)
-    if user is None:
-        return see("/login")
+async def account_page(request: Request, user: PageUser) -> Response:
     return await _account_page(request, user)
 
 
 @router.post("/account/password")
-async def change_password(request: Request) -> Response:
-    user = await signed_in(request)
-    if user is None:
-        return see("/login")
+async def change_password(request: Request, user: PageUser) -> Response:
     fields = await form(request)
     change = PasswordChange(
         current_password=fields.get("current_password", ""), new_password=fields.get("new_password", "")
@@ -437,10 +417,7 @@ async def change_password(request: Request) -> Response:
 
 
 @router.post("/account/tokens")
-async def create_token(request: Request) -> Response:
-    user = await signed_in(request)
-    if user is None:
-        return see("/login")
+async def create_token(request: Request, user: PageUser) -> Response:
     fields = await form(request)
     try:
         body = TokenCreate.model_validate(
@@ -453,19 +430,13 @@ async def create_token(request: Request) -> Response:
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-async def revoke_token(request: Request, token_id: str) -> Response:
-    user = await signed_in(request)
-    if user is None:
-        return see("/login")
+async def revoke_token(request: Request, user: PageUser, token_id: str) -> Response:
     await runtime_of(request).accounts.revoke_token(user, _uuid(token_id, "token"), actor(request, user))
     return see("/account")
 
 
 @router.get("/audit")
-async def audit_page(request: Request, before: int | None = None) -> Response:
-    user = await signed_in(request)
-    if user is None:
-        return see("/login")
+async def audit_page(request: Request, user: PageUser, before: int | None = None) -> Response:
     runtime = runtime_of(request)
     events = await runtime.audit.events(user.user_id, before, 100)
     listing = await runtime.files.list(user.user_id, MAX_PAGE, None)

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from sealbox.api.deps import RuntimeDep, client_of
+from sealbox.api.deps import RuntimeDep
 from sealbox.api.downloads import content_response
 from sealbox.api.errors import responses
 from sealbox.api.routes.files import CONTENT, MULTIPART_FILE, RAW_FILE, upload_body
@@ -19,7 +19,7 @@ from sealbox.api.uploads import receive_upload
 from sealbox.audit.service import Actor
 from sealbox.sharing.gate import ByLink
 from sealbox.sharing.schemas import PublicRequest, PublicShare, Receipt, UnlockIssued, UnlockRequest
-from sealbox.web.pages import drop_page, share_page, wants_html
+from sealbox.web.pages import client_of, drop_page, share_page, wants_html
 from sealbox.web.sessions import GRANT_COOKIE
 
 router = APIRouter(tags=["links"])

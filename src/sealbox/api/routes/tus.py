@@ -17,12 +17,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sealbox.api.deps import RuntimeDep, WritingUser, actor_of, client_of
+from sealbox.api.deps import RuntimeDep, WritingUser, actor_of
 from sealbox.api.errors import PROBLEM, responses
 from sealbox.api.routes.links import Grant
 from sealbox.audit.service import Actor
 from sealbox.errors import InvalidInput
 from sealbox.uploads.service import CHECKSUMS, Checksum, Holder, UploadState, parse_upload_id
+from sealbox.web.pages import client_of
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,creation-with-upload,termination,checksum,expiration"
