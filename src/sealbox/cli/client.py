@@ -69,23 +69,23 @@ def fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
+# The exit code for each kind of refusal; anything else the server refuses is 1.
+EXIT_CODES: list[tuple[type[ApiError], int]] = [
+    (TransportError, EXIT_UNREACHABLE),
+    (AuthenticationError, EXIT_AUTH),
+    (NotFoundError, EXIT_NOT_FOUND),
+    (GoneError, EXIT_GONE),
+    (RateLimitedError, EXIT_RATE),
+]
+
+
 @contextmanager
 def api_errors() -> Iterator[None]:
     """One line and a distinct exit code for every way a request can fail."""
     try:
         yield
-    except TransportError as exc:
-        fail(exc.detail, EXIT_UNREACHABLE)
-    except AuthenticationError as exc:
-        fail(exc.detail, EXIT_AUTH)
-    except NotFoundError as exc:
-        fail(exc.detail, EXIT_NOT_FOUND)
-    except GoneError as exc:
-        fail(exc.detail, EXIT_GONE)
-    except RateLimitedError as exc:
-        fail(exc.detail, EXIT_RATE)
     except ApiError as exc:
-        fail(exc.detail, EXIT_REFUSED)
+        fail(exc.detail, next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), EXIT_REFUSED))
     except OSError as exc:
         fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), EXIT_REFUSED)
 
