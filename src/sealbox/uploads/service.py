@@ -248,12 +248,13 @@ class UploadService:
         new_offset = row.offset + sealer.plain_size
         if new_offset == row.length:
             return await self._complete(row, dek, part, actor)
+        expires_at = utcnow() + self.lifetime
         try:
             async with self.db.write() as session:
                 moved = await session.execute(
                     update(Upload)
                     .where(Upload.id == row.id, Upload.offset == row.offset)
-                    .values(offset=new_offset, expires_at=utcnow() + self.lifetime)
+                    .values(offset=new_offset, expires_at=expires_at)
                 )
                 if getattr(moved, "rowcount", 0) != 1:
                     raise Conflict("another request has changed this upload")
@@ -263,9 +264,7 @@ class UploadService:
         except BaseException:
             await self._discard(key)
             raise
-        async with self.db.read() as session:
-            current = await session.get(Upload, row.id, populate_existing=True)
-        return self._state(current or row)
+        return UploadState(row.id, new_offset, row.length, expires_at)
 
     async def _parts(self, upload_id: uuid.UUID) -> list[UploadPart]:
         async with self.db.read() as session:

@@ -62,11 +62,11 @@ class BrowserSecurity:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        has_cookie = COOKIE_PREFIX in headers.get(b"cookie", b"")
-        if scope["method"] not in SAFE_METHODS and has_cookie and cross_site(scope, headers):
-            await _refuse(send)
-            return
+        if scope["method"] not in SAFE_METHODS:
+            headers = dict(scope["headers"])
+            if COOKIE_PREFIX in headers.get(b"cookie", b"") and cross_site(scope, headers):
+                await _refuse(send)
+                return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
