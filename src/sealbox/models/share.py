@@ -9,7 +9,20 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sealbox.db.base import Base, UTCDateTime, utcnow
 
 
-class Share(Base):
+class LinkColumns:
+    """What every link (a share, an upload request) has: an owner, a token kept only as
+    its SHA-256, a lifetime, a revocation and an optional argon2id password."""
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class Share(LinkColumns, Base):
     """A download link for one file. Only the SHA-256 of its token is stored.
 
     ``bytes_left`` is the download allowance (limit × size); ``None`` means unlimited.
@@ -19,14 +32,7 @@ class Share(Base):
     __tablename__ = "shares"
     __table_args__ = (Index("ix_shares_owner_created", "owner_id", "created_at"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     file_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
-    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
     note_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     download_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
     bytes_left: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -49,19 +55,12 @@ class Grant(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class UploadRequest(Base):
+class UploadRequest(LinkColumns, Base):
     """A link that lets anyone holding it upload into the owner's space, within limits."""
 
     __tablename__ = "upload_requests"
     __table_args__ = (Index("ix_upload_requests_owner_created", "owner_id", "created_at"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
     max_files: Mapped[int] = mapped_column(Integer)
     max_bytes: Mapped[int] = mapped_column(BigInteger)
     files_received: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

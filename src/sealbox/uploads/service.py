@@ -147,8 +147,8 @@ class UploadService:
     def _dek(self, row: Upload) -> bytes:
         return unwrap_dek(self.keyring, row.key_id, row.id.bytes, row.wrapped_dek, "upload")
 
-    def _state(self, row: Upload, file_id: str | None = None) -> UploadState:
-        return UploadState(row.id, row.offset, row.length, row.expires_at, file_id)
+    def _state(self, row: Upload) -> UploadState:
+        return UploadState(row.id, row.offset, row.length, row.expires_at)
 
     async def create(
         self,
