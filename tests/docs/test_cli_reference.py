@@ -8,9 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from sealbox.cli.main import app
+from tests.docs.test_reference import help_text
 
 DOC = Path(__file__).parents[2] / "docs" / "cli.md"
 BLOCK = re.compile(r"(<!-- commands: generated -->\n)(.*?)(<!-- end -->)", re.DOTALL)
@@ -20,21 +18,8 @@ COMMANDS = [
 ]  # fmt: skip
 
 
-def help_text() -> str:
-    runner = CliRunner()
-    parts = []
-    for command in COMMANDS:
-        result = runner.invoke(
-            app, [*command, "--help"], prog_name="sealbox", terminal_width=100, env={"COLUMNS": "100", "NO_COLOR": "1"}
-        )
-        assert result.exit_code == 0, result.output
-        lines = [line.rstrip() for line in result.output.splitlines()]
-        parts.append("```text\n" + "\n".join(lines).strip("\n") + "\n```\n")
-    return "\n".join(parts)
-
-
 def rendered(text: str) -> str:
-    return BLOCK.sub(lambda m: m.group(1) + help_text() + m.group(3), text)
+    return BLOCK.sub(lambda m: m.group(1) + help_text(COMMANDS) + m.group(3), text)
 
 
 def test_cli_reference_is_current() -> None:

@@ -28,21 +28,26 @@ def settings_table() -> str:
     return "\n".join(rows) + "\n"
 
 
-def commands_text() -> str:
+def help_text(commands: list[list[str]]) -> str:
+    """The --help of each command, as ``sealbox`` prints it at 100 columns, in code blocks."""
     runner = CliRunner()
     parts = []
-    commands = [["serve"], ["init"], ["db", "upgrade"], ["storage", "migrate"]]
-    commands += [["user", name] for name in ("add", "list", "disable", "enable", "reset-password", "delete")]
-    commands += [["keys", name] for name in ("status", "rotate", "rewrap", "retire", "export", "import")]
-    commands += [["audit", name] for name in ("list", "verify")]
     for command in commands:
         result = runner.invoke(
             app, [*command, "--help"], prog_name="sealbox", terminal_width=100, env={"COLUMNS": "100", "NO_COLOR": "1"}
         )
-        assert result.exit_code == 0
+        assert result.exit_code == 0, result.output
         lines = [line.rstrip() for line in result.output.splitlines()]
         parts.append("```text\n" + "\n".join(lines).strip("\n") + "\n```\n")
     return "\n".join(parts)
+
+
+def commands_text() -> str:
+    commands = [["serve"], ["init"], ["db", "upgrade"], ["storage", "migrate"]]
+    commands += [["user", name] for name in ("add", "list", "disable", "enable", "reset-password", "delete")]
+    commands += [["keys", name] for name in ("status", "rotate", "rewrap", "retire", "export", "import")]
+    commands += [["audit", name] for name in ("list", "verify")]
+    return help_text(commands)
 
 
 def rendered(text: str) -> str:
