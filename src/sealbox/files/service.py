@@ -65,7 +65,8 @@ class Limit:
     message: str
 
 
-async def _limited(source: AsyncIterable[bytes], limit: Limit) -> AsyncIterator[bytes]:
+async def limited(source: AsyncIterable[bytes], limit: Limit) -> AsyncIterator[bytes]:
+    """``source``, raising ``TooLarge`` (with the limit's message) once it passes ``limit``."""
     total = 0
     async for piece in source:
         total += len(piece)
@@ -294,7 +295,7 @@ class FileService:
         sealer = Sealer(dek, file_id.bytes)
         key = blob_key(file_id)
         try:
-            await self.store.put(key, sealer.seal(_limited(source, limit)))
+            await self.store.put(key, sealer.seal(limited(source, limit)))
         except StorageUnavailable as exc:
             raise Unavailable("file storage is unavailable") from exc
         fields = FieldCipher(dek, file_id.bytes)

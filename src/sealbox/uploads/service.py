@@ -47,7 +47,7 @@ from sealbox.errors import (
     Unavailable,
 )
 from sealbox.files.names import check_content_type, check_name
-from sealbox.files.service import Admission, FileService, Limit, plaintext, unwrap_dek
+from sealbox.files.service import Admission, FileService, Limit, limited, plaintext, unwrap_dek
 from sealbox.ids import UserId
 from sealbox.models import File, Upload, UploadPart, UploadRequest
 from sealbox.sharing.service import RequestAdmission, admission_for
@@ -123,12 +123,8 @@ class Completion:
             await self.inner.admit(session, row)
 
 
-async def _hashed(source: AsyncIterable[bytes], limit: int, hasher: hashlib._Hash | None) -> AsyncIterator[bytes]:
-    total = 0
+async def _hashed(source: AsyncIterable[bytes], hasher: hashlib._Hash | None) -> AsyncIterator[bytes]:
     async for piece in source:
-        total += len(piece)
-        if total > limit:
-            raise TooLarge(f"the body goes past the upload's end: {limit} bytes were left")
         if hasher is not None:
             hasher.update(piece)
         yield piece
@@ -229,7 +225,10 @@ class UploadService:
         dek = self._dek(row)
         sealer = Sealer(dek, row.id.bytes)
         key = part_key(row.id)
-        source = _hashed(body, row.length - row.offset, hasher)
+        left = row.length - row.offset
+        source = _hashed(
+            limited(body, Limit(left, f"the body goes past the upload's end: {left} bytes were left")), hasher
+        )
         if row.length == row.offset:
             async for _ in source:  # nothing may follow the end; an empty body completes
                 pass
