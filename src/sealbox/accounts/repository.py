@@ -46,6 +46,7 @@ class TokenHolder:
     is_admin: bool
     token_id: uuid.UUID
     scope: str
+    kind: str
 
 
 class TokenRepository:
@@ -62,13 +63,13 @@ class TokenRepository:
         Plain columns, not ORM objects: this runs on every request.
         """
         query = (
-            select(User.id, User.username, User.is_admin, ApiToken.id, ApiToken.scope)
+            select(User.id, User.username, User.is_admin, ApiToken.id, ApiToken.scope, ApiToken.kind)
             .join(ApiToken, ApiToken.user_id == User.id)
             .where(ApiToken.token_hash == token_hash, User.is_active.is_(True))
             .where((ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now))
         )
         row = (await self.session.execute(query)).first()
-        return TokenHolder(row[0], row[1], row[2], row[3], row[4]) if row is not None else None
+        return TokenHolder(*row) if row is not None else None
 
     async def of_user(self, user_id: uuid.UUID) -> Sequence[ApiToken]:
         query = select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.created_at)

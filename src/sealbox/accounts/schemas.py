@@ -12,6 +12,7 @@ from sealbox.ids import UserId
 
 BEARER: Literal["bearer"] = "bearer"  # the OAuth2 token type (RFC 6750)
 Scope = Literal["full", "read"]
+Kind = Literal["session", "login", "personal"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Principal:
     is_admin: bool
     token_id: uuid.UUID
     scope: Scope
+    kind: Kind = "personal"
 
     def actor(self, client: str | None) -> Actor:
         return Actor(self.username, self.user_id, client)
@@ -71,6 +73,7 @@ class TokenCreate(BaseModel):
 class TokenRead(BaseModel):
     id: str
     name: str
+    kind: Kind = Field(description="session: a signed-in browser; login: from /auth/token; personal: created here")
     scope: Scope
     created_at: datetime
     expires_at: datetime | None

@@ -11,8 +11,10 @@ from typing import cast
 
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
+from sealbox.accounts.authority import Presented, accepts
 from sealbox.accounts.repository import LoginFailureRepository, TokenRepository, UserRepository
 from sealbox.accounts.schemas import (
+    Kind,
     PasswordChange,
     Principal,
     Scope,
@@ -32,6 +34,7 @@ from sealbox.errors import AuthenticationFailed, Conflict, InvalidInput, NotFoun
 from sealbox.ids import UserId
 from sealbox.models import ApiToken, User
 
+LABELS: dict[Kind, str] = {"session": "web session", "login": "login", "personal": "token"}
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD = 8
 
@@ -50,10 +53,15 @@ def _scope(value: str) -> Scope:
     return cast(Scope, value if value in ("full", "read") else "read")
 
 
+def _kind(value: str) -> Kind:
+    return cast(Kind, value if value in ("session", "login") else "personal")
+
+
 def _token_read(row: ApiToken, principal: Principal) -> TokenRead:
     return TokenRead(
         id=str(row.id),
         name=row.name,
+        kind=_kind(row.kind),
         scope=_scope(row.scope),
         created_at=row.created_at,
         expires_at=row.expires_at,
@@ -117,8 +125,9 @@ class AccountService:
         await self.audit.record(Event("user.create", actor or Actor.operator(), None, None, str(user.id), detail))
         return _user_read(user)
 
-    async def login(self, username: str, password: str, client: str | None = None, label: str = "login") -> TokenIssued:
-        """Check a password and issue a bearer token.
+    async def login(self, username: str, password: str, client: str | None = None, kind: Kind = "login") -> TokenIssued:
+        """Check a password and issue a token of ``kind``: ``login`` (a bearer token) or
+        ``session`` (a web session, accepted only as its cookie).
 
         Costs one Argon2 verification whether or not the user exists, and says the same
         thing for an unknown user, a wrong password and a disabled account. Failures are
@@ -146,24 +155,35 @@ class AccountService:
         expires_at = now + self.token_ttl
         async with self.db.write() as session:
             await TokenRepository(session).add(
-                ApiToken(user_id=user.id, token_hash=token_hash(token), name=label, expires_at=expires_at)
+                ApiToken(
+                    user_id=user.id, token_hash=token_hash(token), name=LABELS[kind], kind=kind, expires_at=expires_at
+                )
             )
             if by_user in recent:
                 await LoginFailureRepository(session).clear(by_user)
         await self.audit.record(Event("login.ok", Actor(user.username, user.id, client), user.id))
         return TokenIssued(access_token=token, expires_at=expires_at)
 
-    async def authenticate(self, token: str) -> Principal:
-        """Resolve a bearer token. Raises ``AuthenticationFailed``.
+    async def authenticate(self, token: str, presented: Presented) -> Principal:
+        """Resolve a token presented as a cookie or a bearer token. Raises
+        ``AuthenticationFailed``, the same for an unknown token and one presented where
+        its kind is not accepted (``sealbox.accounts.authority.accepts``).
 
         Looked up in the database on every request, so disabling an account or revoking
         a token takes effect on the next request, in every server process.
         """
         async with self.db.read() as session:
             found = await TokenRepository(session).holder(token_hash(token), utcnow())
-        if found is None:
+        if found is None or not accepts(presented, found.kind):
             raise AuthenticationFailed("invalid or expired token")
-        return Principal(UserId(found.user_id), found.username, found.is_admin, found.token_id, _scope(found.scope))
+        return Principal(
+            UserId(found.user_id),
+            found.username,
+            found.is_admin,
+            found.token_id,
+            _scope(found.scope),
+            _kind(found.kind),
+        )
 
     async def create_token(self, principal: Principal, request: TokenCreate, actor: Actor) -> TokenCreated:
         """A personal API token; the token itself is returned only here."""
@@ -174,6 +194,7 @@ class AccountService:
             user_id=principal.user_id,
             token_hash=token_hash(token),
             name=request.name,
+            kind="personal",
             scope=request.scope,
             created_at=now,
             expires_at=expires_at,

@@ -72,6 +72,13 @@ def check_live(link: Share | UploadRequest, now: datetime) -> None:
         raise Gone(f"this link has received all the {link.max_files} files it accepts")
 
 
+async def check_open(repo: SharingRepository, link: Share | UploadRequest, now: datetime) -> None:
+    """``check_live``, and ``Gone`` while the link's owner is disabled."""
+    check_live(link, now)
+    if not await repo.owner_active(link.owner_id):
+        raise Gone("this link is suspended")
+
+
 async def check_unlocked(
     repo: SharingRepository, link: Share | UploadRequest, grant: str | None, now: datetime
 ) -> None:
@@ -167,9 +174,10 @@ class Gate:
             if row.owner_id == access.user_id:
                 return Authorised(row, "owner")
             async with self.db.read() as session:
-                grant = await SharingRepository(session).grant_for(file_id, access.user_id)
-            if grant is None:
-                raise NotFound("file not found")
+                repo = SharingRepository(session)
+                grant = await repo.grant_for(file_id, access.user_id)
+                if grant is None or not await repo.owner_active(row.owner_id):
+                    raise NotFound("file not found")
             return Authorised(row, "grant")
         now = utcnow()
         async with self.db.read() as session:
@@ -177,7 +185,7 @@ class Gate:
             share = await repo.share_by_token(token_hash(access.token))
             if share is None:
                 raise NotFound("link not found")
-            check_live(share, now)
+            await check_open(repo, share, now)
             await check_unlocked(repo, share, access.grant, now)
         row = await self.files.record(FileId(share.file_id))
         if row is None:

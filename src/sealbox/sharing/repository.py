@@ -28,6 +28,12 @@ class SharingRepository:
         query = select(UploadRequest).where(UploadRequest.token_hash == token_hash)
         return (await self.session.execute(query)).scalar_one_or_none()
 
+    async def owner_active(self, owner: uuid.UUID) -> bool:
+        """Whether the account owning a link or a file is enabled: a disabled account's
+        links and grants stop working until it is enabled again."""
+        query = select(User.is_active).where(User.id == owner)
+        return bool((await self.session.execute(query)).scalar_one_or_none())
+
     async def shares(self, owner: UserId, file_id: FileId | None) -> Sequence[Share]:
         query = select(Share).where(Share.owner_id == owner).order_by(Share.created_at.desc())
         if file_id is not None:
@@ -117,7 +123,7 @@ class SharingRepository:
             select(File, User.username, Grant.id)
             .join(Grant, Grant.file_id == File.id)
             .join(User, User.id == File.owner_id)
-            .where(Grant.grantee_id == grantee)
+            .where(Grant.grantee_id == grantee, User.is_active.is_(True))
             .order_by(File.created_at.desc())
         )
         return [(row, owner, grant_id) for row, owner, grant_id in (await self.session.execute(query)).all()]

@@ -34,7 +34,7 @@ from sealbox.files.schemas import FileRead
 from sealbox.files.service import FileService, Limit
 from sealbox.ids import FileId, UserId
 from sealbox.models import File, Grant, Share, Unlock, UploadRequest
-from sealbox.sharing.gate import Authorised, Gate, check_live, check_unlocked, downloads_left
+from sealbox.sharing.gate import Authorised, Gate, check_live, check_open, check_unlocked, downloads_left
 from sealbox.sharing.repository import SharingRepository
 from sealbox.sharing.schemas import (
     GrantRead,
@@ -274,9 +274,9 @@ class SharingService:
             link: Share | UploadRequest | None = await repo.share_by_token(hashed) or await repo.request_by_token(
                 hashed
             )
-        if link is None:
-            raise NotFound("link not found")
-        check_live(link, now)
+            if link is None:
+                raise NotFound("link not found")
+            await check_open(repo, link, now)
         if link.password_hash is None:
             raise InvalidInput("this link has no password")
         by_link = f"link:{link.id}"
@@ -412,7 +412,7 @@ class SharingService:
             row = await repo.request_by_token(token_hash(token))
             if row is None:
                 raise NotFound("link not found")
-            check_live(row, now)
+            await check_open(repo, row, now)
             await check_unlocked(repo, row, grant, now)
         return row
 

@@ -10,10 +10,10 @@ import re
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from sealbox.accounts.schemas import PasswordChange, Principal, TokenCreate
@@ -21,10 +21,11 @@ from sealbox.audit.service import Actor
 from sealbox.errors import AuthenticationFailed, Gone, InvalidInput, NotFound, PermissionDenied, SealboxError
 from sealbox.files.service import MAX_PAGE, parse_file_id
 from sealbox.ids import FileId
-from sealbox.runtime import Runtime
 from sealbox.sharing.gate import AsUser, ByLink
 from sealbox.sharing.schemas import RequestCreate, ShareCreate, ShareCreated
-from sealbox.web.sessions import SESSION_COOKIE, SESSION_LABEL, clear_session, set_grant, set_session
+from sealbox.web.auth import PageUser, PageWriter, SignInRequired, session_of
+from sealbox.web.context import client_of, runtime_of
+from sealbox.web.sessions import clear_session, set_grant, set_session
 
 if TYPE_CHECKING:
     from fastapi.templating import Jinja2Templates
@@ -80,47 +81,12 @@ def _templates() -> Jinja2Templates:
     return templates
 
 
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def client_of(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     return _templates().TemplateResponse(request, template, context, status_code=status)
 
 
 def see(location: str) -> RedirectResponse:
     return RedirectResponse(location, status_code=303)
-
-
-class SignInRequired(Exception):
-    """Raised by ``page_user`` for a page that needs a signed-in browser; ``install``
-    answers it with a redirect to the sign-in page."""
-
-
-async def signed_in(request: Request) -> Principal | None:
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        return None
-    try:
-        return await runtime_of(request).accounts.authenticate(token)
-    except AuthenticationFailed:
-        return None
-
-
-async def page_user(request: Request) -> Principal:
-    """The signed-in account of a page (``SignInRequired`` otherwise)."""
-    user = await signed_in(request)
-    if user is None:
-        raise SignInRequired
-    return user
-
-
-PageUser = Annotated[Principal, Depends(page_user)]
 
 
 def install(app: FastAPI) -> None:
@@ -160,12 +126,12 @@ def actor(request: Request, user: Principal) -> Actor:
 
 @router.get("/")
 async def home(request: Request) -> Response:
-    return see("/files" if await signed_in(request) else "/login")
+    return see("/files" if await session_of(request) else "/login")
 
 
 @router.get("/login")
 async def login_page(request: Request) -> Response:
-    if await signed_in(request):
+    if await session_of(request):
         return see("/files")
     return page(request, "login.html", title="Sign in")
 
@@ -175,7 +141,7 @@ async def login(request: Request) -> Response:
     fields = await form(request)
     username, password = fields.get("username", ""), fields.get("password", "")
     try:
-        issued = await runtime_of(request).accounts.login(username, password, client_of(request), SESSION_LABEL)
+        issued = await runtime_of(request).accounts.login(username, password, client_of(request), "session")
     except SealboxError as exc:
         status = 429 if exc.code == "rate_limited" else 401
         return page(request, "login.html", status, title="Sign in", error=exc.message, username=username)
@@ -186,7 +152,7 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    user = await signed_in(request)
+    user = await session_of(request)
     if user is not None:
         await runtime_of(request).accounts.revoke_token(user, user.token_id, actor(request, user))
     response = see("/login")
@@ -243,7 +209,7 @@ async def file_page(request: Request, user: PageUser, file_id: str) -> Response:
 
 
 @router.post("/files/{file_id}/share")
-async def share(request: Request, user: PageUser, file_id: str) -> Response:
+async def share(request: Request, user: PageWriter, file_id: str) -> Response:
     fields = await form(request)
     target = parse_file_id(file_id)
     try:
@@ -263,14 +229,14 @@ async def share(request: Request, user: PageUser, file_id: str) -> Response:
 
 
 @router.post("/links/{share_id}/revoke")
-async def revoke_link(request: Request, user: PageUser, share_id: str) -> Response:
+async def revoke_link(request: Request, user: PageWriter, share_id: str) -> Response:
     back = (await form(request)).get("back", "/links")
     await runtime_of(request).sharing.revoke_share(user.user_id, _uuid(share_id, "link"), actor(request, user))
     return see(back if LOCAL_PATH.fullmatch(back) else "/links")
 
 
 @router.post("/files/{file_id}/grants")
-async def grant(request: Request, user: PageUser, file_id: str) -> Response:
+async def grant(request: Request, user: PageWriter, file_id: str) -> Response:
     target = parse_file_id(file_id)
     username = (await form(request)).get("username", "").strip()
     try:
@@ -285,7 +251,7 @@ async def grant(request: Request, user: PageUser, file_id: str) -> Response:
 
 
 @router.post("/files/{file_id}/grants/{grant_id}/revoke")
-async def revoke_grant(request: Request, user: PageUser, file_id: str, grant_id: str) -> Response:
+async def revoke_grant(request: Request, user: PageWriter, file_id: str, grant_id: str) -> Response:
     await runtime_of(request).sharing.revoke_grant(
         user.user_id, parse_file_id(file_id), _uuid(grant_id, "grant"), actor(request, user)
     )
@@ -314,7 +280,7 @@ async def confirm_delete(request: Request, user: PageUser, file_id: str) -> Resp
 
 
 @router.post("/files/{file_id}/delete")
-async def delete(request: Request, user: PageUser, file_id: str) -> Response:
+async def delete(request: Request, user: PageWriter, file_id: str) -> Response:
     await runtime_of(request).files.delete(user.user_id, parse_file_id(file_id), actor(request, user))
     return see("/files")
 
@@ -358,7 +324,7 @@ async def requests_page(request: Request, user: PageUser) -> Response:
 
 
 @router.post("/requests")
-async def create_request(request: Request, user: PageUser) -> Response:
+async def create_request(request: Request, user: PageWriter) -> Response:
     fields = await form(request)
     try:
         body = RequestCreate(
@@ -375,7 +341,7 @@ async def create_request(request: Request, user: PageUser) -> Response:
 
 
 @router.post("/requests/{request_id}/revoke")
-async def revoke_request(request: Request, user: PageUser, request_id: str) -> Response:
+async def revoke_request(request: Request, user: PageWriter, request_id: str) -> Response:
     await runtime_of(request).sharing.revoke_request(
         user.user_id, _uuid(request_id, "upload request"), actor(request, user)
     )
@@ -402,7 +368,7 @@ async def account_page(request: Request, user: PageUser) -> Response:
 
 
 @router.post("/account/password")
-async def change_password(request: Request, user: PageUser) -> Response:
+async def change_password(request: Request, user: PageWriter) -> Response:
     fields = await form(request)
     change = PasswordChange(
         current_password=fields.get("current_password", ""), new_password=fields.get("new_password", "")
@@ -417,7 +383,7 @@ async def change_password(request: Request, user: PageUser) -> Response:
 
 
 @router.post("/account/tokens")
-async def create_token(request: Request, user: PageUser) -> Response:
+async def create_token(request: Request, user: PageWriter) -> Response:
     fields = await form(request)
     try:
         body = TokenCreate.model_validate(
@@ -430,7 +396,7 @@ async def create_token(request: Request, user: PageUser) -> Response:
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-async def revoke_token(request: Request, user: PageUser, token_id: str) -> Response:
+async def revoke_token(request: Request, user: PageWriter, token_id: str) -> Response:
     await runtime_of(request).accounts.revoke_token(user, _uuid(token_id, "token"), actor(request, user))
     return see("/account")
 
@@ -454,11 +420,6 @@ async def audit_page(request: Request, user: PageUser, before: int | None = None
 
 
 # Public pages of links
-
-
-def wants_html(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return "text/html" in accept and "application/json" not in accept
 
 
 async def share_page(request: Request, token: str, grant: str | None) -> Response:

@@ -20,7 +20,9 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-COOKIE_PREFIX = b"sealbox_"
+from sealbox.web.cookies import cookies_of
+
+COOKIE_PREFIX = "sealbox_"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
@@ -64,7 +66,8 @@ class BrowserSecurity:
             return
         if scope["method"] not in SAFE_METHODS:
             headers = dict(scope["headers"])
-            if COOKIE_PREFIX in headers.get(b"cookie", b"") and cross_site(scope, headers):
+            ours = any(name.startswith(COOKIE_PREFIX) for name in cookies_of(scope))
+            if ours and cross_site(scope, headers):
                 await _refuse(send)
                 return
 

@@ -8,7 +8,7 @@ from sealbox.accounts.schemas import TokenIssued
 from sealbox.api.deps import RuntimeDep
 from sealbox.api.errors import responses
 from sealbox.errors import InvalidInput, TooLarge
-from sealbox.web.pages import client_of
+from sealbox.web.context import client_of
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 MAX_FORM = 16 << 10

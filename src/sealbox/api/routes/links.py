@@ -19,7 +19,9 @@ from sealbox.api.uploads import receive_upload
 from sealbox.audit.service import Actor
 from sealbox.sharing.gate import ByLink
 from sealbox.sharing.schemas import PublicRequest, PublicShare, Receipt, UnlockIssued, UnlockRequest
-from sealbox.web.pages import client_of, drop_page, share_page, wants_html
+from sealbox.web.context import client_of, wants_html
+from sealbox.web.cookies import cookie
+from sealbox.web.pages import drop_page, share_page
 from sealbox.web.sessions import GRANT_COOKIE
 
 router = APIRouter(tags=["links"])
@@ -31,7 +33,7 @@ def _grant(
 ) -> str | None:
     """The link's grant: from ``Authorization: Bearer``, or from the cookie a browser got
     when it unlocked the link."""
-    return credentials.credentials if credentials else request.cookies.get(GRANT_COOKIE)
+    return credentials.credentials if credentials else cookie(request, GRANT_COOKIE)
 
 
 Grant = Annotated[str | None, Depends(_grant)]

@@ -23,7 +23,7 @@ from sealbox.api.routes.links import Grant
 from sealbox.audit.service import Actor
 from sealbox.errors import InvalidInput
 from sealbox.uploads.service import CHECKSUMS, Checksum, Holder, UploadState, parse_upload_id
-from sealbox.web.pages import client_of
+from sealbox.web.context import client_of
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,creation-with-upload,termination,checksum,expiration"
