@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from sealbox import __version__
-from sealbox.api import errors
+from sealbox.api import errors, openapi
 from sealbox.api.routes import admin, auth, files, health, links, me, seed, sharing, tus
 from sealbox.config import Settings
 from sealbox.logs import configure_logging
@@ -63,6 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
+    openapi.install(app)
     for router in (
         health.router,
         auth.router,

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from sealbox.errors import (
     AuthenticationFailed,
@@ -27,6 +28,7 @@ from sealbox.errors import (
 )
 
 log = structlog.get_logger()
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 PROBLEM = "application/problem+json"
 
 STATUS: list[tuple[type[SealboxError], int]] = [
@@ -103,6 +105,17 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": Problem, "description": TITLES[status], "content": {PROBLEM: {}}} for status in statuses}
 
 
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route answers at this request's path (RFC 9110 §15.5.6: a 405
+    lists them all, not only those of the first route that matched the path)."""
+    allowed = []
+    for method in METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] == Match.FULL for route in app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(SealboxError)
     async def _sealbox(_: Request, exc: SealboxError) -> JSONResponse:
@@ -117,9 +130,12 @@ def install(app: FastAPI) -> None:
         return problem(422, "; ".join(parts) or "invalid request", "validation_error")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else TITLES.get(exc.status_code, "error")
-        return problem(exc.status_code, detail, "http_error", dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(app, request))
+        return problem(exc.status_code, detail, "http_error", headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

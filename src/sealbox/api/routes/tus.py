@@ -28,6 +28,7 @@ from sealbox.web.context import client_of
 TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,creation-with-upload,termination,checksum,expiration"
 OFFSET_STREAM = "application/offset+octet-stream"
+TUS_METHODS = {"POST", "HEAD", "PATCH", "DELETE"}
 TUS_PATH = re.compile(r"^(/api/v1/uploads|/r/[^/]+/uploads)(/|$)")
 
 router = APIRouter(tags=["resumable uploads"])
@@ -35,7 +36,7 @@ router = APIRouter(tags=["resumable uploads"])
 
 class TusHeaders:
     """ASGI middleware for tus paths: ``Tus-Resumable`` on every response, and 412 for a
-    request (other than ``OPTIONS``) that does not speak tus 1.0.0."""
+    tus request (``POST``, ``HEAD``, ``PATCH``, ``DELETE``) that does not speak tus 1.0.0."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -45,7 +46,8 @@ class TusHeaders:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if scope["method"] != "OPTIONS" and headers.get(b"tus-resumable") != TUS_VERSION.encode():
+        # Methods tus does not define fall through to the router's 405.
+        if scope["method"] in TUS_METHODS and headers.get(b"tus-resumable") != TUS_VERSION.encode():
             body = json.dumps(
                 {
                     "type": "about:blank",
