@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     upload_expiry_hours: float = Field(
         default=24, gt=0, le=8760, description="How long an unfinished resumable upload lives after its last write."
     )
+    upload_max_pending: int = Field(
+        default=100,
+        ge=1,
+        le=100000,
+        description="Unfinished resumable uploads an account may have at once (409 past it).",
+    )
     user_quota: int | None = Field(
         default=None, description="Bytes each account may store, with a unit allowed (50G). Default: no quota."
     )
