@@ -86,7 +86,12 @@ class Settings(BaseSettings):
     )
     token_ttl_days: int = Field(default=30, ge=1, le=3650, description="Lifetime of a sign-in token, in days.")
     login_max_failures: int = Field(
-        default=10, ge=1, le=1000, description="Failed sign-ins per user name within the window before 429."
+        default=10,
+        ge=1,
+        le=1000,
+        description=(
+            "Failed sign-ins and wrong current passwords per user name within the window before 429 (5x per address)."
+        ),
     )
     login_window_seconds: int = Field(
         default=900, ge=1, le=86400, description="The window for counting failed sign-ins, in seconds."
