@@ -86,7 +86,12 @@ class Settings(BaseSettings):
     )
     token_ttl_days: int = Field(default=30, ge=1, le=3650, description="Lifetime of a sign-in token, in days.")
     login_max_failures: int = Field(
-        default=10, ge=1, le=1000, description="Failed sign-ins per user name within the window before 429."
+        default=10,
+        ge=1,
+        le=1000,
+        description=(
+            "Failed sign-ins and wrong current passwords per user name within the window before 429 (5x per address)."
+        ),
     )
     login_window_seconds: int = Field(
         default=900, ge=1, le=86400, description="The window for counting failed sign-ins, in seconds."
@@ -114,6 +119,12 @@ class Settings(BaseSettings):
     )
     upload_expiry_hours: float = Field(
         default=24, gt=0, le=8760, description="How long an unfinished resumable upload lives after its last write."
+    )
+    upload_max_pending: int = Field(
+        default=100,
+        ge=1,
+        le=100000,
+        description="Unfinished resumable uploads an account may have at once (409 past it).",
     )
     user_quota: int | None = Field(
         default=None, description="Bytes each account may store, with a unit allowed (50G). Default: no quota."

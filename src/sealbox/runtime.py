@@ -179,7 +179,9 @@ def build(settings: Settings, keyring: KeyProvider, store: BlobStore | None = No
         files=files,
         gate=gate,
         sharing=SharingService(db, files, gate, audit, link_policy(settings)),
-        uploads=UploadService(db, store, keyring, files, timedelta(hours=settings.upload_expiry_hours)),
+        uploads=UploadService(
+            db, store, keyring, files, timedelta(hours=settings.upload_expiry_hours), settings.upload_max_pending
+        ),
     )
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,12 +89,42 @@ class TokenRepository:
         await self.session.execute(query)
 
 
+def _lock_key(subject: str) -> int:
+    """A signed 64-bit advisory-lock key for ``subject``. Two subjects sharing a key only
+    wait for each other; counts stay exact."""
+    return int.from_bytes(hashlib.sha256(b"sealbox/attempts/" + subject.encode()).digest()[:8], "big", signed=True)
+
+
 class LoginFailureRepository:
+    """Counted password attempts (sign-ins, link passwords, current-password checks).
+
+    A row is written *before* the password is verified (a reservation); it stays if the
+    password was wrong and is taken back (``forget``) if it was right.
+    """
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def lock(self, subjects: Sequence[str]) -> None:
+        """Serialise, until this transaction ends, every transaction counting attempts of
+        any of ``subjects``.
+
+        PostgreSQL runs READ COMMITTED, so two transactions could each count 9 of 10 and
+        each insert a tenth. There is no row per subject to ``SELECT ... FOR UPDATE`` (an
+        address, or a user name that is no account, has none), so a transaction-level
+        advisory lock keyed by the subject stands in for it: it is released at commit or
+        rollback, holds across server processes, and creates nothing that must be
+        cleaned up. Keys are taken in one order so that two transactions sharing two
+        subjects cannot deadlock. On SQLite every write transaction already runs alone
+        (``BEGIN IMMEDIATE`` and the in-process write lock), so there is nothing to do.
+        """
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        for key in sorted({_lock_key(subject) for subject in subjects}):
+            await self.session.execute(select(func.pg_advisory_xact_lock(key)))
+
     async def recent(self, subjects: Sequence[str], since: datetime) -> dict[str, tuple[int, datetime]]:
-        """Per subject: failures since ``since`` and the oldest of them."""
+        """Per subject: attempts counted since ``since`` and the oldest of them."""
         query = (
             select(LoginFailure.subject, func.count(), func.min(LoginFailure.at))
             .where(LoginFailure.subject.in_(subjects), LoginFailure.at > since)
@@ -103,8 +134,8 @@ class LoginFailureRepository:
         return {subject: (int(n), oldest) for subject, n, oldest in rows}
 
     async def add(self, subjects: Sequence[str], at: datetime, expired_before: datetime) -> list[uuid.UUID]:
-        """Count a failure (or an attempt) for each subject, dropping rows past the window;
-        return the new rows' ids (see ``forget``)."""
+        """Count an attempt for each subject, dropping rows past the window; return the
+        new rows' ids (see ``forget``). Call ``lock`` first in the same transaction."""
         rows = [LoginFailure(id=uuid.uuid4(), subject=subject, at=at) for subject in subjects]
         self.session.add_all(rows)
         await self.session.execute(delete(LoginFailure).where(LoginFailure.at <= expired_before))
@@ -113,6 +144,3 @@ class LoginFailureRepository:
     async def forget(self, ids: Sequence[uuid.UUID]) -> None:
         """Take back attempts counted before they were checked, once they turned out right."""
         await self.session.execute(delete(LoginFailure).where(LoginFailure.id.in_(ids)))
-
-    async def clear(self, subject: str) -> None:
-        await self.session.execute(delete(LoginFailure).where(LoginFailure.subject == subject))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
@@ -87,13 +88,36 @@ def refuse_if_limited(
     recent: dict[str, tuple[int, datetime]], main: str, max_failures: int, window: timedelta, now: datetime, what: str
 ) -> None:
     """Raise ``RateLimited`` if the ``main`` subject (a user name, a link) has
-    ``max_failures`` failures within ``window``, or another (a client address) five times
-    as many; ``recent`` is from ``LoginFailureRepository.recent``. The message says when
-    the oldest of them leaves the window. Shared by sign-ins and link passwords."""
+    ``max_failures`` attempts counted within ``window``, or another (a client address)
+    five times as many; ``recent`` is from ``LoginFailureRepository.recent``. The message
+    says when the oldest of them leaves the window."""
     for subject, (count, oldest) in recent.items():
         if count >= max_failures * (1 if subject == main else 5):
             wait = max(1, math.ceil((oldest + window - now).total_seconds()))
             raise RateLimited(f"too many {what}; try again in {wait} seconds", wait)
+
+
+async def reserve_attempt(
+    db: Database, main: str, others: Sequence[str], max_failures: int, window: timedelta, what: str
+) -> list[uuid.UUID]:
+    """Count one password attempt against ``main`` and each of ``others`` *before* the
+    password is checked, or raise ``RateLimited`` (see ``refuse_if_limited``) without
+    counting it. Shared by sign-ins, current-password checks and link passwords.
+
+    The count and the insert are one write transaction under a lock per subject (see
+    ``LoginFailureRepository.lock``), so of N parallel attempts at most the limit are
+    ever verified, and the right password among the rest is refused like any other.
+    The caller gives the returned reservation back (``forget``) if the password was
+    right; a wrong one stays counted until the window passes.
+    """
+    subjects = [main, *others]
+    async with db.write() as session:
+        attempts = LoginFailureRepository(session)
+        await attempts.lock(subjects)
+        now = utcnow()
+        recent = await attempts.recent(subjects, now - window)
+        refuse_if_limited(recent, main, max_failures, window, now, what)
+        return await attempts.add(subjects, now, now - window)
 
 
 class AccountService:
@@ -125,42 +149,45 @@ class AccountService:
         await self.audit.record(Event("user.create", actor or Actor.operator(), None, None, str(user.id), detail))
         return _user_read(user)
 
+    def _subjects(self, username: str, client: str | None) -> tuple[str, list[str]]:
+        """What a password attempt for ``username`` counts against: the user name, and
+        the client address (five times the limit)."""
+        return f"user:{username.casefold()[:150]}", [f"addr:{client[:150]}"] if client else []
+
     async def login(self, username: str, password: str, client: str | None = None, kind: Kind = "login") -> TokenIssued:
         """Check a password and issue a token of ``kind``: ``login`` (a bearer token) or
         ``session`` (a web session, accepted only as its cookie).
 
         Costs one Argon2 verification whether or not the user exists, and says the same
-        thing for an unknown user, a wrong password and a disabled account. Failures are
-        counted in the database per user name and per client address; past the policy's
-        limit every attempt, right or wrong, gets ``RateLimited`` until the window passes.
+        thing for an unknown user, a wrong password and a disabled account. Every attempt
+        is counted in the database, per user name and per client address, before the
+        password is checked (see ``reserve_attempt``); a right one is taken back. Past the
+        policy's limit every attempt, right or wrong, gets ``RateLimited`` until the
+        window passes.
         """
         policy = self.login_policy
-        now = utcnow()
-        by_user = f"user:{username.casefold()[:150]}"
-        subjects = [by_user] + ([f"addr:{client[:150]}"] if client else [])
+        by_user, others = self._subjects(username, client)
         async with self.db.read() as session:
-            recent = await LoginFailureRepository(session).recent(subjects, now - policy.window)
             user = await UserRepository(session).by_username(username)
-        refuse_if_limited(recent, by_user, policy.max_failures, policy.window, now, "failed sign-ins")
+        attempt = await reserve_attempt(self.db, by_user, others, policy.max_failures, policy.window, "failed sign-ins")
         stored = user.password_hash if user is not None else None
         ok = await verify_password_async(stored, password)
         if not ok or user is None or not user.is_active:
-            async with self.db.write() as session:
-                await LoginFailureRepository(session).add(subjects, now, now - policy.window)
             # A name that is no account is not recorded: people type passwords into it.
             who = Actor(user.username, user.id, client) if user is not None else Actor("(unknown user)", None, client)
             await self.audit.record(Event("login.failed", who, who.user_id))
             raise AuthenticationFailed("wrong user name or password")
         token = new_token()
-        expires_at = now + self.token_ttl
+        expires_at = utcnow() + self.token_ttl
+        # Only this attempt's own reservation is given back, not the user's other
+        # failures: clearing them would hand their slots to guesses still in flight.
         async with self.db.write() as session:
             await TokenRepository(session).add(
                 ApiToken(
                     user_id=user.id, token_hash=token_hash(token), name=LABELS[kind], kind=kind, expires_at=expires_at
                 )
             )
-            if by_user in recent:
-                await LoginFailureRepository(session).clear(by_user)
+            await LoginFailureRepository(session).forget(attempt)
         await self.audit.record(Event("login.ok", Actor(user.username, user.id, client), user.id))
         return TokenIssued(access_token=token, expires_at=expires_at)
 
@@ -217,18 +244,32 @@ class AccountService:
         await self.audit.record(Event("token.revoke", actor, principal.user_id, None, str(token_id)))
 
     async def change_password(self, principal: Principal, change: PasswordChange, actor: Actor) -> None:
-        """Change one's own password; every other token of the account is revoked."""
+        """Change one's own password; every other token of the account is revoked.
+
+        The current password is a guess like a sign-in (a stolen token must not buy
+        unlimited tries at the password that would lock its owner out): it is counted
+        against the same user name and address limits before it is checked, and a wrong
+        one is audited as ``password.change_failed``.
+        """
         check_password(change.new_password)
         async with self.db.read() as session:
             user = await UserRepository(session).get(principal.user_id)
-        assert user is not None
-        ok = await verify_password_async(user.password_hash, change.current_password)
-        if not ok:
+        if user is None:
+            raise NotFound("user not found")
+        policy = self.login_policy
+        by_user, others = self._subjects(user.username, actor.client)
+        attempt = await reserve_attempt(
+            self.db, by_user, others, policy.max_failures, policy.window, "wrong current passwords"
+        )
+        if not await verify_password_async(user.password_hash, change.current_password):
+            await self.audit.record(Event("password.change_failed", actor, principal.user_id))
             raise PermissionDenied("the current password is wrong")
         hashed = await hash_password_async(change.new_password)
         async with self.db.write() as session:
+            await LoginFailureRepository(session).forget(attempt)
             user = await UserRepository(session).get(principal.user_id)
-            assert user is not None
+            if user is None:
+                raise NotFound("user not found")
             user.password_hash = hashed
             await TokenRepository(session).remove_all(principal.user_id, keep=principal.token_id)
         await self.audit.record(Event("password.change", actor, principal.user_id))

@@ -8,7 +8,7 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.ids import FileId, UserId
-from sealbox.models import File, User
+from sealbox.models import File, Upload, User
 
 
 class FileRepository:
@@ -21,6 +21,15 @@ class FileRepository:
     async def usage(self, owner: UserId) -> int:
         """Bytes stored by ``owner``."""
         query = select(func.coalesce(func.sum(File.size), 0)).where(File.owner_id == owner)
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def reserved(self, owner: UserId, now: datetime) -> int:
+        """Bytes held for ``owner``'s unfinished resumable uploads that have not expired
+        (their declared lengths, through a link or not): they count against the quota
+        from the moment they are created. Expired ones hold nothing, swept or not."""
+        query = select(func.coalesce(func.sum(Upload.length), 0)).where(
+            Upload.owner_id == owner, Upload.expires_at > now
+        )
         return int((await self.session.execute(query)).scalar_one())
 
     async def lock_owner(self, owner: UserId) -> None:

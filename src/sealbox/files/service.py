@@ -75,6 +75,13 @@ async def limited(source: AsyncIterable[bytes], limit: Limit) -> AsyncIterator[b
         yield piece
 
 
+@dataclass(frozen=True)
+class Held:
+    """Room held by an unfinished upload: its declared size."""
+
+    size: int
+
+
 class Admission(Protocol):
     """Extra rules for an upload that arrives through a link (an upload request)."""
 
@@ -83,6 +90,10 @@ class Admission(Protocol):
 
     @property
     def limit(self) -> Limit | None: ...
+
+    @property
+    def completes(self) -> Held | None:
+        """The unfinished upload this file completes, if any: the room it holds is the file's."""
 
     async def admit(self, session: AsyncSession, row: File) -> None:
         """Check and count ``row`` inside the transaction that records it; raise to refuse."""
@@ -240,17 +251,43 @@ class FileService:
         return unwrap_dek(self.keyring, row.key_id, row.id.bytes, row.wrapped_dek, "file")
 
     async def limits(self, owner: UserId, admission: Admission | None) -> list[Limit]:
-        """What bounds this upload: the file size limit, the owner's quota, the link's."""
+        """What bounds this upload: the file size limit, the owner's quota (less what is
+        stored and what unfinished uploads hold), the link's. An early answer only: the
+        transaction that records the file checks again."""
         limits = [Limit(self.max_upload_size, f"the file is larger than the limit of {self.max_upload_size} bytes")]
         if self.quota is not None:
             async with self.db.read() as session:
-                used = await FileRepository(session).usage(owner)
+                files = FileRepository(session)
+                used = await files.usage(owner) + await files.reserved(owner, utcnow())
+            if admission is not None and admission.completes is not None:
+                used -= admission.completes.size  # the upload this file completes holds its own room
             if used >= self.quota:
                 raise TooLarge(f"your storage quota of {self.quota} bytes is used up")
             limits.append(Limit(self.quota - used, f"the file would exceed your storage quota of {self.quota} bytes"))
         if admission is not None and admission.limit is not None:
             limits.append(admission.limit)
         return limits
+
+    async def _check_quota(self, files: FileRepository, owner: UserId, size: int, what: str) -> None:
+        """Refuse ``size`` more bytes for ``owner`` if stored files, the room held by
+        unfinished uploads and ``size`` together pass the quota. Call it in a write
+        transaction after ``lock_owner``."""
+        if self.quota is None:
+            return
+        stored, held = await files.usage(owner), await files.reserved(owner, utcnow())
+        if stored + held + size > self.quota:
+            raise TooLarge(
+                f"{what} would exceed your storage quota of {self.quota} bytes "
+                f"({stored} bytes stored, {held} held by unfinished uploads)"
+            )
+
+    async def reserve(self, session: AsyncSession, owner: UserId, size: int) -> None:
+        """In the write transaction that records an unfinished upload of ``size`` bytes:
+        hold ``owner``'s lock and refuse it (``TooLarge``, naming the quota) if it does
+        not fit beside what is stored and what other unfinished uploads hold."""
+        files = FileRepository(session)
+        await files.lock_owner(owner)
+        await self._check_quota(files, owner, size, "the upload")
 
     async def _commit(self, row: File, admission: Admission | None, event: Event) -> None:
         """Record ``row`` and its audit ``event`` in one transaction, checking the quota
@@ -262,10 +299,11 @@ class FileService:
             files = FileRepository(session)
             if self.quota is not None:
                 await files.lock_owner(UserId(row.owner_id))
-                if await files.usage(UserId(row.owner_id)) + row.size > self.quota:
-                    raise TooLarge(f"the file would exceed your storage quota of {self.quota} bytes")
             if admission is not None:
+                # First: completing an unfinished upload removes it, and with it the room
+                # it held, which this file now takes.
                 await admission.admit(session, row)
+            await self._check_quota(files, UserId(row.owner_id), row.size, "the file")
             session.add(row)
             await self.audit.record_in(session, event)
 

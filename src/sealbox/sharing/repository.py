@@ -4,11 +4,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.ids import FileId, UserId
-from sealbox.models import File, Grant, Share, Unlock, UploadRequest, User
+from sealbox.models import File, Grant, Share, Unlock, Upload, UploadRequest, User
 
 
 def _count(result: object) -> int:
@@ -67,13 +67,24 @@ class SharingRepository:
         share.grace_left -= grace
         share.bytes_left += unsent + grace
 
-    async def admit_upload(self, request_id: uuid.UUID, now: datetime, size: int) -> bool:
+    async def pending(self, request_id: uuid.UUID, now: datetime) -> tuple[int, int]:
+        """Unfinished resumable uploads through the link that have not expired: how many,
+        and the bytes they declared."""
+        query = select(func.count(), func.coalesce(func.sum(Upload.length), 0)).where(
+            Upload.request_id == request_id, Upload.expires_at > now
+        )
+        count, held = (await self.session.execute(query)).one()
+        return int(count), int(held)
+
+    async def admit_upload(self, request_id: uuid.UUID, now: datetime, size: int, pending: int, held: int) -> bool:
+        """Count a file of ``size`` bytes against the link if it still has a file and
+        the bytes for it beside the ``pending`` uploads holding ``held`` bytes."""
         query = update(UploadRequest).where(
             UploadRequest.id == request_id,
             UploadRequest.revoked_at.is_(None),
             UploadRequest.expires_at > now,
-            UploadRequest.files_received < UploadRequest.max_files,
-            UploadRequest.bytes_received + size <= UploadRequest.max_bytes,
+            UploadRequest.files_received + pending < UploadRequest.max_files,
+            UploadRequest.bytes_received + held + size <= UploadRequest.max_bytes,
         )
         values = {
             "files_received": UploadRequest.files_received + 1,
@@ -86,12 +97,6 @@ class SharingRepository:
         return (await self.session.execute(query)).scalars().all()
 
     # Unlocks
-
-    async def lock_link(self, link: Share | UploadRequest) -> None:
-        """Serialise transactions about ``link`` until this one ends (PostgreSQL; SQLite's
-        write lock already serialises every writer)."""
-        model = type(link)
-        await self.session.execute(select(model.id).where(model.id == link.id).with_for_update())
 
     async def add_unlock(self, unlock: Unlock, now: datetime) -> None:
         self.session.add(unlock)

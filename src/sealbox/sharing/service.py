@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.accounts.repository import LoginFailureRepository
-from sealbox.accounts.service import refuse_if_limited
+from sealbox.accounts.service import reserve_attempt
 from sealbox.audit.service import Actor, Audit, Event
 from sealbox.crypto.errors import IntegrityError
 from sealbox.crypto.keys import FieldCipher
@@ -31,7 +31,7 @@ from sealbox.errors import (
     TooLarge,
 )
 from sealbox.files.schemas import FileRead
-from sealbox.files.service import FileService, Limit
+from sealbox.files.service import FileService, Held, Limit
 from sealbox.ids import FileId, UserId
 from sealbox.models import File, Grant, Share, Unlock, UploadRequest
 from sealbox.sharing.gate import Authorised, Gate, check_live, check_open, check_unlocked, downloads_left
@@ -98,7 +98,12 @@ def _request_read(row: UploadRequest, now: datetime) -> RequestRead:
 
 @dataclass(frozen=True)
 class RequestAdmission:
-    """The limits of an upload-request link, checked again as the file is recorded."""
+    """The limits of an upload-request link, checked again as the file is recorded.
+
+    A link's unfinished resumable uploads hold room in it from the moment they are
+    created (see ``reserve``): each holds one of its files and its declared length in
+    bytes, until it completes, is cancelled or expires.
+    """
 
     request_id: uuid.UUID
     limit: Limit | None
@@ -107,16 +112,53 @@ class RequestAdmission:
     def target(self) -> str:
         return str(self.request_id)
 
+    @property
+    def completes(self) -> Held | None:
+        return None
+
+    async def _locked(self, session: AsyncSession) -> UploadRequest:
+        # Locks the link's row until the transaction ends (PostgreSQL; SQLite's write
+        # lock already serialises every writer), so two uploads cannot both take its
+        # last file or bytes, and reads it afresh after the wait.
+        current = await session.get(UploadRequest, self.request_id, with_for_update=True, populate_existing=True)
+        if current is None:
+            raise Gone("this link has been revoked")
+        check_live(current, utcnow())
+        return current
+
     async def admit(self, session: AsyncSession, row: File) -> None:
+        current = await self._locked(session)
         repo = SharingRepository(session)
-        if not await repo.admit_upload(self.request_id, utcnow(), row.size):
-            current = await session.get(UploadRequest, self.request_id, populate_existing=True)
-            if current is None:
-                raise Gone("this link has been revoked")
-            check_live(current, utcnow())
-            left = current.max_bytes - current.bytes_received
-            raise TooLarge(f"the file is larger than what this link still accepts: {left} bytes")
+        files, held = await repo.pending(self.request_id, utcnow())
+        _refuse_if_full(current, files, held, row.size, "file")
+        if not await repo.admit_upload(self.request_id, utcnow(), row.size, files, held):
+            raise Conflict("another upload has changed this link; try again")
         row.upload_request_id = self.request_id
+
+    async def reserve(self, session: AsyncSession, size: int) -> None:
+        """In the write transaction that records an unfinished upload of ``size`` bytes
+        through this link: refuse it if the link's files or bytes, less those its other
+        unfinished uploads hold, cannot take it."""
+        current = await self._locked(session)
+        files, held = await SharingRepository(session).pending(self.request_id, utcnow())
+        _refuse_if_full(current, files, held, size, "upload")
+
+
+def _refuse_if_full(link: UploadRequest, pending: int, held: int, size: int, what: str) -> None:
+    """``Conflict`` if ``pending`` unfinished uploads hold every file the link has left,
+    ``TooLarge`` (naming the limit) if ``size`` more bytes do not fit beside ``held``."""
+    files_left = link.max_files - link.files_received
+    if pending >= files_left:
+        raise Conflict(
+            f"this link accepts {files_left} more file(s) and {pending} unfinished upload(s) hold them: "
+            "finish or cancel one first"
+        )
+    left = link.max_bytes - link.bytes_received - held
+    if size > left:
+        raise TooLarge(
+            f"the {what} is larger than what this link still accepts: {max(left, 0)} of its {link.max_bytes} bytes"
+            + (f" ({held} held by unfinished uploads)" if held else "")
+        )
 
 
 def admission_for(row: UploadRequest) -> RequestAdmission:
@@ -279,14 +321,10 @@ class SharingService:
             await check_open(repo, link, now)
         if link.password_hash is None:
             raise InvalidInput("this link has no password")
-        by_link = f"link:{link.id}"
-        subjects = [by_link] + ([f"linkaddr:{actor.client[:150]}"] if actor.client else [])
-        async with self.db.write() as session:
-            await SharingRepository(session).lock_link(link)  # attempts on one link are counted one at a time
-            attempts = LoginFailureRepository(session)
-            recent = await attempts.recent(subjects, now - policy.window)
-            refuse_if_limited(recent, by_link, policy.max_failures, policy.window, now, "wrong passwords")
-            attempt = await attempts.add(subjects, now, now - policy.window)
+        others = [f"linkaddr:{actor.client[:150]}"] if actor.client else []
+        attempt = await reserve_attempt(
+            self.db, f"link:{link.id}", others, policy.max_failures, policy.window, "wrong passwords"
+        )
         file_id = link.file_id if isinstance(link, Share) else None
         if not await verify_password_async(link.password_hash, password):
             await self.audit.record(Event("link.password_failed", actor, link.owner_id, file_id, str(link.id)))

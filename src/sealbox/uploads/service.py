@@ -47,13 +47,14 @@ from sealbox.errors import (
     Unavailable,
 )
 from sealbox.files.names import check_content_type, check_name
-from sealbox.files.service import Admission, FileService, Limit, limited, plaintext, unwrap_dek
+from sealbox.files.service import Admission, FileService, Held, Limit, limited, plaintext, unwrap_dek
 from sealbox.ids import UserId
 from sealbox.models import File, Upload, UploadPart, UploadRequest
 from sealbox.sharing.service import RequestAdmission, admission_for
 from sealbox.storage.base import BlobStore, StorageUnavailable
 
 PART_PREFIX = "uploads"
+MAX_PENDING = 100  # unfinished uploads an account may have at once (a link: its files left)
 CHECKSUMS: dict[str, Callable[[], hashlib._Hash]] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
 
 
@@ -105,6 +106,7 @@ class Completion:
 
     upload_id: uuid.UUID
     offset: int
+    length: int
     inner: RequestAdmission | None
 
     @property
@@ -114,6 +116,10 @@ class Completion:
     @property
     def limit(self) -> Limit | None:
         return self.inner.limit if self.inner is not None else None
+
+    @property
+    def completes(self) -> Held:
+        return Held(self.length)
 
     async def admit(self, session: AsyncSession, row: File) -> None:
         result = await session.execute(delete(Upload).where(Upload.id == self.upload_id, Upload.offset == self.offset))
@@ -132,13 +138,20 @@ async def _hashed(source: AsyncIterable[bytes], hasher: hashlib._Hash | None) ->
 
 class UploadService:
     def __init__(
-        self, db: Database, store: BlobStore, keyring: KeyProvider, files: FileService, lifetime: timedelta
+        self,
+        db: Database,
+        store: BlobStore,
+        keyring: KeyProvider,
+        files: FileService,
+        lifetime: timedelta,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self.db = db
         self.store = store
         self.keyring = keyring
         self.files = files
         self.lifetime = lifetime
+        self.max_pending = max_pending
 
     def _dek(self, row: Upload) -> bytes:
         return unwrap_dek(self.keyring, row.key_id, row.id.bytes, row.wrapped_dek, "upload")
@@ -154,7 +167,16 @@ class UploadService:
         content_type: str | None,
         uploader: str | None,
     ) -> Upload:
-        """Start an upload of ``length`` bytes; refuse at once what could never be stored."""
+        """Start an upload of ``length`` bytes; refuse at once what could never be stored.
+
+        The upload holds room from now on: its declared length counts against the
+        owner's quota and the link's bytes, and it takes one of the link's files, until
+        it completes, is cancelled or expires. The check and the new row are one write
+        transaction, under the owner's (and the link's) lock, so parallel creations
+        cannot together hold more than there is. An account may have ``max_pending``
+        unfinished uploads; a link, as many as it has files left. Raises ``TooLarge``
+        (naming the limit) or ``Conflict`` (too many unfinished uploads).
+        """
         if length < 0:
             raise InvalidInput("Upload-Length must be a non-negative integer")
         owner = UserId(holder.request.owner_id) if holder.request is not None else holder.user_id
@@ -188,8 +210,24 @@ class UploadService:
             expires_at=now + self.lifetime,
         )
         async with self.db.write() as session:
+            await self.files.reserve(session, owner, length)  # the owner's lock first, then the link's
+            if admission is not None:
+                await admission.reserve(session, length)
+            else:
+                await self._refuse_if_too_many(session, owner)
             session.add(row)
         return row
+
+    async def _refuse_if_too_many(self, session: AsyncSession, owner: UserId) -> None:
+        query = select(func.count()).where(
+            Upload.owner_id == owner, Upload.request_id.is_(None), Upload.expires_at > utcnow()
+        )
+        pending = int((await session.execute(query)).scalar_one())
+        if pending >= self.max_pending:
+            raise Conflict(
+                f"you have {pending} unfinished uploads, the most an account may have "
+                f"({self.max_pending}): finish or cancel one first"
+            )
 
     async def _held(self, upload_id: uuid.UUID, holder: Holder) -> Upload:
         async with self.db.read() as session:
@@ -247,15 +285,21 @@ class UploadService:
         new_offset = row.offset + sealer.plain_size
         if new_offset == row.length:
             return await self._complete(row, dek, part, actor)
-        expires_at = utcnow() + self.lifetime
+        now = utcnow()
+        expires_at = now + self.lifetime
         try:
             async with self.db.write() as session:
+                # Only while it has not expired: an expired upload holds no room any more
+                # (see ``create``), so a part that arrives late must not bring it back.
                 moved = await session.execute(
                     update(Upload)
-                    .where(Upload.id == row.id, Upload.offset == row.offset)
+                    .where(Upload.id == row.id, Upload.offset == row.offset, Upload.expires_at > now)
                     .values(offset=new_offset, expires_at=expires_at)
                 )
                 if getattr(moved, "rowcount", 0) != 1:
+                    current = await session.get(Upload, row.id, populate_existing=True)
+                    if current is not None and current.expires_at <= now:
+                        raise Gone("this upload has expired")
                     raise Conflict("another request has changed this upload")
                 count = await session.execute(select(func.count()).where(UploadPart.upload_id == row.id))
                 part.seq = int(count.scalar_one())
@@ -286,7 +330,7 @@ class UploadService:
             if request is None:
                 raise Gone("this link has been revoked")
         inner = admission_for(request) if request is not None else None
-        completion: Admission = Completion(row.id, row.offset, inner)
+        completion: Admission = Completion(row.id, row.offset, row.length, inner)
 
         async def content() -> AsyncIterator[bytes]:
             for part in parts:

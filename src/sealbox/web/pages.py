@@ -18,7 +18,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from sealbox.accounts.schemas import PasswordChange, Principal, TokenCreate
 from sealbox.audit.service import Actor
-from sealbox.errors import AuthenticationFailed, Gone, InvalidInput, NotFound, PermissionDenied, SealboxError
+from sealbox.errors import (
+    AuthenticationFailed,
+    Gone,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    SealboxError,
+)
 from sealbox.files.service import MAX_PAGE, parse_file_id
 from sealbox.ids import FileId
 from sealbox.sharing.gate import AsUser, ByLink
@@ -52,6 +60,7 @@ ACTIONS = {
     "token.create": "Token created",
     "token.revoke": "Token revoked",
     "password.change": "Password changed",
+    "password.change_failed": "Wrong current password",
 }
 
 
@@ -375,8 +384,9 @@ async def change_password(request: Request, user: PageWriter) -> Response:
     )
     try:
         await runtime_of(request).accounts.change_password(user, change, actor(request, user))
-    except (InvalidInput, PermissionDenied) as exc:
-        return await _account_page(request, user, 400, error=exc.message)
+    except (InvalidInput, PermissionDenied, RateLimited) as exc:
+        status = 429 if isinstance(exc, RateLimited) else 400
+        return await _account_page(request, user, status, error=exc.message)
     return await _account_page(
         request, user, notice="Password changed. Your other sessions and tokens were signed out."
     )

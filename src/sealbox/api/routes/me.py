@@ -17,9 +17,11 @@ async def me(runtime: RuntimeDep, user: CurrentUser) -> UserRead:
     return await runtime.accounts.user(user.user_id)
 
 
-@router.post("/password", status_code=204, responses=responses(400, 401, 403, 422, 503))
+@router.post("/password", status_code=204, responses=responses(400, 401, 403, 422, 429, 503))
 async def change_password(change: PasswordChange, request: Request, runtime: RuntimeDep, user: WritingUser) -> Response:
-    """Change your password. Every other token of your account stops working."""
+    """Change your password. Every other token of your account stops working.
+
+    A wrong current password counts as a failed sign-in of your account (429 past the limit)."""
     await runtime.accounts.change_password(user, change, actor_of(request, user))
     return Response(status_code=204)
 
