@@ -99,7 +99,7 @@ def guesses(right: Callable[[], Awaitable[object]], wrong: Callable[[int], Await
 async def _user(runtime: Runtime, name: str) -> Principal:
     await runtime.accounts.create_user(name, RIGHT)
     issued = await runtime.accounts.login(name, RIGHT)
-    return await runtime.accounts.authenticate(issued.access_token)
+    return await runtime.accounts.authenticate(issued.access_token, "bearer")
 
 
 # Counted password attempts
