@@ -5,13 +5,15 @@
   no-referrer`` (share tokens in URLs never leak through the Referer),
   ``X-Content-Type-Options: nosniff``. A response that sets its own policy (file content:
   ``sandbox``) keeps it.
-- CSRF: a state-changing request (anything but GET, HEAD, OPTIONS) that carries a
-  sealbox cookie must come from this origin: ``Sec-Fetch-Site`` must be ``same-origin``
-  or ``none`` when the browser sends it; otherwise ``Origin``, when sent, must be this
-  origin.
+- CSRF: every state-changing request (anything but GET, HEAD, OPTIONS) that a browser
+  marks as coming from elsewhere is refused, with or without a cookie: ``Sec-Fetch-Site``
+  must be ``same-origin`` or ``none`` when the browser sends it; otherwise ``Origin``,
+  when sent, must be this origin. Refusing cookie-less requests too closes login CSRF
+  (a cross-site form signing the victim's browser in to the attacker's account) and
+  keeps other sites from driving the public link forms. Clients that are not browsers
+  send neither header and are not affected.
   Session cookies are also ``SameSite=Lax``, so browsers do not attach them to
-  cross-site posts in the first place. Requests with a bearer token carry no cookie and
-  are not affected.
+  cross-site posts in the first place.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class BrowserSecurity:
             return
         if scope["method"] not in SAFE_METHODS:
             headers = dict(scope["headers"])
-            if COOKIE_PREFIX in headers.get(b"cookie", b"") and cross_site(scope, headers):
+            if cross_site(scope, headers):
                 await _refuse(send)
                 return
 
