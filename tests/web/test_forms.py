@@ -121,7 +121,9 @@ def state(server: Server, items: dict[str, str]) -> tuple[object, ...]:
             [(s["id"], s["status"]) for s in client.get("/api/v1/shares").json()],
             [g["id"] for g in client.get(f"/api/v1/files/{items['file_id']}/grants").json()],
             [(r["id"], r["status"]) for r in client.get("/api/v1/upload-requests").json()],
-            sorted(t["name"] for t in client.get("/api/v1/me/tokens").json() if t["name"] not in ("login", "web session")),
+            sorted(
+                t["name"] for t in client.get("/api/v1/me/tokens").json() if t["name"] not in ("login", "web session")
+            ),
         )
 
 
