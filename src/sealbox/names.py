@@ -53,7 +53,8 @@ def text(value: str, what: str, max_length: int, *, multiline: bool = False) -> 
         char = _refused(value, _NOTE_ALLOWED if multiline else frozenset())
     if char is not None:
         raise InvalidInput(
-            f"{what} must not contain control, formatting or invisible characters (U+{ord(char):04X} found)"
+            f"{what} must not contain control characters, invisible characters or formatting characters"
+            f" (U+{ord(char):04X} found)"
         )
     if not value.strip():
         raise InvalidInput(f"{what} is required")

@@ -15,7 +15,7 @@ from tests.integration.conftest import Account
 from tests.integration.server import Server
 
 PROBLEM = "application/problem+json"
-INVISIBLE = "must not contain control, formatting or invisible characters"
+INVISIBLE = "must not contain control characters, invisible characters or formatting characters"
 HOSTILE = {
     "NUL": ("a\x00b.txt", INVISIBLE),
     "newline": ("a\nb.txt", INVISIBLE),

@@ -49,7 +49,9 @@ def test_names_are_normalised_to_nfc() -> None:
 @pytest.mark.parametrize("case", HOSTILE)
 def test_every_name_kind_refuses_control_format_and_invisible_characters(kind: str, case: str) -> None:
     check, _ = NAME_KINDS[kind]
-    with pytest.raises(InvalidInput, match=r"must not contain control, formatting or invisible characters \(U\+"):
+    with pytest.raises(
+        InvalidInput, match=r"must not contain control characters, invisible characters or formatting characters \(U\+"
+    ):
         check(HOSTILE[case])
 
 
