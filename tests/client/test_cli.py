@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -204,3 +205,35 @@ def test_share_flow_between_two_profiles(server: Server, home: Path) -> None:
     assert sealbox(home, "share", "revoke", mine["id"]).returncode == 0
     gone = sealbox(home, "download", link, "--password-stdin", "-o", "late.pdf", stdin="deal password 1\n")
     assert (gone.returncode, gone.stderr.strip()) == (6, "error: this link has been revoked")
+
+
+# Names people chose (anonymous uploaders among them) are printed as text, never read as
+# Rich markup, emoji codes or styles.
+# File names cannot hold "/" (so no closing tag), but an opening tag alone styles the rest.
+NAMES = ["[white on white]secret", "[link=https:evil.test]click :warning:", "[bold red]x[bold red"]
+ANSI = re.compile(r"\x1b\[")
+
+
+def test_names_with_markup_are_printed_literally(server: Server, home: Path) -> None:
+    sign_in(home, server.url, "admin", server.admin_password or "")
+    for name in NAMES:
+        (home / name).write_bytes(b"hidden?")
+        uploaded = sealbox(home, "upload", name)
+        assert uploaded.returncode == 0, uploaded.stderr
+        assert name in uploaded.stdout
+    listed = sealbox(home, "ls")
+    assert listed.returncode == 0, listed.stderr
+    for name in NAMES:
+        assert f"  {name}\n" in listed.stdout
+    assert not ANSI.search(listed.stdout)
+    assert "⚠" not in listed.stdout
+
+
+def test_messages_are_printed_literally(server: Server, home: Path) -> None:
+    refused = sealbox(home, "ls", profile="[white on white]secret[/]")
+    assert refused.returncode == 2
+    assert (
+        refused.stderr.strip()
+        == "error: a profile name is 1-64 letters, digits or '_.-': not '[white on white]secret[/]'"
+    )
+    assert not ANSI.search(refused.stderr)

@@ -141,7 +141,8 @@ def test_bad_link_requests_get_specific_errors(server: Server, alice: Account, i
         ({"download_limit": 0}, 422, "download_limit"),
         ({"expires_in_seconds": 5}, 422, "expires_in_seconds"),
         ({"password": "short"}, 400, "a link password must be 8 to 1024 characters long"),
-        ({"note": "x" * 1001}, 422, "note"),
+        ({"note": "x" * 1001}, 400, "the note is at most 1000 characters"),
+        ({"note": "a\u202eb"}, 400, "the note must not contain control"),
     ]
     for body, status, message in cases:
         response = alice.client.post(f"/api/v1/files/{file_id}/shares", json=body)

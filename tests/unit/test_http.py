@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sealbox.api.http import Unsatisfiable, content_disposition, filename_from_disposition, parse_range
 
@@ -60,3 +64,21 @@ def test_content_disposition_keeps_the_exact_name_and_a_safe_fallback() -> None:
 )
 def test_filename_from_disposition(header: str, name: str | None) -> None:
     assert filename_from_disposition(header) == name
+
+
+@pytest.mark.parametrize("name", ["．．", "．", "..", "‥", "…", "_.", " . ", "．／．．"])
+def test_content_disposition_fallback_never_names_a_directory(name: str) -> None:
+    assert content_disposition(name).startswith('attachment; filename="download";')
+
+
+@given(st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=200))
+def test_content_disposition_fallback_is_a_plain_safe_name_for_any_name(name: str) -> None:
+    header = content_disposition(name)
+    match = re.fullmatch(r'attachment; filename="([^"]*)"; filename\*=UTF-8\'\'(\S+)', header)
+    assert match is not None
+    fallback = match.group(1)
+    assert fallback.isascii()
+    assert fallback.isprintable()
+    assert fallback.strip("._ ") != ""
+    assert not any(c in fallback for c in '"\\/;%')
+    assert filename_from_disposition(header) == name  # the exact name survives in filename*

@@ -1,33 +1,102 @@
 from __future__ import annotations
 
-import pytest
+import unicodedata
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sealbox import names
 from sealbox.errors import InvalidInput
-from sealbox.files.names import check_content_type, check_name
+from sealbox.files.names import check_content_type
+
+# One example of each kind of character the validator refuses, for every name kind.
+HOSTILE = {
+    "NUL": "a\x00b",
+    "newline": "a\nb",
+    "DEL": "a\x7fb",
+    "C1 control": "a\x85b",
+    "bidi override": "invoice\u202efdp.exe",
+    "bidi isolate": "a\u2066b",
+    "zero-width space": "a\u200bb",
+    "zero-width joiner": "a\u200db",
+    "byte order mark": "\ufeffa",
+    "line separator": "a\u2028b",
+    "paragraph separator": "a\u2029b",
+    "private use": "a\ue000b",
+    "unassigned": "a\U000e0fffb",
+    "lone surrogate": "a\ud800b",
+}
+NAME_KINDS = {
+    "file name": (names.file_name, names.MAX_FILE_NAME),
+    "uploader": (names.uploader_name, names.MAX_UPLOADER),
+    "token name": (lambda v: names.label(v, "a token's name"), names.MAX_LABEL),
+}
 
 
 @pytest.mark.parametrize("name", ["report.pdf", "été 2026.txt", "..hidden", "a" * 255, "名前.png", "x y (1).tar.gz"])
 def test_acceptable_names(name: str) -> None:
-    assert check_name(name) == name
+    assert names.file_name(name) == name
 
 
-@pytest.mark.parametrize(
-    ("name", "message"),
-    [
-        ("", "required"),
-        ("a" * 256, "at most 255"),
-        ("a\x00b", "control"),
-        ("a\nb", "control"),
-        ("a\x7fb", "control"),
-        ("invoice\u202efdp.exe", "control"),
-        ("../etc/passwd", "'/'"),
-        ("a\\b", "'/'"),
-        ("..", "'/'"),
-    ],
-)
-def test_rejected_names(name: str, message: str) -> None:
+def test_names_are_normalised_to_nfc() -> None:
+    decomposed = "e\u0301te\u0301.txt"
+    assert names.file_name(decomposed) == "été.txt"
+    assert names.uploader_name("Zoe\u0308") == "Zoë"
+
+
+@pytest.mark.parametrize("kind", NAME_KINDS)
+@pytest.mark.parametrize("case", HOSTILE)
+def test_every_name_kind_refuses_control_format_and_invisible_characters(kind: str, case: str) -> None:
+    check, _ = NAME_KINDS[kind]
+    with pytest.raises(
+        InvalidInput, match=r"must not contain control characters, invisible characters or formatting characters \(U\+"
+    ):
+        check(HOSTILE[case])
+
+
+@pytest.mark.parametrize("kind", NAME_KINDS)
+def test_every_name_kind_is_bounded_and_not_blank(kind: str) -> None:
+    check, limit = NAME_KINDS[kind]
+    assert check("a" * limit) == "a" * limit
+    with pytest.raises(InvalidInput, match=f"at most {limit} characters"):
+        check("a" * (limit + 1))
+    for blank in ("", "   "):
+        with pytest.raises(InvalidInput, match="is required"):
+            check(blank)
+
+
+@pytest.mark.parametrize(("name", "message"), [("../etc/passwd", "'/'"), ("a\\b", "'/'"), ("..", "'/'"), (".", "'/'")])
+def test_file_names_that_look_like_paths_are_refused(name: str, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
-        check_name(name)
+        names.file_name(name)
+
+
+def test_notes_keep_line_breaks_but_refuse_other_controls() -> None:
+    assert names.note("line one\n\tline two") == "line one\n\tline two"
+    assert names.note("  ") is None
+    for case in ("a\x00", "a\u202eb", "a\rb", "x" * (names.MAX_NOTE + 1)):
+        with pytest.raises(InvalidInput):
+            names.note(case)
+
+
+@pytest.mark.parametrize("name", ["bob\n", "bob\r\n", "\nbob", "bo b", "bob\x00", "ｂｏｂ", "", "-bob", "b" * 65])
+def test_user_names_match_as_a_whole(name: str) -> None:
+    with pytest.raises(InvalidInput, match="a user name is 1-64"):
+        names.user_name(name)
+
+
+@given(st.text(max_size=300))
+def test_whatever_a_name_is_the_validator_accepts_only_clean_nfc_text(name: str) -> None:
+    try:
+        cleaned = names.file_name(name)
+    except InvalidInput:
+        return
+    assert cleaned == unicodedata.normalize("NFC", cleaned)
+    assert 0 < len(cleaned) <= names.MAX_FILE_NAME
+    assert not any(unicodedata.category(c) in names.REFUSED_CATEGORIES for c in cleaned)
+    assert "/" not in cleaned
+    assert "\\" not in cleaned
 
 
 def test_content_types() -> None:

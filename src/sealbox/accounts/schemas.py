@@ -65,7 +65,7 @@ class TokenIssued(BaseModel):
 
 
 class TokenCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(description="1 to 100 characters, no control or invisible characters")
     scope: Scope = "full"
     expires_in_days: int | None = Field(default=None, ge=1, le=3650, description="None: never expires")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import cast
 
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
+from sealbox import names
 from sealbox.accounts.authority import Presented, accepts
 from sealbox.accounts.repository import LoginFailureRepository, TokenRepository, UserRepository
 from sealbox.accounts.schemas import (
@@ -36,7 +36,6 @@ from sealbox.ids import UserId
 from sealbox.models import ApiToken, User
 
 LABELS: dict[Kind, str] = {"session": "web session", "login": "login", "personal": "token"}
-USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD = 8
 
 
@@ -133,8 +132,7 @@ class AccountService:
         self, username: str, password: str, *, is_admin: bool = False, actor: Actor | None = None
     ) -> UserRead:
         """Create an active user. Raises ``InvalidInput`` or ``Conflict`` (name taken)."""
-        if not USERNAME.match(username):
-            raise InvalidInput("a user name is 1-64 letters, digits or '_.@-', starting with a letter or digit")
+        names.user_name(username)
         check_password(password)
         hashed = await hash_password_async(password)
         try:
@@ -214,13 +212,14 @@ class AccountService:
 
     async def create_token(self, principal: Principal, request: TokenCreate, actor: Actor) -> TokenCreated:
         """A personal API token; the token itself is returned only here."""
+        name = names.label(request.name, "a token's name")
         token = new_token()
         now = utcnow()
         expires_at = now + timedelta(days=request.expires_in_days) if request.expires_in_days else None
         row = ApiToken(
             user_id=principal.user_id,
             token_hash=token_hash(token),
-            name=request.name,
+            name=name,
             kind="personal",
             scope=request.scope,
             created_at=now,

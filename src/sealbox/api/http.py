@@ -46,9 +46,16 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 def content_disposition(name: str) -> str:
-    """``attachment`` with an ASCII fallback and the exact UTF-8 name in ``filename*``."""
+    """``attachment`` with an ASCII fallback and the exact UTF-8 name in ``filename*``.
+
+    The fallback is for old clients that save under it as given, so it is never a name
+    that means a directory: a name that folds to nothing but dots, underscores and
+    spaces (``．．`` becomes ``..`` under NFKD) falls back to ``download``.
+    """
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    fallback = "".join(c if c.isprintable() and c not in '"\\/;%' else "_" for c in ascii_name).strip() or "download"
+    fallback = "".join(c if c.isprintable() and c not in '"\\/;%' else "_" for c in ascii_name).strip()
+    if not fallback.strip("._ "):
+        fallback = "download"
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 

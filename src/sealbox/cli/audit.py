@@ -7,11 +7,11 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from sealbox.audit.service import MAX_PAGE, Audit
 from sealbox.cli.common import DatabaseUrl, DataDir, T, err, open_db, run, settings_from
+from sealbox.cli.output import console, labelled
 from sealbox.config import Settings
 
 audit_app = typer.Typer(
@@ -58,7 +58,7 @@ def audit_list(
             event.target or "",
             json.dumps(event.detail) if event.detail else "",
         )
-    Console().print(table)
+    console().print(table)
 
 
 @audit_app.command("verify")
@@ -67,6 +67,6 @@ def audit_verify(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> 
     settings = settings_from(data_dir=data_dir, database_url=database_url)
     result = _with_audit(settings, lambda audit: audit.verify())
     if not result.ok:
-        err.print(f"[red]audit trail broken:[/] {result.reason}", highlight=False)
+        err.print(labelled("audit trail broken:", "red", result.reason))
         raise typer.Exit(EXIT_BROKEN)
     err.print(f"audit trail intact: {result.rows} rows", highlight=False)

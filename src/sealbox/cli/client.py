@@ -27,9 +27,16 @@ from typing import Annotated, Any, NoReturn
 from urllib.parse import urlparse
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
+from sealbox.cli.output import console, labelled
 from sealbox.client import (
     ApiError,
     AuthenticationError,
@@ -42,8 +49,8 @@ from sealbox.client import (
 from sealbox.client import Progress as Done
 
 EXIT_REFUSED, EXIT_NOT_FOUND, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_GONE, EXIT_RATE = 1, 3, 4, 5, 6, 7
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = console()
+err = console(stderr=True)
 
 ProfileOpt = Annotated[str, typer.Option("--profile", envvar="SEALBOX_PROFILE", help="Which saved sign-in to use")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
@@ -65,7 +72,7 @@ def state_file() -> Path:
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err.print(f"[red]error:[/] {message}", highlight=False)
+    err.print(labelled("error:", "red", message))
     raise typer.Exit(code)
 
 
@@ -156,7 +163,9 @@ def bar(label: str, quiet: bool) -> Iterator[Callable[[Done], None]]:
         yield lambda done: None
         return
     columns = [BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
-    with Progress(f"[bold]{label}", *columns, console=err, transient=True) as progress:
+    # The label is a file name: shown as text, never read as markup or a format string.
+    name = TextColumn("{task.description}", markup=False, style="bold")
+    with Progress(name, *columns, console=err, transient=True) as progress:
         task = progress.add_task(label, total=None)
         yield lambda done: progress.update(task, completed=done.done, total=done.total)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
 
+from sealbox.cli.output import console, labelled
 from sealbox.config import Settings
 from sealbox.db.migrate import is_initialised
 from sealbox.db.session import Database, redacted
@@ -25,8 +25,8 @@ T = TypeVar("T")
 EXIT_REFUSED = 1
 EXIT_CONFIG = 78
 
-# soft_wrap: messages are single lines that logs and tests can match, not wrapped at 80.
-err = Console(stderr=True, soft_wrap=True)
+
+err = console(stderr=True)
 
 DataDir = Annotated[Path | None, typer.Option(help="Data directory (env: SEALBOX_DATA_DIR)")]
 KeyringOpt = Annotated[Path | None, typer.Option(help="Keyring file (env: SEALBOX_KEYRING)")]
@@ -45,13 +45,13 @@ def settings_from(**flags: Any) -> Settings:
     try:
         return Settings()
     except ValueError as exc:
-        err.print(f"[red]error:[/] invalid setting: {exc}")
+        err.print(labelled("error:", "red", f"invalid setting: {exc}"))
         raise typer.Exit(2) from None
 
 
 def fail(exc: Exception, code: int = EXIT_REFUSED) -> NoReturn:
     """Print ``exc`` as the command's one error line and exit with ``code``."""
-    err.print(f"[red]error:[/] {exc}", highlight=False)
+    err.print(labelled("error:", "red", str(exc)))
     raise typer.Exit(code) from None
 
 

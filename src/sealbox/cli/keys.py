@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 from rich.table import Table
 
@@ -25,6 +24,7 @@ from sealbox.cli.common import (
     run,
     settings_from,
 )
+from sealbox.cli.output import console, labelled
 from sealbox.config import Settings
 from sealbox.errors import SealboxError, SetupError
 from sealbox.keys.service import KeyService, export_keyring, import_keyring
@@ -69,12 +69,12 @@ def keys_status(data_dir: DataDir = None, keyring: KeyringOpt = None, database_u
     table = Table("key id", "primary", "created", "files")
     for key in status.keys:
         table.add_row(key.id, "yes" if key.primary else "", key.created_at, str(key.files))
-    Console().print(table)
+    console().print(table)
     if status.unused:
         err.print(f"keys wrapping no file: {', '.join(status.unused)}", highlight=False)
     if status.missing:
         missing = ", ".join(f"{key_id} ({n} files)" for key_id, n in status.missing.items())
-        err.print(f"[red]error:[/] keys used by files but missing from the keyring: {missing}", highlight=False)
+        err.print(labelled("error:", "red", f"keys used by files but missing from the keyring: {missing}"))
         raise typer.Exit(EXIT_CONFIG)
 
 

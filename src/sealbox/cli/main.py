@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from sealbox.accounts.schemas import UserRead, UserUpdate
@@ -20,8 +19,19 @@ from sealbox.accounts.service import AccountService
 from sealbox.audit.service import Actor, Audit
 from sealbox.cli.audit import audit_app
 from sealbox.cli.client import install as install_client_commands
-from sealbox.cli.common import DatabaseUrl, DataDir, KeyringOpt, T, err, open_db, read_secret, run, settings_from
+from sealbox.cli.common import (
+    DatabaseUrl,
+    DataDir,
+    KeyringOpt,
+    T,
+    err,
+    open_db,
+    read_secret,
+    run,
+    settings_from,
+)
 from sealbox.cli.keys import keys_app
+from sealbox.cli.output import console, labelled
 from sealbox.cli.storage import storage_app
 from sealbox.config import Settings
 from sealbox.db.migrate import upgrade
@@ -64,7 +74,7 @@ def _prepare(settings: Settings) -> None:
         announce(created)
     warning = keyring_warning(settings)
     if warning:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        err.print(labelled("warning:", "yellow", warning))
 
 
 @app.command()
@@ -164,7 +174,7 @@ def user_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> Non
     for user in users:
         admin, active = "yes" if user.is_admin else "", "yes" if user.is_active else "no"
         table.add_row(user.username, admin, active, f"{user.created_at:%Y-%m-%d %H:%M}")
-    Console().print(table)
+    console().print(table)
 
 
 def _set_active(name: str, active: bool, data_dir: Path | None, database_url: str | None) -> None:

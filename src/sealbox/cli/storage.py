@@ -9,6 +9,7 @@ import typer
 from rich.progress import MofNCompleteColumn, Progress
 
 from sealbox.cli.common import EXIT_REFUSED, DatabaseUrl, DataDir, err, open_db, run, settings_from
+from sealbox.cli.output import labelled
 from sealbox.errors import SetupError
 from sealbox.files.migrate import count as migrate_count
 from sealbox.files.migrate import migrate
@@ -38,7 +39,7 @@ def storage_migrate(
 ) -> None:
     settings = settings_from(data_dir=data_dir, database_url=database_url)
     if settings.storage == to.value:
-        err.print(f"[red]error:[/] blobs are already configured on {to.value} (SEALBOX_STORAGE)", highlight=False)
+        err.print(labelled("error:", "red", f"blobs are already configured on {to.value} (SEALBOX_STORAGE)"))
         raise typer.Exit(EXIT_REFUSED)
     source = build_store(settings)
     target = build_store(settings.model_copy(update={"storage": to.value}))

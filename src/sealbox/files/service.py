@@ -19,6 +19,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sealbox import names
 from sealbox.audit.service import Actor, Audit, Event
 from sealbox.crypto.errors import IntegrityError, UnknownKeyId
 from sealbox.crypto.keys import FieldCipher, KeyProvider, new_dek
@@ -26,7 +27,7 @@ from sealbox.crypto.stream import HEADER_LEN, Opener, Sealer, parse_header
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
 from sealbox.errors import IntegrityFailure, InvalidInput, NotFound, TooLarge, Unavailable
-from sealbox.files.names import check_content_type, check_name
+from sealbox.files.names import check_content_type
 from sealbox.files.repository import FileRepository
 from sealbox.files.schemas import FilePage, FileRead
 from sealbox.ids import FileId, UserId
@@ -324,7 +325,8 @@ class FileService:
         before it is complete. On any failure (including ``TooLarge`` raised while
         streaming, or the client going away) nothing is left behind.
         """
-        check_name(name)
+        name = names.file_name(name)
+        uploader = names.uploader_name(uploader)
         content_type = check_content_type(content_type, name)
         limit = min(await self.limits(owner, admission), key=lambda limit: limit.size)
         file_id = FileId(uuid.uuid4())

@@ -18,7 +18,7 @@ class ShareCreate(BaseModel):
         default=None, ge=1, le=1_000_000, description="How many times the file may be downloaded."
     )
     password: str | None = Field(default=None, description="8 to 1024 characters; recipients must unlock with it.")
-    note: str | None = Field(default=None, max_length=1000, description="A message shown to recipients.")
+    note: str | None = Field(default=None, description="A message shown to recipients (at most 1000 characters).")
 
 
 class ShareRead(BaseModel):

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sealbox import names
 from sealbox.accounts.repository import LoginFailureRepository
 from sealbox.accounts.service import reserve_attempt
 from sealbox.audit.service import Actor, Audit, Event
@@ -228,6 +229,7 @@ class SharingService:
         return row
 
     async def create_share(self, owner: UserId, file_id: FileId, request: ShareCreate, actor: Actor) -> ShareCreated:
+        note = names.note(request.note)
         row = await self._owned(owner, file_id)
         now = utcnow()
         limit = request.download_limit
@@ -252,8 +254,8 @@ class SharingService:
             grace_left=min(row.size // 2, RESUME_GRACE) if limit is not None else 0,
             downloads=0,
         )
-        if request.note:
-            share.note_enc = FieldCipher(self.files.dek(row), share.id.bytes).encrypt("note", request.note)
+        if note is not None:
+            share.note_enc = FieldCipher(self.files.dek(row), share.id.bytes).encrypt("note", note)
         async with self.db.write() as session:
             session.add(share)
         detail = {"password": password_hash is not None, "limit": limit, "expires_at": expires_at.isoformat()}
@@ -474,8 +476,7 @@ class SharingService:
         actor: Actor,
     ) -> Receipt:
         row = await self.live_request(token, grant)
-        if uploader is not None and not 1 <= len(uploader) <= 200:
-            raise InvalidInput("the uploader's name must be 1 to 200 characters long")
+        uploader = names.uploader_name(uploader)
         admission = admission_for(row)
         created = await self.files.upload(
             UserId(row.owner_id), name, content_type, source, actor, admission=admission, uploader=uploader

@@ -30,6 +30,7 @@ from typing import cast
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sealbox import names
 from sealbox.audit.service import Actor
 from sealbox.crypto.errors import IntegrityError
 from sealbox.crypto.keys import FieldCipher, KeyProvider, new_dek
@@ -46,7 +47,7 @@ from sealbox.errors import (
     TooLarge,
     Unavailable,
 )
-from sealbox.files.names import check_content_type, check_name
+from sealbox.files.names import check_content_type
 from sealbox.files.service import Admission, FileService, Held, Limit, limited, plaintext, unwrap_dek
 from sealbox.ids import UserId
 from sealbox.models import File, Upload, UploadPart, UploadRequest
@@ -183,10 +184,9 @@ class UploadService:
         assert owner is not None
         upload_id = uuid.uuid4()
         name = name or f"upload-{upload_id.hex[:8]}"
-        check_name(name)
+        name = names.file_name(name)
+        uploader = names.uploader_name(uploader)
         content_type = check_content_type(content_type, name)
-        if uploader is not None and not 1 <= len(uploader) <= 200:
-            raise InvalidInput("the uploader's name must be 1 to 200 characters long")
         admission = admission_for(holder.request) if holder.request is not None else None
         for limit in await self.files.limits(owner, admission):
             if length > limit.size:

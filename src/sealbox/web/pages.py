@@ -33,6 +33,7 @@ from sealbox.sharing.gate import AsUser, ByLink
 from sealbox.sharing.schemas import RequestCreate, ShareCreate, ShareCreated
 from sealbox.web.auth import PageUser, PageWriter, SignInRequired, session_of
 from sealbox.web.context import client_of, runtime_of
+from sealbox.web.flash import Flash, read_flash, set_flash, shown
 from sealbox.web.sessions import clear_session, set_grant, set_session
 
 if TYPE_CHECKING:
@@ -40,8 +41,9 @@ if TYPE_CHECKING:
 
 router = APIRouter(include_in_schema=False)
 MAX_FORM = 16 << 10
-# Where a form may send the browser back to: a path on this site, never "//host" or "/\\host".
-LOCAL_PATH = re.compile(r"/[A-Za-z0-9/_-]*")
+# Where a form may send the browser back to: a path on this site made of plain segments.
+# "//host", "/\\host", "/%2F/host", schemes and hosts never match.
+LOCAL_PATH = re.compile(r"(/[A-Za-z0-9_-]+)+/?|/")
 EXPIRIES = [(3600, "1 hour"), (86400, "1 day"), (7 * 86400, "7 days"), (30 * 86400, "30 days"), (90 * 86400, "90 days")]
 ACTIONS = {
     "login.ok": "Signed in",
@@ -95,7 +97,22 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
 
 
 def see(location: str) -> RedirectResponse:
+    """A 303 to ``location``, which *must not* be a value provided by the client: pass
+    those through ``local_path`` first."""
     return RedirectResponse(location, status_code=303)
+
+
+def local_path(value: str | None, default: str) -> str:
+    """``value`` if it is a path on this site, else ``default``: the one check for every
+    redirect target a client supplies."""
+    return value if value is not None and LOCAL_PATH.fullmatch(value) else default
+
+
+def see_with_flash(request: Request, path: str, flash: Flash) -> RedirectResponse:
+    """Post/redirect/get: send the browser to ``path``, which shows ``flash`` once."""
+    response = see(path)
+    set_flash(response, request, path, flash)
+    return response
 
 
 def install(app: FastAPI) -> None:
@@ -185,7 +202,9 @@ async def files_page(
     )
 
 
-async def _file_page(request: Request, user: Principal, file_id: FileId, status: int = 200, **extra: Any) -> Response:
+async def _file_page(
+    request: Request, user: Principal, file_id: FileId, status: int = 200, flash: Flash | None = None, **extra: Any
+) -> Response:
     runtime = runtime_of(request)
     info, authorised = await runtime.gate.describe(AsUser(user.user_id, actor(request, user)), file_id)
     owner = authorised.via == "owner"
@@ -208,13 +227,25 @@ async def _file_page(request: Request, user: Principal, file_id: FileId, status:
         expiries=[(s, label) for s, label in EXPIRIES if s <= max_seconds] or [(int(max_seconds), "the maximum")],
         cap=policy.max_downloads,
         password_required=policy.password_required,
+        **_flashed(flash, shares),
         **extra,
     )
 
 
+def _flashed(flash: Flash | None, items: list[Any] | None = None) -> dict[str, Any]:
+    """Template variables for a flash: the notice, the secret shown once, and the item it
+    was created for (looked up among ``items`` by id)."""
+    if flash is None:
+        return {}
+    item = next((i for i in items or [] if i.id == flash.item), None)
+    return {"notice": flash.notice, "secret": flash.secret, "created": item}
+
+
 @router.get("/files/{file_id}")
 async def file_page(request: Request, user: PageUser, file_id: str) -> Response:
-    return await _file_page(request, user, parse_file_id(file_id))
+    target = parse_file_id(file_id)
+    flash = read_flash(request)
+    return shown(await _file_page(request, user, target, flash=flash), request, f"/files/{target}", flash)
 
 
 @router.post("/files/{file_id}/share")
@@ -228,20 +259,20 @@ async def share(request: Request, user: PageWriter, file_id: str) -> Response:
             password=fields.get("password") or None,
             note=fields.get("note") or None,
         )
-        created: ShareCreated = await runtime_of(request).sharing.create_share(
+        created_share: ShareCreated = await runtime_of(request).sharing.create_share(
             user.user_id, target, body, actor(request, user)
         )
     except (ValueError, InvalidInput) as exc:
         message = exc.message if isinstance(exc, SealboxError) else "check the link's settings"
         return await _file_page(request, user, target, 400, error=message)
-    return await _file_page(request, user, target, 201, created=created, notice="Link created.")
+    return see_with_flash(request, f"/files/{target}", Flash("Link created.", created_share.url, created_share.id))
 
 
 @router.post("/links/{share_id}/revoke")
 async def revoke_link(request: Request, user: PageWriter, share_id: str) -> Response:
-    back = (await form(request)).get("back", "/links")
+    back = (await form(request)).get("back")
     await runtime_of(request).sharing.revoke_share(user.user_id, _uuid(share_id, "link"), actor(request, user))
-    return see(back if LOCAL_PATH.fullmatch(back) else "/links")
+    return see(local_path(back, "/links"))
 
 
 @router.post("/files/{file_id}/grants")
@@ -309,9 +340,12 @@ async def links_page(request: Request, user: PageUser) -> Response:
 # Upload requests
 
 
-async def _requests_page(request: Request, user: Principal, status: int = 200, **extra: Any) -> Response:
+async def _requests_page(
+    request: Request, user: Principal, status: int = 200, flash: Flash | None = None, **extra: Any
+) -> Response:
     runtime = runtime_of(request)
     policy = runtime.sharing.policy
+    requests = await runtime.sharing.requests(user.user_id)
     return page(
         request,
         "requests.html",
@@ -319,17 +353,19 @@ async def _requests_page(request: Request, user: Principal, status: int = 200, *
         title="Upload requests",
         user=user,
         section="requests",
-        requests=await runtime.sharing.requests(user.user_id),
+        requests=requests,
         expiries=[(s, label) for s, label in EXPIRIES if s <= policy.max_lifetime.total_seconds()],
         password_required=policy.password_required,
         base_url=base_url(request),
+        **_flashed(flash, requests),
         **extra,
     )
 
 
 @router.get("/requests")
 async def requests_page(request: Request, user: PageUser) -> Response:
-    return await _requests_page(request, user)
+    flash = read_flash(request)
+    return shown(await _requests_page(request, user, flash=flash), request, "/requests", flash)
 
 
 @router.post("/requests")
@@ -342,11 +378,11 @@ async def create_request(request: Request, user: PageWriter) -> Response:
             max_bytes=int(fields["max_mib"]) << 20 if fields.get("max_mib") else None,
             password=fields.get("password") or None,
         )
-        created = await runtime_of(request).sharing.create_request(user.user_id, body, actor(request, user))
+        made = await runtime_of(request).sharing.create_request(user.user_id, body, actor(request, user))
     except (ValueError, InvalidInput) as exc:
         message = exc.message if isinstance(exc, SealboxError) else "check the upload link's settings"
         return await _requests_page(request, user, 400, error=message)
-    return await _requests_page(request, user, 201, created=created, notice="Upload link created.")
+    return see_with_flash(request, "/requests", Flash("Upload link created.", made.url, made.id))
 
 
 @router.post("/requests/{request_id}/revoke")
@@ -366,14 +402,27 @@ async def request_page(request: Request, user: PageUser, request_id: str) -> Res
 # Account and activity
 
 
-async def _account_page(request: Request, user: Principal, status: int = 200, **extra: Any) -> Response:
+async def _account_page(
+    request: Request, user: Principal, status: int = 200, flash: Flash | None = None, **extra: Any
+) -> Response:
     tokens = await runtime_of(request).accounts.tokens(user)
-    return page(request, "account.html", status, title="Account", user=user, section="account", tokens=tokens, **extra)
+    return page(
+        request,
+        "account.html",
+        status,
+        title="Account",
+        user=user,
+        section="account",
+        tokens=tokens,
+        **_flashed(flash, tokens),
+        **extra,
+    )
 
 
 @router.get("/account")
 async def account_page(request: Request, user: PageUser) -> Response:
-    return await _account_page(request, user)
+    flash = read_flash(request)
+    return shown(await _account_page(request, user, flash=flash), request, "/account", flash)
 
 
 @router.post("/account/password")
@@ -387,8 +436,8 @@ async def change_password(request: Request, user: PageWriter) -> Response:
     except (InvalidInput, PermissionDenied, RateLimited) as exc:
         status = 429 if isinstance(exc, RateLimited) else 400
         return await _account_page(request, user, status, error=exc.message)
-    return await _account_page(
-        request, user, notice="Password changed. Your other sessions and tokens were signed out."
+    return see_with_flash(
+        request, "/account", Flash("Password changed. Your other sessions and tokens were signed out.")
     )
 
 
@@ -399,10 +448,12 @@ async def create_token(request: Request, user: PageWriter) -> Response:
         body = TokenCreate.model_validate(
             {"name": fields.get("name", "").strip() or "token", "scope": fields.get("scope")}
         )
+        made = await runtime_of(request).accounts.create_token(user, body, actor(request, user))
+    except InvalidInput as exc:
+        return await _account_page(request, user, 400, error=exc.message)
     except ValueError:
         return await _account_page(request, user, 400, error="give the token a name and a scope")
-    created = await runtime_of(request).accounts.create_token(user, body, actor(request, user))
-    return await _account_page(request, user, 201, new_token=created.token, notice="Token created: copy it now.")
+    return see_with_flash(request, "/account", Flash("Token created: copy it now.", made.token, made.id))
 
 
 @router.post("/account/tokens/{token_id}/revoke")

@@ -5,13 +5,15 @@
   no-referrer`` (share tokens in URLs never leak through the Referer),
   ``X-Content-Type-Options: nosniff``. A response that sets its own policy (file content:
   ``sandbox``) keeps it.
-- CSRF: a state-changing request (anything but GET, HEAD, OPTIONS) that carries a
-  sealbox cookie must come from this origin: ``Sec-Fetch-Site`` must be ``same-origin``
-  or ``none`` when the browser sends it; otherwise ``Origin``, when sent, must be this
-  origin.
+- CSRF: every state-changing request (anything but GET, HEAD, OPTIONS) that a browser
+  marks as coming from elsewhere is refused, with or without a cookie: ``Sec-Fetch-Site``
+  must be ``same-origin`` or ``none`` when the browser sends it; otherwise ``Origin``,
+  when sent, must be this origin. Refusing cookie-less requests too closes login CSRF
+  (a cross-site form signing the victim's browser in to the attacker's account) and
+  keeps other sites from driving the public link forms. Clients that are not browsers
+  send neither header and are not affected.
   Session cookies are also ``SameSite=Lax``, so browsers do not attach them to
-  cross-site posts in the first place. Requests with a bearer token carry no cookie and
-  are not affected.
+  cross-site posts in the first place.
 """
 
 from __future__ import annotations
@@ -20,9 +22,6 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sealbox.web.cookies import cookies_of
-
-COOKIE_PREFIX = "sealbox_"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
@@ -66,8 +65,7 @@ class BrowserSecurity:
             return
         if scope["method"] not in SAFE_METHODS:
             headers = dict(scope["headers"])
-            ours = any(name.startswith(COOKIE_PREFIX) for name in cookies_of(scope))
-            if ours and cross_site(scope, headers):
+            if cross_site(scope, headers):
                 await _refuse(send)
                 return
 

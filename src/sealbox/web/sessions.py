@@ -17,7 +17,6 @@ from sealbox.db.base import utcnow
 
 SESSION_COOKIE = "sealbox_session"
 GRANT_COOKIE = "sealbox_grant"
-SESSION_LABEL = "web session"
 
 
 def _secure(request: Request) -> bool:

@@ -31,7 +31,7 @@ async def list_tokens(runtime: RuntimeDep, user: CurrentUser) -> list[TokenRead]
     return await runtime.accounts.tokens(user)
 
 
-@router.post("/tokens", status_code=201, responses=responses(401, 403, 422, 503))
+@router.post("/tokens", status_code=201, responses=responses(400, 401, 403, 422, 503))
 async def create_token(body: TokenCreate, request: Request, runtime: RuntimeDep, user: WritingUser) -> TokenCreated:
     """Create a personal API token (`full`, or `read` for downloads and listings only)."""
     return await runtime.accounts.create_token(user, body, actor_of(request, user))

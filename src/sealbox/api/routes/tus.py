@@ -127,12 +127,14 @@ def _has_body(request: Request) -> bool:
     return request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
 
 
-def _state_headers(state: UploadState) -> dict[str, str]:
+def _state_headers(state: UploadState, holder: Holder) -> dict[str, str]:
     headers = {
         "Upload-Offset": str(state.offset),
         "Upload-Expires": format_datetime(state.expires_at, usegmt=True),
     }
-    if state.file_id is not None:
+    # Only an account learns the id of the file its upload became: someone sending
+    # through an upload link can see and address nothing in the owner's space.
+    if state.file_id is not None and holder.request is None:
         headers["Sealbox-File-Id"] = state.file_id
     return headers
 
@@ -168,12 +170,12 @@ async def _create(request: Request, runtime: RuntimeDep, holder: Holder, actor: 
         state = await runtime.uploads.append(row.id, holder, 0, _body(request), _checksum(request), actor, row)
     else:
         state = UploadState(row.id, 0, row.length, row.expires_at)
-    return Response(status_code=201, headers={"Location": location, **_state_headers(state)})
+    return Response(status_code=201, headers={"Location": location, **_state_headers(state, holder)})
 
 
 async def _head(upload_id: str, runtime: RuntimeDep, holder: Holder) -> Response:
     state = await runtime.uploads.state(parse_upload_id(upload_id), holder)
-    headers = {**_state_headers(state), "Upload-Length": str(state.length), "Cache-Control": "no-store"}
+    headers = {**_state_headers(state, holder), "Upload-Length": str(state.length), "Cache-Control": "no-store"}
     return Response(status_code=200, headers=headers)
 
 
@@ -183,7 +185,7 @@ async def _patch(request: Request, upload_id: str, runtime: RuntimeDep, holder: 
     offset = _int_header(request, "upload-offset")
     checksum = _checksum(request)
     state = await runtime.uploads.append(parse_upload_id(upload_id), holder, offset, _body(request), checksum, actor)
-    return Response(status_code=204, headers=_state_headers(state))
+    return Response(status_code=204, headers=_state_headers(state, holder))
 
 
 async def _delete(upload_id: str, runtime: RuntimeDep, holder: Holder) -> Response:

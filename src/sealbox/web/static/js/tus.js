@@ -61,7 +61,9 @@ export class TusUpload {
     const signal = this.controller.signal;
     let offset = await this.#open();
     let failures = 0;
-    while (this.fileId === null) {
+    // Done when every byte is stored (the server completes the file with the last one);
+    // an upload through a link is never told the new file's id.
+    while (offset < this.file.size) {
       try {
         offset = await this.#patch(offset);
         failures = 0;
