@@ -30,6 +30,7 @@ from sealbox.db.base import utcnow
 from sealbox.db.session import Database
 from sealbox.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, PermissionDenied, RateLimited
 from sealbox.ids import UserId
+from sealbox.inputs import made_storable
 from sealbox.models import ApiToken, User
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -127,6 +128,9 @@ class AccountService:
         """
         policy = self.login_policy
         now = utcnow()
+        # A name no database can store is no account: it is looked up (and counted) as
+        # an unknown name, at the same cost, instead of failing in the driver.
+        username = made_storable(username)
         by_user = f"user:{username.casefold()[:150]}"
         subjects = [by_user] + ([f"addr:{client[:150]}"] if client else [])
         async with self.db.read() as session:

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from sealbox import __version__
 from sealbox.api import errors
+from sealbox.api.limits import BodyLimit
 from sealbox.api.routes import admin, auth, files, health, links, me, seed, sharing, tus
 from sealbox.config import Settings
 from sealbox.logs import configure_logging
@@ -77,6 +78,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(router)
     pages.install(app)
     app.mount("/static", StaticFiles(packages=[("sealbox.web", "static")]), name="static")
+    # Innermost first: a refused body still gets tus's and the browser's headers.
+    app.add_middleware(BodyLimit, routes=app.router.routes)
     app.add_middleware(tus.TusHeaders)
     app.add_middleware(BrowserSecurity)
     return app

@@ -11,9 +11,8 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from sealbox.accounts.schemas import PasswordChange, Principal, TokenCreate
@@ -21,16 +20,17 @@ from sealbox.audit.service import Actor
 from sealbox.errors import AuthenticationFailed, Gone, InvalidInput, NotFound, PermissionDenied, SealboxError
 from sealbox.files.service import MAX_PAGE, parse_file_id
 from sealbox.ids import FileId
+from sealbox.inputs import MAX_INT64
 from sealbox.runtime import Runtime
 from sealbox.sharing.gate import AsUser, ByLink
 from sealbox.sharing.schemas import RequestCreate, ShareCreate, ShareCreated
+from sealbox.web.forms import read_form as form
 from sealbox.web.sessions import SESSION_COOKIE, SESSION_LABEL, clear_session, set_grant, set_session
 
 if TYPE_CHECKING:
     from fastapi.templating import Jinja2Templates
 
 router = APIRouter(include_in_schema=False)
-MAX_FORM = 16 << 10
 # Where a form may send the browser back to: a path on this site, never "//host" or "/\\host".
 LOCAL_PATH = re.compile(r"/[A-Za-z0-9/_-]*")
 EXPIRIES = [(3600, "1 hour"), (86400, "1 day"), (7 * 86400, "7 days"), (30 * 86400, "30 days"), (90 * 86400, "90 days")]
@@ -131,20 +131,6 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(SignInRequired, sign_in_first)
     app.include_router(router)
-
-
-async def form(request: Request) -> dict[str, str]:
-    """A small urlencoded form, read with a size cap."""
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > MAX_FORM:
-            raise InvalidInput("the form is too large")
-    try:
-        fields = parse_qs(body.decode(), keep_blank_values=True)
-    except UnicodeDecodeError:
-        raise InvalidInput("the form is not valid UTF-8") from None
-    return {key: values[0] for key, values in fields.items()}
 
 
 def base_url(request: Request) -> str:
@@ -436,7 +422,9 @@ async def revoke_token(request: Request, user: PageUser, token_id: str) -> Respo
 
 
 @router.get("/audit")
-async def audit_page(request: Request, user: PageUser, before: int | None = None) -> Response:
+async def audit_page(
+    request: Request, user: PageUser, before: Annotated[int | None, Query(ge=1, le=MAX_INT64)] = None
+) -> Response:
     runtime = runtime_of(request)
     events = await runtime.audit.events(user.user_id, before, 100)
     listing = await runtime.files.list(user.user_id, MAX_PAGE, None)
