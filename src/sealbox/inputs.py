@@ -10,9 +10,9 @@ into ``InvalidInput`` as a safety net.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, BeforeValidator, field_validator
 
 MAX_INT64 = 2**63 - 1
 # NUL, and any surrogate code point: in a str, a paired surrogate is one code point
@@ -40,3 +40,15 @@ class Input(BaseModel):
         if isinstance(value, str) and not storable(value):
             raise ValueError("must not contain NUL characters or unpaired surrogates")
         return value
+
+
+def _digits_only(value: Any) -> Any:
+    # Text (a query parameter) must be plain ASCII digits: no sign, space, underscore or
+    # other scripts' digits, and no more digits than a 64-bit integer has.
+    if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) <= len(str(MAX_INT64))):
+        raise ValueError(f"must be an integer from 0 to {MAX_INT64}, in ASCII digits")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_digits_only)]
+"""A non-negative integer that, given as text, is ASCII digits only (bound it with ``le``)."""

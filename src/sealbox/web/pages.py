@@ -20,7 +20,7 @@ from sealbox.audit.service import Actor
 from sealbox.errors import AuthenticationFailed, Gone, InvalidInput, NotFound, PermissionDenied, SealboxError
 from sealbox.files.service import MAX_PAGE, parse_file_id
 from sealbox.ids import FileId
-from sealbox.inputs import MAX_INT64
+from sealbox.inputs import MAX_INT64, Count
 from sealbox.runtime import Runtime
 from sealbox.sharing.gate import AsUser, ByLink
 from sealbox.sharing.schemas import RequestCreate, ShareCreate, ShareCreated
@@ -423,7 +423,7 @@ async def revoke_token(request: Request, user: PageUser, token_id: str) -> Respo
 
 @router.get("/audit")
 async def audit_page(
-    request: Request, user: PageUser, before: Annotated[int | None, Query(ge=1, le=MAX_INT64)] = None
+    request: Request, user: PageUser, before: Annotated[Count | None, Query(ge=1, le=MAX_INT64)] = None
 ) -> Response:
     runtime = runtime_of(request)
     events = await runtime.audit.events(user.user_id, before, 100)

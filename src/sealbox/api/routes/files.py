@@ -11,6 +11,7 @@ from sealbox.api.limits import streamed
 from sealbox.api.uploads import owner_store, receive_upload
 from sealbox.files.schemas import FilePage, FileRead
 from sealbox.files.service import MAX_PAGE, parse_file_id
+from sealbox.inputs import Count
 from sealbox.sharing.gate import AsUser
 
 router = APIRouter(prefix="/api/v1/files", tags=["files"])
@@ -68,7 +69,7 @@ async def upload_file(
 async def list_files(
     runtime: RuntimeDep,
     user: CurrentUser,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    limit: Annotated[Count, Query(ge=1, le=MAX_PAGE)] = 100,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> FilePage:
     """Your files, newest first."""
