@@ -14,10 +14,9 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from sealbox.api.app import create_app
+from sealbox.api import app
 from sealbox.api.limits import BODY_LIMIT
 from sealbox.api.protocol import HEAD_TIMEOUT, MAX_HEADERS
-from sealbox.config import Settings
 from tests.integration.conftest import Account
 from tests.integration.server import Installation, Server
 
@@ -87,7 +86,7 @@ def body_routes() -> list[tuple[str, str, bool]]:
     """Every route that takes a body (POST, PUT, PATCH), from the application's route
     table, with made-up path parameters, and whether it streams a file."""
     routes = []
-    for route in create_app(Settings(data_dir=Path("/nonexistent"))).routes:
+    for route in app.routes():
         methods = getattr(route, "methods", None) or set()
         path = getattr(route, "path", "")
         streamed = (getattr(route, "openapi_extra", None) or {}).get("x-sealbox-body") == "stream"

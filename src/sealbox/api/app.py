@@ -10,6 +10,7 @@ from datetime import timedelta
 import structlog
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute
 
 from sealbox import __version__
 from sealbox.api import errors
@@ -39,6 +40,24 @@ async def _sweeper(runtime: Runtime) -> None:
         await asyncio.sleep(SWEEP_EVERY.total_seconds())
 
 
+ROUTERS = (
+    health.router,
+    auth.router,
+    me.router,
+    admin.router,
+    files.router,
+    sharing.router,
+    links.router,
+    tus.router,
+    seed.router,
+)
+
+
+def routes() -> list[BaseRoute]:
+    """Every route of the application (API and pages), with its full path."""
+    return [route for router in (*ROUTERS, pages.router) for route in router.routes]
+
+
 def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,22 +83,12 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
-    for router in (
-        health.router,
-        auth.router,
-        me.router,
-        admin.router,
-        files.router,
-        sharing.router,
-        links.router,
-        tus.router,
-        seed.router,
-    ):
+    for router in ROUTERS:
         app.include_router(router)
     pages.install(app)
     app.mount("/static", StaticFiles(packages=[("sealbox.web", "static")]), name="static")
     # Innermost first: a refused body still gets tus's and the browser's headers.
-    app.add_middleware(BodyLimit, routes=app.router.routes)
+    app.add_middleware(BodyLimit, routes=routes())
     app.add_middleware(tus.TusHeaders)
     app.add_middleware(BrowserSecurity)
     return app

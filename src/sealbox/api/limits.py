@@ -52,8 +52,6 @@ class BodyLimit:
     def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute], limit: int = BODY_LIMIT) -> None:
         self.app = app
         self.limit = limit
-        # Read when the middleware stack is built, on the first request: every route is
-        # registered by then.
         self.streams = [r for r in routes if isinstance(r, Route) and _is_stream(r)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
