@@ -65,7 +65,7 @@ class TusHeaders:
 def _int_header(request: Request, name: str) -> int:
     value = request.headers.get(name)
     if value is None:
-        raise InvalidInput(f"{name} is required")
+        raise InvalidInput(f"{name} must be a non-negative integer")
     return parse_count(value, name)
 
 
