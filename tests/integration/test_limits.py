@@ -18,7 +18,7 @@ from sealbox.api import app
 from sealbox.api.limits import BODY_LIMIT
 from sealbox.api.protocol import HEAD_TIMEOUT, MAX_HEADERS
 from tests.integration.conftest import Account
-from tests.integration.server import Installation, Server
+from tests.integration.server import Server
 
 PROBLEM = "application/problem+json"
 HUNDRED_MIB = 100 << 20
@@ -339,7 +339,3 @@ def test_tus_errors_are_problems(server: Server, alice: Account) -> None:
         assert response.headers["tus-resumable"] == "1.0.0"
     assert "limit" in too_long.json()["detail"]
     assert too_long.headers["tus-max-size"]
-
-
-def test_installation_fixture_is_used(install: Installation) -> None:
-    assert install.root.exists()
