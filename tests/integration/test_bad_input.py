@@ -72,7 +72,7 @@ def test_wrong_password_login_is_401_with_the_same_message(server: Server, alice
     assert_problem(
         httpx.post(
             f"{server.url}/api/v1/auth/token",
-            content=b"a=" + b"x" * 20000,
+            content=b"a=" + b"x" * 70000,
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         ),
         413,

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from sealbox.audit.service import Actor
 from sealbox.ids import UserId
+from sealbox.inputs import Input
 
 BEARER: Literal["bearer"] = "bearer"  # the OAuth2 token type (RFC 6750)
 Scope = Literal["full", "read"]
@@ -38,22 +39,22 @@ class UserRead(BaseModel):
     created_at: datetime
 
 
-class UserCreate(BaseModel):
+class UserCreate(Input):
     username: str = Field(description="1-64 letters, digits or '_.@-'")
     password: str = Field(description="8 to 1024 characters")
     is_admin: bool = False
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(Input):
     is_active: bool | None = Field(default=None, description="False disables the account at once")
     is_admin: bool | None = None
 
 
-class PasswordReset(BaseModel):
+class PasswordReset(Input):
     password: str = Field(description="The new password, 8 to 1024 characters")
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(Input):
     current_password: str
     new_password: str = Field(description="8 to 1024 characters")
 
@@ -64,7 +65,7 @@ class TokenIssued(BaseModel):
     expires_at: datetime | None
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(Input):
     name: str = Field(description="1 to 100 characters, no control or invisible characters")
     scope: Scope = "full"
     expires_in_days: int | None = Field(default=None, ge=1, le=3650, description="None: never expires")

@@ -33,6 +33,7 @@ from sealbox.db.base import utcnow
 from sealbox.db.session import Database
 from sealbox.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound, PermissionDenied, RateLimited
 from sealbox.ids import UserId
+from sealbox.inputs import made_storable
 from sealbox.models import ApiToken, User
 
 LABELS: dict[Kind, str] = {"session": "web session", "login": "login", "personal": "token"}
@@ -164,6 +165,9 @@ class AccountService:
         window passes.
         """
         policy = self.login_policy
+        # A name no database can store is no account: it is looked up (and counted) as
+        # an unknown name, at the same cost, instead of failing in the driver.
+        username = made_storable(username)
         by_user, others = self._subjects(username, client)
         async with self.db.read() as session:
             user = await UserRepository(session).by_username(username)

@@ -10,9 +10,11 @@ from datetime import timedelta
 import structlog
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute
 
 from sealbox import __version__
 from sealbox.api import errors, openapi
+from sealbox.api.limits import BodyLimit
 from sealbox.api.routes import admin, auth, files, health, links, me, seed, sharing, tus
 from sealbox.config import Settings
 from sealbox.logs import configure_logging
@@ -36,6 +38,24 @@ async def _sweeper(runtime: Runtime) -> None:
         except Exception as exc:
             log.warning("sweep.failed", error=type(exc).__name__)
         await asyncio.sleep(SWEEP_EVERY.total_seconds())
+
+
+ROUTERS = (
+    health.router,
+    auth.router,
+    me.router,
+    admin.router,
+    files.router,
+    sharing.router,
+    links.router,
+    tus.router,
+    seed.router,
+)
+
+
+def routes() -> list[BaseRoute]:
+    """Every route of the application (API and pages), with its full path."""
+    return [route for router in (*ROUTERS, pages.router) for route in router.routes]
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -64,20 +84,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     errors.install(app)
     openapi.install(app)
-    for router in (
-        health.router,
-        auth.router,
-        me.router,
-        admin.router,
-        files.router,
-        sharing.router,
-        links.router,
-        tus.router,
-        seed.router,
-    ):
+    for router in ROUTERS:
         app.include_router(router)
     pages.install(app)
     app.mount("/static", StaticFiles(packages=[("sealbox.web", "static")]), name="static")
+    # Innermost first: a refused body still gets tus's and the browser's headers.
+    app.add_middleware(BodyLimit, routes=routes())
     app.add_middleware(tus.TusHeaders)
     app.add_middleware(BrowserSecurity)
     return app

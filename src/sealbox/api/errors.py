@@ -8,7 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -121,8 +121,10 @@ def install(app: FastAPI) -> None:
     async def _sealbox(_: Request, exc: SealboxError) -> JSONResponse:
         return problem_for(exc)
 
+    # A schema built by a page from form fields fails like a request body: 422, not 500.
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    @app.exception_handler(ValidationError)
+    async def _validation(_: Request, exc: RequestValidationError | ValidationError) -> JSONResponse:
         parts = []
         for error in exc.errors()[:5]:
             where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")

@@ -6,9 +6,33 @@ import re
 import unicodedata
 from urllib.parse import quote, unquote
 
+from sealbox.errors import InvalidInput
+from sealbox.inputs import MAX_INT64
+
 _FILENAME_STAR = re.compile(r"""(?:^|;)\s*filename\*\s*=\s*UTF-8'[^']*'([^;\s]+)""", re.IGNORECASE)
 _FILENAME = re.compile(r"""(?:^|;)\s*filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))""", re.IGNORECASE)
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+# [0-9], not \d: \d also matches other scripts' digits, which int() would accept.
+_RANGE = re.compile(r"^[ \t]*bytes[ \t]*=[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*$", re.IGNORECASE)
+# No size or offset can be larger than a signed 64-bit column holds.
+MAX_DIGITS = len(str(MAX_INT64))
+
+
+def parse_count(value: str, what: str) -> int:
+    """A non-negative integer from a client: ASCII digits only, at most ``MAX_INT64``.
+
+    Raises ``InvalidInput`` naming ``what`` for anything else (signs, spaces, other
+    scripts' digits such as ``²`` or ``١``, or more digits than a 64-bit column holds).
+    """
+    if not value or len(value) > MAX_DIGITS or not value.isascii() or not value.isdigit() or int(value) > MAX_INT64:
+        raise InvalidInput(f"{what} must be an integer from 0 to {MAX_INT64}")
+    return int(value)
+
+
+def _position(digits: str) -> int:
+    """A Range position; anything past ``MAX_INT64`` is past every file, so it is read as
+    ``MAX_INT64 + 1`` instead of converting thousands of digits."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= MAX_DIGITS else MAX_INT64 + 1
 
 
 class Unsatisfiable(Exception):
@@ -32,12 +56,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not first and not last:
         return None
     if not first:
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             raise Unsatisfiable
         return max(0, size - suffix), size - 1
-    start = int(first)
-    end = int(last) if last else size - 1
+    start = _position(first)
+    end = _position(last) if last else size - 1
     if last and end < start:
         return None
     if start >= size:

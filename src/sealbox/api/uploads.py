@@ -16,7 +16,7 @@ from python_multipart.multipart import parse_options_header
 
 from sealbox.accounts.schemas import Principal
 from sealbox.api.deps import actor_of
-from sealbox.api.http import filename_from_disposition
+from sealbox.api.http import filename_from_disposition, parse_count
 from sealbox.errors import InvalidInput, TooLarge
 from sealbox.files.schemas import FileRead
 from sealbox.runtime import Runtime
@@ -180,7 +180,7 @@ async def receive_upload(request: Request, max_size: int, store: Store[T], name:
     """Store the request body as a new file with ``store``: multipart (field ``file``)
     if the body is ``multipart/form-data``, otherwise the raw body named by ``name``."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_size + MAX_OTHER_BYTES:
+    if declared is not None and parse_count(declared, "Content-Length") > max_size + MAX_OTHER_BYTES:
         raise TooLarge(f"the file is larger than the limit of {max_size} bytes")
     content_type = request.headers.get("content-type")
     if content_type and content_type.lower().startswith("multipart/form-data"):

@@ -107,6 +107,8 @@ def serve(
         sys.executable, "-m", "uvicorn", "sealbox.api.app:app_from_env", "--factory",
         "--host", settings.host, "--port", str(settings.port), "--workers", str(settings.workers),
         "--log-level", "warning", "--no-server-header",
+        # Bounded request heads (size, header count, time) and idle keep-alive: docs/operations.md.
+        "--http", "sealbox.api.protocol:LimitedHttpTools", "--timeout-keep-alive", "5",
         # X-Forwarded-For is believed only from the proxies named in the settings.
         *(["--proxy-headers", "--forwarded-allow-ips", settings.trusted_proxies]
           if settings.trusted_proxies else ["--no-proxy-headers"]),

@@ -19,10 +19,10 @@ from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from sealbox.errors import Unavailable
+from sealbox.errors import InvalidInput, Unavailable
 
 _WRITE = "sealbox_write"
 T = TypeVar("T")
@@ -62,6 +62,20 @@ def _unreachable(exc: DBAPIError) -> bool:
     return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
 
 
+def _translated(exc: Exception) -> Exception:
+    """The error to raise for a driver's ``exc``: ``Unavailable`` when the database cannot
+    be reached, ``InvalidInput`` for a value it cannot hold (text with NUL or a lone
+    surrogate, an integer past 64 bits: PostgreSQL's ``DataError``, SQLite's
+    ``OverflowError``), ``exc`` itself otherwise. Input is validated on the way in; this
+    is the safety net that keeps anything missed from becoming a 500."""
+    if isinstance(exc, DBAPIError) and _unreachable(exc):
+        return Unavailable("the database is unavailable")
+    cause = exc.orig if isinstance(exc, StatementError) else exc
+    if isinstance(exc, DataError) or isinstance(cause, OverflowError | UnicodeEncodeError):
+        return InvalidInput("a value in the request cannot be stored")
+    return exc
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -84,10 +98,11 @@ class Database:
         try:
             async with self._reader() as session:
                 yield session
-        except DBAPIError as exc:
-            if _unreachable(exc):
-                raise Unavailable("the database is unavailable") from exc
-            raise
+        except (DBAPIError, StatementError, OverflowError, UnicodeEncodeError) as exc:
+            translated = _translated(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -99,10 +114,11 @@ class Database:
             else:
                 async with self._writer() as session, session.begin():
                     yield session
-        except DBAPIError as exc:
-            if _unreachable(exc):
-                raise Unavailable("the database is unavailable") from exc
-            raise
+        except (DBAPIError, StatementError, OverflowError, UnicodeEncodeError) as exc:
+            translated = _translated(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
 
     async def ping(self) -> None:
         """Raise ``Unavailable`` unless the database answers a trivial query."""

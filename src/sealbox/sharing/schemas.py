@@ -6,13 +6,20 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from sealbox.files.schemas import FileRead
+from sealbox.inputs import MAX_INT64, Input
 
 LinkStatus = Literal["active", "expired", "exhausted", "revoked"]
+# A bound on lifetimes in requests: far past any policy's maximum, and far inside what
+# dates can hold (the policy's own maximum is checked by the service).
+MAX_LIFETIME_SECONDS = 100 * 366 * 86400
 
 
-class ShareCreate(BaseModel):
+class ShareCreate(Input):
     expires_in_seconds: int | None = Field(
-        default=None, ge=60, description="Lifetime of the link; default and maximum are set by policy."
+        default=None,
+        ge=60,
+        le=MAX_LIFETIME_SECONDS,
+        description="Lifetime of the link; default and maximum are set by policy.",
     )
     download_limit: int | None = Field(
         default=None, ge=1, le=1_000_000, description="How many times the file may be downloaded."
@@ -53,7 +60,7 @@ class PublicShare(BaseModel):
     download_url: str
 
 
-class UnlockRequest(BaseModel):
+class UnlockRequest(Input):
     password: str = Field(description="The link's password.")
 
 
@@ -62,7 +69,7 @@ class UnlockIssued(BaseModel):
     expires_at: datetime
 
 
-class GrantCreate(BaseModel):
+class GrantCreate(Input):
     username: str = Field(description="The account to share with (read-only).")
 
 
@@ -78,13 +85,19 @@ class SharedFile(FileRead):
     grant_id: str
 
 
-class RequestCreate(BaseModel):
+class RequestCreate(Input):
     expires_in_seconds: int | None = Field(
-        default=None, ge=60, description="Lifetime of the link; default and maximum are set by policy."
+        default=None,
+        ge=60,
+        le=MAX_LIFETIME_SECONDS,
+        description="Lifetime of the link; default and maximum are set by policy.",
     )
     max_files: int = Field(default=10, ge=1, le=10_000, description="How many files may be uploaded.")
     max_bytes: int | None = Field(
-        default=None, ge=1, description="How many bytes may be uploaded in all; default: the file size limit."
+        default=None,
+        ge=1,
+        le=MAX_INT64,
+        description="How many bytes may be uploaded in all; default: the file size limit.",
     )
     password: str | None = Field(default=None, description="8 to 1024 characters; uploaders must unlock with it.")
 

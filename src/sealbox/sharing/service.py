@@ -182,7 +182,7 @@ class SharingService:
         policy = self.policy
         if seconds is None:
             return now + min(policy.default_lifetime, policy.max_lifetime)
-        if timedelta(seconds=seconds) > policy.max_lifetime:
+        if seconds > policy.max_lifetime.total_seconds():
             limit = int(policy.max_lifetime.total_seconds())
             raise InvalidInput(f"a link may last at most {limit} seconds (the maximum link lifetime)")
         return now + timedelta(seconds=seconds)

@@ -10,10 +10,9 @@ import re
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from sealbox.accounts.schemas import PasswordChange, Principal, TokenCreate
@@ -29,18 +28,19 @@ from sealbox.errors import (
 )
 from sealbox.files.service import MAX_PAGE, parse_file_id
 from sealbox.ids import FileId
+from sealbox.inputs import MAX_INT64, Count
 from sealbox.sharing.gate import AsUser, ByLink
 from sealbox.sharing.schemas import RequestCreate, ShareCreate, ShareCreated
 from sealbox.web.auth import PageUser, PageWriter, SignInRequired, session_of
 from sealbox.web.context import client_of, runtime_of
 from sealbox.web.flash import Flash, read_flash, set_flash, shown
+from sealbox.web.forms import read_form as form
 from sealbox.web.sessions import clear_session, set_grant, set_session
 
 if TYPE_CHECKING:
     from fastapi.templating import Jinja2Templates
 
 router = APIRouter(include_in_schema=False)
-MAX_FORM = 16 << 10
 # Where a form may send the browser back to: a path on this site made of plain segments.
 # "//host", "/\\host", "/%2F/host", schemes and hosts never match.
 LOCAL_PATH = re.compile(r"(/[A-Za-z0-9_-]+)+/?|/")
@@ -123,20 +123,6 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(SignInRequired, sign_in_first)
     app.include_router(router)
-
-
-async def form(request: Request) -> dict[str, str]:
-    """A small urlencoded form, read with a size cap."""
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > MAX_FORM:
-            raise InvalidInput("the form is too large")
-    try:
-        fields = parse_qs(body.decode(), keep_blank_values=True)
-    except UnicodeDecodeError:
-        raise InvalidInput("the form is not valid UTF-8") from None
-    return {key: values[0] for key, values in fields.items()}
 
 
 def base_url(request: Request) -> str:
@@ -463,7 +449,9 @@ async def revoke_token(request: Request, user: PageWriter, token_id: str) -> Res
 
 
 @router.get("/audit")
-async def audit_page(request: Request, user: PageUser, before: int | None = None) -> Response:
+async def audit_page(
+    request: Request, user: PageUser, before: Annotated[Count | None, Query(ge=1, le=MAX_INT64)] = None
+) -> Response:
     runtime = runtime_of(request)
     events = await runtime.audit.events(user.user_id, before, 100)
     listing = await runtime.files.list(user.user_id, MAX_PAGE, None)

@@ -1,17 +1,15 @@
 from __future__ import annotations
 
-from urllib.parse import parse_qs
-
 from fastapi import APIRouter, Request
 
 from sealbox.accounts.schemas import TokenIssued
 from sealbox.api.deps import RuntimeDep
 from sealbox.api.errors import responses
-from sealbox.errors import InvalidInput, TooLarge
+from sealbox.errors import InvalidInput
 from sealbox.web.context import client_of
+from sealbox.web.forms import FORM, read_form
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
-MAX_FORM = 16 << 10
 
 _FORM_SCHEMA = {
     "requestBody": {
@@ -34,19 +32,9 @@ _FORM_SCHEMA = {
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """A small urlencoded form, read with a size cap (the route is unauthenticated)."""
-    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        raise InvalidInput("send username and password as application/x-www-form-urlencoded")
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > MAX_FORM:
-            raise TooLarge(f"the form is larger than {MAX_FORM} bytes")
-    try:
-        fields = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=False)
-    except UnicodeDecodeError:
-        raise InvalidInput("the form is not valid UTF-8") from None
-    return {key: values[0] for key, values in fields.items()}
+    if not request.headers.get("content-type", "").startswith(FORM):
+        raise InvalidInput(f"send username and password as {FORM}")
+    return await read_form(request)
 
 
 @router.post("/token", openapi_extra=_FORM_SCHEMA, responses=responses(400, 401, 413, 429, 503))

@@ -7,9 +7,11 @@ from fastapi import APIRouter, Query, Request, Response
 from sealbox.api.deps import CurrentUser, RuntimeDep, WritingUser, actor_of
 from sealbox.api.downloads import content_response
 from sealbox.api.errors import responses
+from sealbox.api.limits import streamed
 from sealbox.api.uploads import owner_store, receive_upload
 from sealbox.files.schemas import FilePage, FileRead
 from sealbox.files.service import MAX_PAGE, parse_file_id
+from sealbox.inputs import Count
 from sealbox.sharing.gate import AsUser
 
 router = APIRouter(prefix="/api/v1/files", tags=["files"])
@@ -27,8 +29,9 @@ RAW_FILE: dict[str, Any] = {"application/octet-stream": {"schema": {"type": "str
 
 
 def upload_body(content: dict[str, Any]) -> dict[str, Any]:
-    """An OpenAPI request body for a streamed upload (the route reads the stream itself)."""
-    return {"requestBody": {"required": True, "content": content}}
+    """An OpenAPI request body for a streamed upload: the route reads the stream itself,
+    bounded by the upload limits instead of the small-body cap (see ``api.limits``)."""
+    return streamed({"requestBody": {"required": True, "content": content}})
 
 
 CONTENT: dict[int | str, dict[str, Any]] = {
@@ -66,7 +69,7 @@ async def upload_file(
 async def list_files(
     runtime: RuntimeDep,
     user: CurrentUser,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    limit: Annotated[Count, Query(ge=1, le=MAX_PAGE)] = 100,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> FilePage:
     """Your files, newest first."""

@@ -14,6 +14,7 @@ from sealbox.audit.service import MAX_PAGE, EventPage
 from sealbox.errors import PermissionDenied
 from sealbox.files.service import parse_file_id
 from sealbox.ids import FileId
+from sealbox.inputs import MAX_INT64, Count
 from sealbox.sharing.schemas import (
     GrantCreate,
     GrantRead,
@@ -118,8 +119,8 @@ async def received_files(request_id: str, runtime: RuntimeDep, user: CurrentUser
 async def audit_events(
     runtime: RuntimeDep,
     user: CurrentUser,
-    before: Annotated[int | None, Query(ge=1, description="next_before of the previous page")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    before: Annotated[Count | None, Query(ge=1, le=MAX_INT64, description="next_before of the previous page")] = None,
+    limit: Annotated[Count, Query(ge=1, le=MAX_PAGE)] = 100,
     all: Annotated[bool, Query(description="Every event, not only yours (administrators)")] = False,
 ) -> EventPage:
     """Events about your files, links and account, newest first; administrators may ask for all."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import AsyncIterator
 from email.utils import format_datetime
@@ -18,7 +17,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sealbox.api.deps import RuntimeDep, WritingUser, actor_of
-from sealbox.api.errors import PROBLEM, responses
+from sealbox.api.errors import problem, responses
+from sealbox.api.http import parse_count
+from sealbox.api.limits import STREAMED_BODY
 from sealbox.api.routes.links import Grant
 from sealbox.audit.service import Actor
 from sealbox.errors import InvalidInput
@@ -48,28 +49,11 @@ class TusHeaders:
         headers = dict(scope["headers"])
         # Methods tus does not define fall through to the router's 405.
         if scope["method"] in TUS_METHODS and headers.get(b"tus-resumable") != TUS_VERSION.encode():
-            body = json.dumps(
-                {
-                    "type": "about:blank",
-                    "title": "Precondition Failed",
-                    "status": 412,
-                    "detail": f"this server speaks tus {TUS_VERSION}: send 'Tus-Resumable: {TUS_VERSION}'",
-                    "code": "unsupported_version",
-                }
-            ).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 412,
-                    "headers": [
-                        (b"content-type", PROBLEM.encode()),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"tus-resumable", TUS_VERSION.encode()),
-                        (b"tus-version", TUS_VERSION.encode()),
-                    ],
-                }
+            detail = f"this server speaks tus {TUS_VERSION}: send 'Tus-Resumable: {TUS_VERSION}'"
+            refusal = problem(
+                412, detail, "unsupported_version", {"Tus-Resumable": TUS_VERSION, "Tus-Version": TUS_VERSION}
             )
-            await send({"type": "http.response.body", "body": body})
+            await refusal(scope, receive, send)
             return
 
         async def send_with_version(message: Message) -> None:
@@ -82,9 +66,9 @@ class TusHeaders:
 
 def _int_header(request: Request, name: str) -> int:
     value = request.headers.get(name)
-    if value is None or not value.isdigit() or len(value) > 19:
+    if value is None:
         raise InvalidInput(f"{name} must be a non-negative integer")
-    return int(value)
+    return parse_count(value, name)
 
 
 def parse_metadata(value: str | None) -> dict[str, str]:
@@ -127,6 +111,10 @@ def _has_body(request: Request) -> bool:
     return request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
 
 
+def _unsupported_type() -> Response:
+    return problem(415, f"send the upload's bytes as {OFFSET_STREAM}", "unsupported_media_type")
+
+
 def _state_headers(state: UploadState, holder: Holder) -> dict[str, str]:
     headers = {
         "Upload-Offset": str(state.offset),
@@ -156,14 +144,17 @@ async def _create(request: Request, runtime: RuntimeDep, holder: Holder, actor: 
         raise InvalidInput("Upload-Defer-Length is not supported: send Upload-Length")
     length = _int_header(request, "upload-length")
     if length > runtime.settings.max_upload_size:
-        return Response(status_code=413, headers={"Tus-Max-Size": str(runtime.settings.max_upload_size)})
+        limit = runtime.settings.max_upload_size
+        return problem(
+            413, f"Upload-Length is larger than the limit of {limit} bytes", "too_large", {"Tus-Max-Size": str(limit)}
+        )
     metadata = parse_metadata(request.headers.get("upload-metadata"))
     name = metadata.get("filename") or metadata.get("name")
     content_type = metadata.get("filetype") or metadata.get("type")
     uploader = metadata.get("uploader")
     with_body = _has_body(request)
     if with_body and request.headers.get("content-type") != OFFSET_STREAM:
-        return Response(status_code=415)
+        return _unsupported_type()
     row = await runtime.uploads.create(holder, length, name, content_type, uploader)
     location = f"{base}/{row.id}"
     if with_body or length == 0:
@@ -181,7 +172,7 @@ async def _head(upload_id: str, runtime: RuntimeDep, holder: Holder) -> Response
 
 async def _patch(request: Request, upload_id: str, runtime: RuntimeDep, holder: Holder, actor: Actor) -> Response:
     if request.headers.get("content-type") != OFFSET_STREAM:
-        return Response(status_code=415)
+        return _unsupported_type()
     offset = _int_header(request, "upload-offset")
     checksum = _checksum(request)
     state = await runtime.uploads.append(parse_upload_id(upload_id), holder, offset, _body(request), checksum, actor)
@@ -212,7 +203,12 @@ async def options(runtime: RuntimeDep) -> Response:
     return _options(runtime)
 
 
-@router.post(f"{ACCOUNT_BASE}/", status_code=201, responses=responses(400, 401, 403, 409, 412, 413, 415, 460, 503))
+@router.post(
+    f"{ACCOUNT_BASE}/",
+    status_code=201,
+    openapi_extra=STREAMED_BODY,
+    responses=responses(400, 401, 403, 409, 412, 413, 415, 460, 503),
+)
 async def create_upload(request: Request, runtime: RuntimeDep, user: WritingUser, holder: AccountHolder) -> Response:
     """Start a resumable upload (tus creation; with a body: creation-with-upload)."""
     return await _create(request, runtime, holder, actor_of(request, user), ACCOUNT_BASE)
@@ -227,6 +223,7 @@ async def upload_offset(upload_id: str, runtime: RuntimeDep, holder: AccountHold
 @router.patch(
     f"{ACCOUNT_BASE}/{{upload_id}}",
     status_code=204,
+    openapi_extra=STREAMED_BODY,
     responses=responses(400, 401, 403, 404, 409, 410, 412, 413, 415, 460, 503),
 )
 async def upload_append(
@@ -258,7 +255,12 @@ async def link_options(runtime: RuntimeDep) -> Response:
     return _options(runtime)
 
 
-@router.post("/r/{token}/uploads/", status_code=201, responses=responses(400, 401, 404, 409, 410, 412, 413, 415, 460))
+@router.post(
+    "/r/{token}/uploads/",
+    status_code=201,
+    openapi_extra=STREAMED_BODY,
+    responses=responses(400, 401, 404, 409, 410, 412, 413, 415, 460),
+)
 async def link_create_upload(token: str, request: Request, runtime: RuntimeDep, holder: LinkHolder) -> Response:
     """Start a resumable upload through an upload-request link (metadata `uploader` names you)."""
     return await _create(request, runtime, holder, Actor.link(client_of(request)), f"/r/{token}/uploads")
@@ -270,7 +272,10 @@ async def link_upload_offset(upload_id: str, runtime: RuntimeDep, holder: LinkHo
 
 
 @router.patch(
-    "/r/{token}/uploads/{upload_id}", status_code=204, responses=responses(400, 401, 404, 409, 410, 412, 413, 415, 460)
+    "/r/{token}/uploads/{upload_id}",
+    status_code=204,
+    openapi_extra=STREAMED_BODY,
+    responses=responses(400, 401, 404, 409, 410, 412, 413, 415, 460),
 )
 async def link_upload_append(upload_id: str, request: Request, runtime: RuntimeDep, holder: LinkHolder) -> Response:
     return await _patch(request, upload_id, runtime, holder, Actor.link(client_of(request)))
