@@ -7,7 +7,6 @@ protocol."""
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import AsyncIterator
 from email.utils import format_datetime
@@ -83,7 +82,8 @@ def parse_metadata(value: str | None) -> dict[str, str]:
             raise InvalidInput("Upload-Metadata must be comma-separated 'key base64value' pairs with unique keys")
         try:
             result[key] = base64.b64decode(parts[1], validate=True).decode() if len(parts) == 2 else ""
-        except (binascii.Error, UnicodeDecodeError):
+        # ValueError covers binascii.Error and a value that is not ASCII at all.
+        except (ValueError, UnicodeDecodeError):
             raise InvalidInput(f"Upload-Metadata value of {key!r} is not base64 of UTF-8 text") from None
     return result
 
@@ -97,7 +97,7 @@ def _checksum(request: Request) -> Checksum | None:
         raise InvalidInput(f"unsupported checksum algorithm {algorithm!r}: use one of {', '.join(CHECKSUMS)}")
     try:
         return Checksum(algorithm, base64.b64decode(encoded, validate=True))
-    except binascii.Error:
+    except ValueError:
         raise InvalidInput("Upload-Checksum must be '<algorithm> <base64 digest>'") from None
 
 
