@@ -27,6 +27,7 @@ from sealbox.config import Settings
 from sealbox.db.migrate import upgrade
 from sealbox.db.session import Database
 from sealbox.ids import UserId
+from sealbox.logs import CONFIG_FILE as LOG_CONFIG_FILE
 from sealbox.logs import configure_logging
 from sealbox.runtime import Initialised, keyring_warning, open_runtime, prepare
 
@@ -96,7 +97,8 @@ def serve(
     argv = [
         sys.executable, "-m", "uvicorn", "sealbox.api.app:app_from_env", "--factory",
         "--host", settings.host, "--port", str(settings.port), "--workers", str(settings.workers),
-        "--log-level", "warning", "--no-server-header",
+        # Every line the server writes is JSON, uvicorn's own included (sealbox/logs.py).
+        "--log-config", str(LOG_CONFIG_FILE), "--no-access-log", "--no-server-header",
         # X-Forwarded-For is believed only from the proxies named in the settings.
         *(["--proxy-headers", "--forwarded-allow-ips", settings.trusted_proxies]
           if settings.trusted_proxies else ["--no-proxy-headers"]),
