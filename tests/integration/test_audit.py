@@ -9,7 +9,7 @@ import httpx2 as httpx
 import pytest
 
 from tests.integration.conftest import Account
-from tests.integration.server import Installation, Server, login
+from tests.integration.server import Installation, Server, login, named
 
 COLUMNS = "seq, at, action, actor_id, actor, owner_id, file_id, target, client, detail, prev_hash, hash"
 
@@ -21,7 +21,7 @@ def story(server: Server, install: Installation, alice: Account, bob: Account) -
         httpx.post(f"{server.url}/api/v1/auth/token", data={"username": "bob", "password": "nope"}).status_code == 401
     )
     login(server.url, "bob", "bob-password-1")
-    file_id = alice.client.post("/api/v1/files", params={"name": "Quarterly secrets.xlsx"}, content=b"q").json()["id"]
+    file_id = alice.client.post("/api/v1/files", headers=named("Quarterly secrets.xlsx"), content=b"q").json()["id"]
     assert alice.client.get(f"/api/v1/files/{file_id}/content").status_code == 200
     link = alice.client.post(f"/api/v1/files/{file_id}/shares", json={"password": "share-password"}).json()
     assert httpx.post(f"{server.url}/s/{link['token']}/unlock", json={"password": "wrong-guess"}).status_code == 401
@@ -32,7 +32,7 @@ def story(server: Server, install: Installation, alice: Account, bob: Account) -
     given = alice.client.post(f"/api/v1/files/{file_id}/grants", json={"username": "bob"}).json()
     assert bob.client.get(f"/api/v1/files/{file_id}/content").status_code == 200
     assert alice.client.delete(f"/api/v1/files/{file_id}/grants/{given['id']}").status_code == 204
-    bobs = bob.client.post("/api/v1/files", params={"name": "bob-only.txt"}, content=b"b").json()["id"]
+    bobs = bob.client.post("/api/v1/files", headers=named("bob-only.txt"), content=b"b").json()["id"]
     created = alice.client.post("/api/v1/admin/users", json={"username": "temp", "password": "temp-password"})
     assert alice.client.delete(f"/api/v1/admin/users/{created.json()['id']}").status_code == 204
     assert alice.client.delete(f"/api/v1/files/{file_id}").status_code == 204
