@@ -239,7 +239,7 @@ def test_proxy_logs_hold_no_token_or_name_when_the_upstream_fails(story: Story, 
 
     def requests(client: httpx.Client) -> list[int]:
         statuses = [
-            client.get(f"/s/{story.token}").status_code,
+            client.get(f"/s/{story.token}", headers=grant).status_code,
             client.post(f"/r/{request_link}/files", headers=named(SECRET_NAME), content=b"x").status_code,
             # An old client putting the name in the URL: refused, and still logged nowhere.
             client.post(f"/api/v1/files?name={SECRET_NAME}", headers=owner, content=b"x").status_code,
