@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import structlog
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -65,7 +66,8 @@ def _prepare(settings: Settings) -> None:
         announce(created)
     warning = keyring_warning(settings)
     if warning:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        # This process becomes the server, whose stderr holds JSON lines only.
+        structlog.get_logger().warning("keyring.placement", detail=warning)
 
 
 @app.command()
