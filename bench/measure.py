@@ -84,7 +84,9 @@ def _timed(running: Running, args: list[str], answer_file: Path) -> tuple[Transf
 def upload_raw(running: Running, source: Path, name: str, scratch: Path) -> Transfer:
     assert running.raw_upload is not None
     method, path = running.raw_upload
-    transfer, answer = _timed(running, ["-X", method, "-T", str(source), running.url + path.format(name=name)], scratch)
+    named = [f"-H{key}: {value}" for key, value in running.raw_headers(name).items() if key not in running.headers]
+    url = running.url + path.format(name=name)
+    transfer, answer = _timed(running, ["-X", method, *named, "-T", str(source), url], scratch)
     transfer.file_id = upload_id(running, answer, name)
     return transfer
 

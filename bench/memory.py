@@ -63,7 +63,8 @@ def measure(root: Path, size: int) -> int:
         auth = f"Authorization: Bearer {token}"
         source = root / "payload.bin"
         expected = make_file(source, size)
-        created = curl("-H", auth, "-X", "POST", "-T", str(source), f"{server.url}/api/v1/files?name=payload.bin")
+        name = "Content-Disposition: attachment; filename=payload.bin"
+        created = curl("-H", auth, "-H", name, "-X", "POST", "-T", str(source), f"{server.url}/api/v1/files")
         file_id = created.split('"id":"', 1)[1].split('"', 1)[0]
         source.unlink()
         target = root / "download.bin"

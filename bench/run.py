@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -115,7 +116,8 @@ def _measure_small(config: Config, results: Results, running: Running) -> None:
     if running.raw_upload:
         method, path = running.raw_upload
         url = running.url + path.format(name="small.bin")
-        up = measure.load(running, method, url, body, "application/octet-stream", n, c)
+        named = dataclasses.replace(running, headers=running.raw_headers("small.bin"))
+        up = measure.load(named, method, url, body, "application/octet-stream", n, c)
         file_id = measure.upload_raw(running, body, "small.bin", scratch).file_id
     else:
         assert running.multipart_upload is not None

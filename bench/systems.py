@@ -42,6 +42,16 @@ class Running:
     # How an upload's answer names the file: from its JSON "id", or the name we gave it.
     id_from_json: bool = True
     tus_endpoint: str | None = None  # where resumable (tus) uploads are created
+    # A header naming a raw upload's file ("{name}" replaced), for servers that take the
+    # name from a header instead of the URL.
+    raw_name_header: tuple[str, str] | None = None
+
+    def raw_headers(self, name: str) -> dict[str, str]:
+        """Headers of a raw upload of ``name``: the server's own, and the name's if any."""
+        if self.raw_name_header is None:
+            return dict(self.headers)
+        key, value = self.raw_name_header
+        return {**self.headers, key: value.format(name=name)}
 
     def stop(self) -> None:
         stop_group(self.proc, timeout=30)
@@ -104,7 +114,8 @@ def start_sealbox(work: Path, port: int, extra: dict[str, str] | None = None) ->
         name="sealbox",
         url=url,
         proc=proc,
-        raw_upload=("POST", "/api/v1/files?name={name}"),
+        raw_upload=("POST", "/api/v1/files"),
+        raw_name_header=("Content-Disposition", "attachment; filename*=UTF-8''{name}"),
         multipart_upload="/api/v1/files",
         download_path="/api/v1/files/{id}/content",
         headers={"Authorization": f"Bearer {token}"},

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote
 
 import httpx2 as httpx
 import obstore
@@ -245,3 +246,8 @@ def login(url: str, username: str, password: str) -> str:
 def blob_key(file_id: str) -> str:
     hex_id = file_id.replace("-", "")
     return f"files/{hex_id[:2]}/{hex_id}"
+
+
+def named(name: str) -> dict[str, str]:
+    """Headers naming a raw upload's file (names never go in URLs)."""
+    return {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}"}

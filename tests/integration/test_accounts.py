@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx2 as httpx
 import pytest
 
-from tests.integration.server import Installation, Server, blob_key, login
+from tests.integration.server import Installation, Server, blob_key, login, named
 
 PROBLEM = "application/problem+json"
 
@@ -111,7 +111,7 @@ def test_personal_tokens_scopes_and_revocation(site: tuple[Installation, Server,
     _, server, admin = site
     make_user(admin, "hank")
     with as_user(server, login(server.url, "hank", "password-123")) as hank:
-        file_id = hank.post("/api/v1/files", params={"name": "h.txt"}, content=b"hank's").json()["id"]
+        file_id = hank.post("/api/v1/files", headers=named("h.txt"), content=b"hank's").json()["id"]
         made = hank.post("/api/v1/me/tokens", json={"name": "backup script", "scope": "read", "expires_in_days": 30})
         assert made.status_code == 201
         body = made.json()
@@ -120,7 +120,7 @@ def test_personal_tokens_scopes_and_revocation(site: tuple[Installation, Server,
         with as_user(server, body["token"]) as reader:
             assert reader.get(f"/api/v1/files/{file_id}/content").content == b"hank's"
             assert reader.get("/api/v1/files").status_code == 200
-            problem(reader.post("/api/v1/files", params={"name": "x"}, content=b"x"), 403, "read-only")
+            problem(reader.post("/api/v1/files", headers=named("x"), content=b"x"), 403, "read-only")
             problem(reader.delete(f"/api/v1/files/{file_id}"), 403, "read-only")
             problem(reader.post("/api/v1/me/tokens", json={"name": "escalate"}), 403, "read-only")
             listed = {t["name"]: t for t in reader.get("/api/v1/me/tokens").json()}
@@ -171,8 +171,7 @@ def test_deleting_an_account_deletes_its_files(site: tuple[Installation, Server,
     token = login(server.url, "jack", "password-123")
     with as_user(server, token) as jack:
         ids = [
-            jack.post("/api/v1/files", params={"name": f"j{i}"}, content=os.urandom(1000)).json()["id"]
-            for i in range(3)
+            jack.post("/api/v1/files", headers=named(f"j{i}"), content=os.urandom(1000)).json()["id"] for i in range(3)
         ]
         assert {blob_key(i) for i in ids} <= install.blobs.stored()
         assert admin.delete(f"/api/v1/admin/users/{user_id}").status_code == 204

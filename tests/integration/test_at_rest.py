@@ -17,7 +17,7 @@ import httpx2 as httpx
 import pytest
 
 from tests.integration.conftest import Account
-from tests.integration.server import Installation, Server
+from tests.integration.server import Installation, Server, named
 
 MARKER = b"CANARY-" + secrets.token_hex(8).encode()
 NAME = f"canary-Ωmega-秘密-{secrets.token_hex(4)}.txt"
@@ -65,7 +65,7 @@ def test_the_scan_sees_the_database_and_finds_a_planted_canary(
 def test_no_plaintext_at_rest_after_upload(alice: Account, install: Installation, server: Server, path: str) -> None:
     data = canary_content(3 << 20)
     if path == "raw":
-        response = alice.client.post("/api/v1/files", params={"name": NAME}, content=data)
+        response = alice.client.post("/api/v1/files", headers=named(NAME), content=data)
     else:
         url = "/upload" if path == "seed" else "/api/v1/files"
         response = alice.client.post(url, files={"file": (NAME, data, "text/plain")})
@@ -144,7 +144,7 @@ def test_no_plaintext_at_rest_through_links(alice: Account, install: Installatio
     downloads through a share link leave no plaintext either."""
     data = canary_content(1 << 20)
     token = alice.client.post("/api/v1/upload-requests", json={}).json()["token"]
-    sent = httpx.post(f"{server.url}/r/{token}/files", params={"name": NAME, "uploader": NAME}, content=data)
+    sent = httpx.post(f"{server.url}/r/{token}/files", headers=named(NAME), params={"uploader": NAME}, content=data)
     assert sent.status_code == 201
     request_id = alice.client.get("/api/v1/upload-requests").json()[0]["id"]
     received = alice.client.get(f"/api/v1/upload-requests/{request_id}/files").json()

@@ -4,12 +4,14 @@ and `sealbox audit verify` finds any edited or removed row."""
 from __future__ import annotations
 
 import json
+import time
+from typing import Any
 
 import httpx2 as httpx
 import pytest
 
 from tests.integration.conftest import Account
-from tests.integration.server import Installation, Server, login
+from tests.integration.server import Installation, Server, login, named
 
 COLUMNS = "seq, at, action, actor_id, actor, owner_id, file_id, target, client, detail, prev_hash, hash"
 
@@ -21,7 +23,7 @@ def story(server: Server, install: Installation, alice: Account, bob: Account) -
         httpx.post(f"{server.url}/api/v1/auth/token", data={"username": "bob", "password": "nope"}).status_code == 401
     )
     login(server.url, "bob", "bob-password-1")
-    file_id = alice.client.post("/api/v1/files", params={"name": "Quarterly secrets.xlsx"}, content=b"q").json()["id"]
+    file_id = alice.client.post("/api/v1/files", headers=named("Quarterly secrets.xlsx"), content=b"q").json()["id"]
     assert alice.client.get(f"/api/v1/files/{file_id}/content").status_code == 200
     link = alice.client.post(f"/api/v1/files/{file_id}/shares", json={"password": "share-password"}).json()
     assert httpx.post(f"{server.url}/s/{link['token']}/unlock", json={"password": "wrong-guess"}).status_code == 401
@@ -32,7 +34,7 @@ def story(server: Server, install: Installation, alice: Account, bob: Account) -
     given = alice.client.post(f"/api/v1/files/{file_id}/grants", json={"username": "bob"}).json()
     assert bob.client.get(f"/api/v1/files/{file_id}/content").status_code == 200
     assert alice.client.delete(f"/api/v1/files/{file_id}/grants/{given['id']}").status_code == 204
-    bobs = bob.client.post("/api/v1/files", params={"name": "bob-only.txt"}, content=b"b").json()["id"]
+    bobs = bob.client.post("/api/v1/files", headers=named("bob-only.txt"), content=b"b").json()["id"]
     created = alice.client.post("/api/v1/admin/users", json={"username": "temp", "password": "temp-password"})
     assert alice.client.delete(f"/api/v1/admin/users/{created.json()['id']}").status_code == 204
     assert alice.client.delete(f"/api/v1/files/{file_id}").status_code == 204
@@ -70,6 +72,64 @@ def test_every_kind_of_event_is_recorded(story: dict[str, str], alice: Account) 
     assert by_link["actor"] == "link"
     assert by_link["target"] == story["share"]
     assert by_link["client"] == "127.0.0.1"
+
+
+RANGES = [(0, 9), (10, 99), (100, 999), (1000, 2999)]  # one whole download, in consecutive ranges
+ROUTES = ["owner-api", "owner-seed", "owner-web", "grantee-api", "grantee-seed", "link"]
+
+
+def reader(route: str, server: Server, alice: Account, bob: Account, file_id: str) -> tuple[httpx.Client, str]:
+    """A client reading ``file_id`` the way ``route`` says, and the path it reads."""
+    who, _, kind = route.partition("-")
+    if who == "link":
+        token = alice.client.post(f"/api/v1/files/{file_id}/shares", json={"password": "pw-for-ranges"}).json()["token"]
+        grant = httpx.post(f"{server.url}/s/{token}/unlock", json={"password": "pw-for-ranges"}).json()["grant"]
+        return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {grant}"}), f"/s/{token}/download"
+    path = f"/download/{file_id}" if kind == "seed" else f"/api/v1/files/{file_id}/content"
+    if who == "grantee":
+        assert alice.client.post(f"/api/v1/files/{file_id}/grants", json={"username": "bob"}).status_code == 201
+        return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {bob.token}"}), path
+    if kind == "web":
+        # The web pages link to the API's URL and are read with the session cookie.
+        browser = httpx.Client(base_url=server.url, headers={"Origin": server.url, "Sec-Fetch-Site": "same-origin"})
+        signed = browser.post("/login", data={"username": "admin", "password": server.admin_password or ""})
+        assert signed.status_code == 303, signed.text
+        return browser, path
+    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {alice.token}"}), path
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_every_response_with_file_bytes_is_audited_ranges_included(
+    server: Server, alice: Account, bob: Account, route: str
+) -> None:
+    data = bytes(range(256)) * 12  # 3072 bytes
+    file_id = alice.client.post("/api/v1/files", headers=named("ranged.bin"), content=data).json()["id"]
+    client, path = reader(route, server, alice, bob, file_id)
+    try:
+        got = b""
+        for start, end in RANGES:
+            answer = client.get(path, headers={"Range": f"bytes={start}-{end}"})
+            assert answer.status_code == 206, answer.text
+            got += answer.content
+        assert client.head(path).status_code == 200  # sends no bytes: not a download
+        assert client.get(path).content == data
+    finally:
+        client.close()
+    assert got == data[: RANGES[-1][1] + 1]
+
+    def downloads() -> list[dict[str, Any]]:
+        page = alice.client.get("/api/v1/audit", params={"limit": 1000}).json()["items"]
+        return [e for e in reversed(page) if e["action"] == "file.download" and e["file_id"] == file_id]
+
+    deadline = time.monotonic() + 20
+    while len(downloads()) < len(RANGES) + 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    events = downloads()
+    expected = [{"start": a, "bytes": b - a + 1} for a, b in RANGES] + [{"bytes": len(data)}]
+    assert [{k: e["detail"][k] for k in ("start", "bytes") if k in e["detail"]} for e in events] == expected
+    via = {"owner": "owner", "grantee": "grant", "link": "link"}[route.partition("-")[0]]
+    assert {e["detail"]["via"] for e in events} == {via}
+    assert sum(int(e["detail"]["bytes"]) for e in events) == len(got) + len(data)
 
 
 def test_owners_see_their_events_only(story: dict[str, str], bob: Account) -> None:

@@ -12,7 +12,7 @@ import httpx2 as httpx
 import pytest
 
 from tests.integration.conftest import Account, _account
-from tests.integration.server import Installation, Server
+from tests.integration.server import Installation, Server, named
 
 PROBLEM = "application/problem+json"
 
@@ -48,7 +48,7 @@ def test_missing_or_wrong_token_is_401(server: Server, alice: Account, unchanged
     for headers in ({}, {"Authorization": "Bearer sbx_wrong"}, {"Authorization": "Basic YTpi"}):
         for method, path in (
             ("GET", "/api/v1/files"),
-            ("POST", "/api/v1/files?name=a"),
+            ("POST", "/api/v1/files"),
             ("POST", "/upload"),
             ("GET", f"/download/{uuid.uuid4()}"),
             ("GET", f"/api/v1/files/{uuid.uuid4()}/content"),
@@ -81,7 +81,7 @@ def test_wrong_password_login_is_401_with_the_same_message(server: Server, alice
 
 
 def test_someone_elses_file_is_404_everywhere(alice: Account, bob: Account) -> None:
-    file_id = alice.client.post("/api/v1/files", params={"name": "mine.txt"}, content=b"alice only").json()["id"]
+    file_id = alice.client.post("/api/v1/files", headers=named("mine.txt"), content=b"alice only").json()["id"]
     for response in (
         bob.client.get(f"/api/v1/files/{file_id}"),
         bob.client.get(f"/api/v1/files/{file_id}/content"),
@@ -113,7 +113,7 @@ def test_malformed_ids_are_404(alice: Account, bad_id: str) -> None:
     ],
 )
 def test_bad_names_are_refused_on_every_upload_path(alice: Account, unchanged: None, name: str, detail: str) -> None:
-    assert_problem(alice.client.post("/api/v1/files", params={"name": name}, content=b"data"), 400, detail)
+    assert_problem(alice.client.post("/api/v1/files", headers=named(name), content=b"data"), 400, detail)
     if name:
         # Built by hand: client libraries percent-encode control characters in file names.
         body = (
@@ -129,7 +129,31 @@ def test_bad_names_are_refused_on_every_upload_path(alice: Account, unchanged: N
 
 
 def test_raw_upload_without_a_name_is_400(alice: Account, unchanged: None) -> None:
-    assert_problem(alice.client.post("/api/v1/files", content=b"data"), 400, "?name=")
+    assert_problem(alice.client.post("/api/v1/files", content=b"data"), 400, "Content-Disposition")
+
+
+MULTIPART_BODY = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\ndata\r\n--b--\r\n'
+
+
+@pytest.mark.parametrize("route", ["/api/v1/files", "/r/{token}/files", "/upload"])
+@pytest.mark.parametrize("body", ["raw", "multipart"])
+def test_names_in_urls_are_refused_on_every_upload_route(
+    alice: Account, install: Installation, route: str, body: str
+) -> None:
+    """Proxies log URLs (nginx's error log whenever an upstream fails), so a file name in
+    one would be plaintext in a log file: refused, pointing to the header."""
+    request_link = alice.client.post("/api/v1/upload-requests", json={}).json()
+    before_blobs, before_list = stored_files(install), listing(alice)
+    headers = named("Merger-Plan.pdf")
+    content = b"data"
+    if body == "multipart":
+        headers, content = {"Content-Type": "multipart/form-data; boundary=b"}, MULTIPART_BODY
+    url = route.format(token=request_link["token"]) + "?name=Merger-Plan.pdf"
+    assert_problem(alice.client.post(url, headers=headers, content=content), 400, "Content-Disposition")
+    assert stored_files(install) == before_blobs
+    assert listing(alice) == before_list
+    received = alice.client.get("/api/v1/upload-requests").json()
+    assert next(r for r in received if r["id"] == request_link["id"])["files_received"] == 0
 
 
 def test_bad_content_disposition_name_is_400(alice: Account, unchanged: None) -> None:
@@ -140,9 +164,7 @@ def test_bad_content_disposition_name_is_400(alice: Account, unchanged: None) ->
 
 
 def test_bad_content_type_is_400(alice: Account, unchanged: None) -> None:
-    response = alice.client.post(
-        "/api/v1/files", params={"name": "a"}, content=b"d", headers={"Content-Type": "nonsense"}
-    )
+    response = alice.client.post("/api/v1/files", headers={**named("a"), "Content-Type": "nonsense"}, content=b"d")
     assert_problem(response, 400, "content type")
 
 
@@ -218,13 +240,13 @@ class TestSizeLimit:
             for i in range(0, len(too_big), 100_000):
                 yield too_big[i : i + 100_000]
 
-        assert_problem(account.client.post("/api/v1/files", params={"name": "a"}, content=too_big), 413, "limit")
-        assert_problem(account.client.post("/api/v1/files", params={"name": "a"}, content=chunked()), 413, "limit")
+        assert_problem(account.client.post("/api/v1/files", headers=named("a"), content=too_big), 413, "limit")
+        assert_problem(account.client.post("/api/v1/files", headers=named("a"), content=chunked()), 413, "limit")
         for path in ("/api/v1/files", "/upload"):
             assert_problem(account.client.post(path, files={"file": ("a", too_big, "x/y")}), 413, "limit")
         assert server.install.blobs.stored() == set()
         assert account.client.get("/api/v1/files").json()["items"] == []
-        exact = account.client.post("/api/v1/files", params={"name": "a"}, content=too_big[:-1])
+        exact = account.client.post("/api/v1/files", headers=named("a"), content=too_big[:-1])
         assert exact.status_code == 201
 
 
@@ -232,7 +254,7 @@ def test_client_disconnect_mid_upload_leaves_nothing(alice: Account, install: In
     before_blobs, before_list = stored_files(install), listing(alice)
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.sendall(
-            b"POST /api/v1/files?name=cut.bin HTTP/1.1\r\nHost: x\r\n"
+            b"POST /api/v1/files HTTP/1.1\r\nHost: x\r\nContent-Disposition: attachment; filename=cut.bin\r\n"
             + f"Authorization: Bearer {alice.token}\r\nContent-Length: 20000000\r\n\r\n".encode()
             # more than one S3 part, so an unfinished multipart upload exists on S3 too
             + os.urandom(12 << 20)

@@ -11,14 +11,14 @@ import httpx2 as httpx
 import pytest
 
 from tests.integration.conftest import Account
-from tests.integration.server import Installation, blob_key
+from tests.integration.server import Installation, blob_key, named
 
 SIZES = [0, 1, 65535, 65536, 65537, 3 * 65536 + 7]
 PROBLEM = "application/problem+json"
 
 
 def upload_raw(account: Account, data: bytes, name: str = "file.bin", **kw: object) -> httpx.Response:
-    return account.client.post("/api/v1/files", params={"name": name}, content=data, **kw)  # type: ignore[arg-type]
+    return account.client.post("/api/v1/files", headers=named(name), content=data, **kw)  # type: ignore[arg-type]
 
 
 def upload_multipart(
@@ -89,7 +89,7 @@ def test_256_mib_round_trips_through_every_upload_path(alice: Account, tmp_path:
         yield f"\r\n--{boundary}--\r\n".encode()
 
     ids = []
-    raw = alice.client.post("/api/v1/files", params={"name": "big.bin"}, content=_stream_file(source))
+    raw = alice.client.post("/api/v1/files", headers=named("big.bin"), content=_stream_file(source))
     ids.append(raw.json()["id"])
     for path in ("/api/v1/files", "/upload"):
         boundary = "sealbox-test-boundary"
@@ -184,9 +184,8 @@ def test_download_headers_are_safe(alice: Account) -> None:
     name = 'Ünïcode "quoted" report.html'
     created = alice.client.post(
         "/api/v1/files",
-        params={"name": name},
+        headers={**named(name), "Content-Type": "text/html"},
         content=b"<script>alert(1)</script>",
-        headers={"Content-Type": "text/html"},
     ).json()
     got = download(alice, created["id"])
     assert got.headers["content-type"] == "text/html"

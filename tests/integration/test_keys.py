@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet
 
 from sealbox.crypto.errors import UnknownKeyId
 from sealbox.crypto.keys import Keyring, load_keyring_file, new_master_key
-from tests.integration.server import SEALBOX, Installation, Server, login
+from tests.integration.server import SEALBOX, Installation, Server, login, named
 
 FILES = 500
 
@@ -52,7 +52,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Installat
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as client:
         for i in range(FILES):
             data = os.urandom(3000 + i)
-            files[client.post("/api/v1/files", params={"name": f"k{i}"}, content=data).json()["id"]] = data
+            files[client.post("/api/v1/files", headers=named(f"k{i}"), content=data).json()["id"]] = data
     try:
         yield install, server, token, files
     finally:
@@ -73,7 +73,7 @@ def test_rotate_and_rewrap_under_load_touch_no_blob(loaded: tuple[Installation, 
             i = 0
             while not stop.is_set():
                 data = os.urandom(5000)
-                up = client.post("/api/v1/files", params={"name": f"live{i}"}, content=data)
+                up = client.post("/api/v1/files", headers=named(f"live{i}"), content=data)
                 down = client.get(f"/api/v1/files/{ids[i % len(ids)]}/content")
                 if up.status_code != 201 or down.status_code != 200 or down.content != files[ids[i % len(ids)]]:
                     failures.append(f"{up.status_code} {down.status_code}")
@@ -211,10 +211,10 @@ def test_two_servers_pick_up_a_rotation_without_restart(
             httpx.Client(base_url=first.url, headers={"Authorization": f"Bearer {token}"}) as a,
             httpx.Client(base_url=second.url, headers={"Authorization": f"Bearer {token}"}) as b,
         ):
-            created = a.post("/api/v1/files", params={"name": "after-rotate"}, content=data).json()["id"]
+            created = a.post("/api/v1/files", headers=named("after-rotate"), content=data).json()["id"]
             assert rows(install)[created.replace("-", "")][0] == new
             assert b.get(f"/api/v1/files/{created}/content").content == data
-            again = b.post("/api/v1/files", params={"name": "after-rotate-2"}, content=data).json()["id"]
+            again = b.post("/api/v1/files", headers=named("after-rotate-2"), content=data).json()["id"]
             assert rows(install)[again.replace("-", "")][0] == new
             assert a.get(f"/api/v1/files/{again}/content").content == data
     finally:

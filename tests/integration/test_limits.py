@@ -18,7 +18,7 @@ from sealbox.api import app
 from sealbox.api.limits import BODY_LIMIT
 from sealbox.api.protocol import HEAD_TIMEOUT, MAX_HEADERS
 from tests.integration.conftest import Account
-from tests.integration.server import Server
+from tests.integration.server import Server, named
 
 PROBLEM = "application/problem+json"
 HUNDRED_MIB = 100 << 20
@@ -131,7 +131,9 @@ def test_a_100_mib_body_is_refused_on_every_route_without_growing_memory(server:
 def test_a_link_upload_is_bounded_by_the_links_allowance(server: Server, alice: Account) -> None:
     created = alice.client.post("/api/v1/upload-requests", json={"max_files": 2, "max_bytes": 1 << 20}).json()
     token = created["token"]
-    status, body = send_large_body(server, "POST", f"/r/{token}/files?name=big.bin", chunked=True)
+    status, body = send_large_body(
+        server, "POST", f"/r/{token}/files", chunked=True, extra="Content-Disposition: attachment; filename=big.bin\r\n"
+    )
     assert status == 413, body
     tus = httpx.post(
         f"{server.url}/r/{token}/uploads/",
@@ -282,7 +284,7 @@ def test_every_json_field_refuses_out_of_range_and_unstorable_values(server: Ser
 
 
 def test_integer_headers_are_range_checked(server: Server, alice: Account) -> None:
-    file_id = alice.client.post("/api/v1/files", params={"name": "r.txt"}, content=b"0123456789").json()["id"]
+    file_id = alice.client.post("/api/v1/files", headers=named("r.txt"), content=b"0123456789").json()["id"]
     for value in ["bytes=" + "9" * 5000 + "-", "bytes=0-" + "9" * 5000, "bytes=-" + "9" * 5000, "bytes=²-3"]:
         range_header = value.encode("latin-1")  # as uvicorn receives it
         response = alice.client.get(f"/api/v1/files/{file_id}/content", headers={"Range": range_header})

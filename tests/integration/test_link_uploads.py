@@ -9,7 +9,7 @@ import os
 import httpx2 as httpx
 
 from tests.integration.conftest import Account
-from tests.integration.server import Server
+from tests.integration.server import Server, named
 
 TUS = {"Tus-Resumable": "1.0.0"}
 STREAM = {"Content-Type": "application/offset+octet-stream"}
@@ -42,7 +42,7 @@ def test_no_answer_to_a_link_uploader_names_the_new_file(alice: Account, server:
     answers.append(httpx.post(base, content=data, headers={**headers, **STREAM}))
     answers.append(httpx.post(base, headers={**TUS, "Upload-Length": "0", "Upload-Metadata": meta(filename="e")}))
     # Raw and multipart uploads.
-    answers.append(httpx.post(f"{server.url}/r/{created['token']}/files", params={"name": "raw.bin"}, content=data))
+    answers.append(httpx.post(f"{server.url}/r/{created['token']}/files", headers=named("raw.bin"), content=data))
     answers.append(httpx.post(f"{server.url}/r/{created['token']}/files", files={"file": ("m.bin", data)}))
     assert [a.status_code for a in answers] == [201, 204, 204, 201, 201, 201, 201]
     received = alice.client.get(f"/api/v1/upload-requests/{created['id']}/files").json()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from tests.integration.server import SEALBOX, Installation, Server, login, s3_env
+from tests.integration.server import SEALBOX, Installation, Server, login, named, s3_env
 from tests.services import Seaweed
 
 
@@ -27,7 +27,7 @@ def test_migrate_local_to_s3_interrupted_and_resumed(tmp_path: Path, seaweed: Se
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as client:
         for i in range(50):
             data = os.urandom(1_500_000 + i * 1000)
-            files[client.post("/api/v1/files", params={"name": f"m{i}.bin"}, content=data).json()["id"]] = data
+            files[client.post("/api/v1/files", headers=named(f"m{i}.bin"), content=data).json()["id"]] = data
     server.stop()
 
     already = local.cli("storage", "migrate", "--to", "local")

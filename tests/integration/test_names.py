@@ -12,7 +12,7 @@ import httpx2 as httpx
 import pytest
 
 from tests.integration.conftest import Account
-from tests.integration.server import Server
+from tests.integration.server import Server, named
 
 PROBLEM = "application/problem+json"
 INVISIBLE = "must not contain control characters, invisible characters or formatting characters"
@@ -46,7 +46,7 @@ def counts(server: Server, alice: Account, request_id: str) -> tuple[object, ...
 
 @pytest.fixture(scope="module")
 def targets(alice: Account) -> dict[str, str]:
-    file_id = alice.client.post("/api/v1/files", params={"name": "named.txt"}, content=b"n").json()["id"]
+    file_id = alice.client.post("/api/v1/files", headers=named("named.txt"), content=b"n").json()["id"]
     request = alice.client.post("/api/v1/upload-requests", json={"max_files": 100}).json()
     return {"file": file_id, "request": request["id"], "token": request["token"]}
 
@@ -67,7 +67,6 @@ def web_session(server: Server) -> httpx.Client:
 
 
 INPUTS: dict[str, Send] = {
-    "raw upload ?name=": lambda s, a, t, name: a.client.post("/api/v1/files", params={"name": name}, content=b"x"),
     "raw upload filename*": lambda s, a, t, name: a.client.post(
         "/api/v1/files",
         content=b"x",
@@ -92,11 +91,11 @@ INPUTS: dict[str, Send] = {
             "Upload-Metadata": f"filename {b64('ok.txt')},uploader {b64(name)}",
         },
     ),
-    "link upload ?name=": lambda s, a, t, name: httpx.post(
-        f"{s.url}/r/{t['token']}/files", params={"name": name}, content=b"x"
+    "link upload filename*": lambda s, a, t, name: httpx.post(
+        f"{s.url}/r/{t['token']}/files", headers=named(name), content=b"x"
     ),
     "link upload ?uploader=": lambda s, a, t, name: httpx.post(
-        f"{s.url}/r/{t['token']}/files", params={"name": "ok.txt", "uploader": name}, content=b"x"
+        f"{s.url}/r/{t['token']}/files", params={"uploader": name}, headers=named("ok.txt"), content=b"x"
     ),
     "API token name": lambda s, a, t, name: a.client.post("/api/v1/me/tokens", json={"name": name}),
     "API link note": lambda s, a, t, name: a.client.post(
@@ -143,5 +142,5 @@ def test_a_user_name_with_a_trailing_newline_is_refused(alice: Account) -> None:
 
 
 def test_names_are_stored_in_nfc(alice: Account) -> None:
-    created = alice.client.post("/api/v1/files", params={"name": "cafe\u0301.txt"}, content=b"c").json()
+    created = alice.client.post("/api/v1/files", headers=named("cafe\u0301.txt"), content=b"c").json()
     assert created["name"] == "café.txt"

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.integration.server import SEALBOX, Installation, Server, blob_key, login, s3_installation
+from tests.integration.server import SEALBOX, Installation, Server, blob_key, login, named, s3_installation
 from tests.services import Postgres, Seaweed
 
 
@@ -42,7 +42,7 @@ def test_upload_through_one_server_and_use_it_through_the_other(pair: tuple[Serv
     first, second, token = pair
     data = os.urandom(3 * 65536 + 11)
     with client(first, token) as a, client(second, token) as b:
-        created = a.post("/api/v1/files", params={"name": "shared.bin"}, content=data).json()
+        created = a.post("/api/v1/files", headers=named("shared.bin"), content=data).json()
         assert b.get(f"/api/v1/files/{created['id']}/content").content == data
         assert (
             b.get(f"/api/v1/files/{created['id']}/content", headers={"Range": "bytes=65530-65541"}).content
@@ -63,7 +63,7 @@ def test_eight_clients_over_two_servers(pair: tuple[Server, Server, str]) -> Non
         data = os.urandom(sizes[i])
         up, down = servers[i % 2], servers[(i + 1) % 2]
         with client(up, token) as a, client(down, token) as b:
-            created = a.post("/api/v1/files", params={"name": f"f{i}.bin"}, content=data)
+            created = a.post("/api/v1/files", headers=named(f"f{i}.bin"), content=data)
             assert created.status_code == 201, created.text
             file_id = created.json()["id"]
             assert b.get(f"/api/v1/files/{file_id}/content").content == data
@@ -116,12 +116,12 @@ def test_store_outage_answers_503_and_recovers(outage: tuple[Server, Seaweed, st
     data = os.urandom(300_000)
     with client(server, token) as c:
         assert c.get("/readyz").json() == {"status": "ready"}
-        kept = c.post("/api/v1/files", params={"name": "before.bin"}, content=data).json()["id"]
+        kept = c.post("/api/v1/files", headers=named("before.bin"), content=data).json()["id"]
         seaweed.stop()
         try:
             assert_unavailable(c.get("/readyz"))
             assert c.get("/healthz").status_code == 200
-            assert_unavailable(c.post("/api/v1/files", params={"name": "during.bin"}, content=data))
+            assert_unavailable(c.post("/api/v1/files", headers=named("during.bin"), content=data))
             assert_unavailable(c.post("/api/v1/files", files={"file": ("during.bin", data, "x/y")}))
             assert_unavailable(c.get(f"/api/v1/files/{kept}/content"))
             names = [item["name"] for item in c.get("/api/v1/files").json()["items"]]
@@ -137,7 +137,7 @@ def test_store_outage_answers_503_and_recovers(outage: tuple[Server, Seaweed, st
             time.sleep(0.5)
         assert c.get("/readyz").status_code == 200
         assert c.get(f"/api/v1/files/{kept}/content").content == data
-        again = c.post("/api/v1/files", params={"name": "after.bin"}, content=data)
+        again = c.post("/api/v1/files", headers=named("after.bin"), content=data)
         assert again.status_code == 201
         assert c.get(f"/api/v1/files/{again.json()['id']}/content").content == data
         names = sorted(item["name"] for item in c.get("/api/v1/files").json()["items"])
@@ -163,14 +163,14 @@ def test_database_outage_answers_503_and_recovers(tmp_path_factory: pytest.TempP
     try:
         token = login(server.url, "admin", server.admin_password)
         with client(server, token) as c:
-            kept = c.post("/api/v1/files", params={"name": "kept.bin"}, content=b"still here").json()["id"]
+            kept = c.post("/api/v1/files", headers=named("kept.bin"), content=b"still here").json()["id"]
             own.stop()
             try:
                 assert_unavailable(c.get("/readyz"))
                 assert c.get("/healthz").status_code == 200
                 assert_unavailable(c.get("/api/v1/files"))
                 assert_unavailable(c.get(f"/api/v1/files/{kept}/content"))
-                assert_unavailable(c.post("/api/v1/files", params={"name": "lost.bin"}, content=b"x"))
+                assert_unavailable(c.post("/api/v1/files", headers=named("lost.bin"), content=b"x"))
             finally:
                 own.resume()
             deadline = time.monotonic() + 30

@@ -16,7 +16,7 @@ import httpx2 as httpx
 import pytest
 
 from tests.integration.conftest import Account
-from tests.integration.server import Installation, Server, login
+from tests.integration.server import Installation, Server, login, named
 
 DATA = os.urandom(1000)
 RANGE = (10, 19)
@@ -62,7 +62,7 @@ class World:
 def world(server: Server, install: Installation, alice: Account) -> Iterator[World]:
     for name in ("mallory", "grace"):
         assert install.cli("user", "add", name, "--password-stdin", stdin=f"{name}-password-1\n").returncode == 0
-    created = alice.client.post("/api/v1/files", params={"name": "matrix.bin"}, content=DATA)
+    created = alice.client.post("/api/v1/files", headers=named("matrix.bin"), content=DATA)
     assert created.status_code == 201
     file_id = created.json()["id"]
     assert alice.client.post(f"/api/v1/files/{file_id}/grants", json={"username": "grace"}).status_code == 201

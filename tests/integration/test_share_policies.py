@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx2 as httpx
 import pytest
 
-from tests.integration.server import Installation, Server, login
+from tests.integration.server import Installation, Server, login, named
 
 MAX, WINDOW = 3, 4
 QUOTA, MAX_FILE = 5000, 3000
@@ -49,7 +49,7 @@ def client(server: Server) -> Iterator[httpx.Client]:
 
 
 def new_link(client: httpx.Client, **body: object) -> dict[str, str]:
-    file_id = client.post("/api/v1/files", params={"name": "p.bin"}, content=b"secret bytes").json()["id"]
+    file_id = client.post("/api/v1/files", headers=named("p.bin"), content=b"secret bytes").json()["id"]
     response = client.post(f"/api/v1/files/{file_id}/shares", json={"password": PASSWORD, **body})
     assert response.status_code == 201, response.text
     return dict(response.json())
@@ -113,7 +113,7 @@ def test_a_trusted_proxy_is_believed(server: Server, client: httpx.Client) -> No
 
 
 def test_link_policies(client: httpx.Client, install: Installation) -> None:
-    file_id = client.post("/api/v1/files", params={"name": "pol.bin"}, content=b"x").json()["id"]
+    file_id = client.post("/api/v1/files", headers=named("pol.bin"), content=b"x").json()["id"]
     before = install.sql("SELECT count(*) FROM shares")
     cases = [
         ({"expires_in_seconds": 3 * 86400}, "at most 172800 seconds (the maximum link lifetime)"),
@@ -138,7 +138,7 @@ def test_password_required_policy(tmp_path_factory: pytest.TempPathFactory) -> N
         assert server.admin_password is not None
         token = login(server.url, "admin", server.admin_password)
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as client:
-            file_id = client.post("/api/v1/files", params={"name": "a"}, content=b"a").json()["id"]
+            file_id = client.post("/api/v1/files", headers=named("a"), content=b"a").json()["id"]
             for path, body in ((f"/api/v1/files/{file_id}/shares", {}), ("/api/v1/upload-requests", {})):
                 refused = client.post(path, json=body)
                 assert refused.status_code == 400
@@ -151,7 +151,7 @@ def test_password_required_policy(tmp_path_factory: pytest.TempPathFactory) -> N
 
 def test_quota_and_file_size(client: httpx.Client, install: Installation) -> None:
     blobs = len(install.blobs.stored())
-    too_big = client.post("/api/v1/files", params={"name": "big"}, content=b"x" * (MAX_FILE + 1))
+    too_big = client.post("/api/v1/files", headers=named("big"), content=b"x" * (MAX_FILE + 1))
     assert too_big.status_code == 413
     assert f"limit of {MAX_FILE} bytes" in too_big.json()["detail"]
     assert len(install.blobs.stored()) == blobs
@@ -159,20 +159,20 @@ def test_quota_and_file_size(client: httpx.Client, install: Installation) -> Non
     room = QUOTA - used
     while room > 10:  # fill up to 10 bytes short of the quota
         size = min(room - 10, MAX_FILE)
-        assert client.post("/api/v1/files", params={"name": "fill"}, content=b"x" * size).status_code == 201
+        assert client.post("/api/v1/files", headers=named("fill"), content=b"x" * size).status_code == 201
         room -= size
     blobs = len(install.blobs.stored())
-    over = client.post("/api/v1/files", params={"name": "over"}, content=b"x" * 11)
+    over = client.post("/api/v1/files", headers=named("over"), content=b"x" * 11)
     assert over.status_code == 413
     assert f"storage quota of {QUOTA} bytes" in over.json()["detail"]
     assert len(install.blobs.stored()) == blobs
-    assert client.post("/api/v1/files", params={"name": "last"}, content=b"x" * 10).status_code == 201
-    full = client.post("/api/v1/files", params={"name": "more"}, content=b"x")
+    assert client.post("/api/v1/files", headers=named("last"), content=b"x" * 10).status_code == 201
+    full = client.post("/api/v1/files", headers=named("more"), content=b"x")
     assert full.status_code == 413
     assert "is used up" in full.json()["detail"]
     # Uploads through a link count against the owner's quota too.
     token = client.post("/api/v1/upload-requests", json={}).json()["token"]
-    via_link = httpx.post(f"{install_url(client)}/r/{token}/files", params={"name": "l"}, content=b"x")
+    via_link = httpx.post(f"{install_url(client)}/r/{token}/files", headers=named("l"), content=b"x")
     assert via_link.status_code == 413
     assert "quota" in via_link.json()["detail"]
 

@@ -12,11 +12,11 @@ import httpx2 as httpx
 import pytest
 
 from tests.integration.conftest import Account
-from tests.integration.server import Installation, Server
+from tests.integration.server import Installation, Server, named
 
 
 def upload(account: Account, name: str, data: bytes) -> str:
-    response = account.client.post("/api/v1/files", params={"name": name}, content=data)
+    response = account.client.post("/api/v1/files", headers=named(name), content=data)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
@@ -188,19 +188,19 @@ def test_upload_requests(server: Server, alice: Account, install: Installation) 
     base = f"{server.url}/r/{token}"
     assert httpx.get(base).json()["files_left"] == 2
     blobs_before = len(install.blobs.stored())
-    too_big = httpx.post(f"{base}/files", params={"name": "big.bin"}, content=b"x" * 1001)
+    too_big = httpx.post(f"{base}/files", headers=named("big.bin"), content=b"x" * 1001)
     assert too_big.status_code == 413
     assert "1000 bytes" in too_big.json()["detail"]
     assert len(install.blobs.stored()) == blobs_before
-    first = httpx.post(f"{base}/files", params={"name": "a.txt", "uploader": "Dana"}, content=b"a" * 600)
+    first = httpx.post(f"{base}/files", headers=named("a.txt"), params={"uploader": "Dana"}, content=b"a" * 600)
     assert first.status_code == 201
     assert set(first.json()) == {"name", "size", "received_at"}
-    over = httpx.post(f"{base}/files", params={"name": "b.txt"}, content=b"b" * 401)
+    over = httpx.post(f"{base}/files", headers=named("b.txt"), content=b"b" * 401)
     assert over.status_code == 413
     assert "400 bytes" in over.json()["detail"]
     second = httpx.post(f"{base}/files", files={"file": ("b.txt", b"b" * 400)})
     assert second.status_code == 201
-    third = httpx.post(f"{base}/files", params={"name": "c.txt"}, content=b"c")
+    third = httpx.post(f"{base}/files", headers=named("c.txt"), content=b"c")
     assert third.status_code == 410
     assert "2 files" in third.json()["detail"]
     received = alice.client.get(f"/api/v1/upload-requests/{request_id}/files").json()
@@ -217,19 +217,19 @@ def test_upload_requests(server: Server, alice: Account, install: Installation) 
 def test_upload_request_with_password_and_revocation(server: Server, alice: Account, bob: Account) -> None:
     created = alice.client.post("/api/v1/upload-requests", json={"password": "drop-box-pass"}).json()
     base = f"{server.url}/r/{created['token']}"
-    locked = httpx.post(f"{base}/files", params={"name": "x.txt"}, content=b"x")
+    locked = httpx.post(f"{base}/files", headers=named("x.txt"), content=b"x")
     assert locked.status_code == 401
     assert "password" in locked.json()["detail"]
     assert httpx.post(f"{base}/unlock", json={"password": "wrong-password"}).status_code == 401
     grant = httpx.post(f"{base}/unlock", json={"password": "drop-box-pass"}).json()["grant"]
     auth = {"Authorization": f"Bearer {grant}"}
-    assert httpx.post(f"{base}/files", params={"name": "x.txt"}, content=b"x", headers=auth).status_code == 201
+    assert httpx.post(f"{base}/files", headers={**named("x.txt"), **auth}, content=b"x").status_code == 201
     # An upload link reads nothing: not the owner's files, not what was uploaded.
     assert httpx.get(f"{server.url}/api/v1/files", headers=auth).status_code == 401
     assert httpx.get(f"{server.url}/s/{created['token']}", headers=auth).status_code == 404
     assert bob.client.delete(f"/api/v1/upload-requests/{created['id']}").status_code == 404
     assert alice.client.delete(f"/api/v1/upload-requests/{created['id']}").status_code == 204
-    gone = httpx.post(f"{base}/files", params={"name": "y.txt"}, content=b"y", headers=auth)
+    gone = httpx.post(f"{base}/files", headers={**named("y.txt"), **auth}, content=b"y")
     assert gone.status_code == 410
     assert gone.json()["detail"] == "this link has been revoked"
 

@@ -14,7 +14,7 @@ import httpx2 as httpx
 import pytest
 
 from sealbox.crypto.keys import Keyring, new_master_key
-from tests.integration.server import SEALBOX, Installation, Server, login
+from tests.integration.server import SEALBOX, Installation, Server, login, named
 
 
 def serve_once(install: Installation, **env: str) -> subprocess.CompletedProcess[str]:
@@ -40,7 +40,7 @@ def populated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Installation, d
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as client:
         for size in (0, 70_000, 1 << 20):
             data = os.urandom(size)
-            files[client.post("/api/v1/files", params={"name": f"{size}.bin"}, content=data).json()["id"]] = data
+            files[client.post("/api/v1/files", headers=named(f"{size}.bin"), content=data).json()["id"]] = data
     server.stop()
     return install, files, server.admin_password
 

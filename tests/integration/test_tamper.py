@@ -14,7 +14,7 @@ import pytest
 
 from sealbox.crypto.stream import HEADER_LEN, TAG_LEN
 from tests.integration.conftest import Account
-from tests.integration.server import Installation, blob_key
+from tests.integration.server import Installation, blob_key, named
 
 C = 1 << 16
 SEALED = C + TAG_LEN
@@ -76,7 +76,7 @@ def assert_refused(account: Account, file_id: str, size: int, headers: dict[str,
 @pytest.mark.parametrize("tampering", list(TAMPERINGS))
 def test_tampered_blob_never_downloads(alice: Account, install: Installation, tampering: str) -> None:
     data = os.urandom(3 * C + 7)
-    file_id = alice.client.post("/api/v1/files", params={"name": "t.bin"}, content=data).json()["id"]
+    file_id = alice.client.post("/api/v1/files", headers=named("t.bin"), content=data).json()["id"]
     key = blob_key(file_id)
     install.blobs.write(key, TAMPERINGS[tampering](install.blobs.read(key)))
     assert_refused(alice, file_id, len(data))
@@ -85,7 +85,7 @@ def test_tampered_blob_never_downloads(alice: Account, install: Installation, ta
 
 def test_a_damaged_middle_chunk_cuts_the_connection_after_the_good_bytes(alice: Account, install: Installation) -> None:
     data = os.urandom(4 << 20)
-    file_id = alice.client.post("/api/v1/files", params={"name": "m.bin"}, content=data).json()["id"]
+    file_id = alice.client.post("/api/v1/files", headers=named("m.bin"), content=data).json()["id"]
     key = blob_key(file_id)
     chunk = 40  # about 2.5 MiB in: well after the response has started
     install.blobs.write(key, flip(HEADER_LEN + chunk * SEALED + 10)(install.blobs.read(key)))
@@ -100,8 +100,8 @@ def test_a_damaged_middle_chunk_cuts_the_connection_after_the_good_bytes(alice: 
 
 def test_swapped_blobs_of_the_same_size_are_refused(alice: Account, install: Installation) -> None:
     first, second = os.urandom(2 * C + 1), os.urandom(2 * C + 1)
-    a = alice.client.post("/api/v1/files", params={"name": "a.bin"}, content=first).json()["id"]
-    b = alice.client.post("/api/v1/files", params={"name": "b.bin"}, content=second).json()["id"]
+    a = alice.client.post("/api/v1/files", headers=named("a.bin"), content=first).json()["id"]
+    b = alice.client.post("/api/v1/files", headers=named("b.bin"), content=second).json()["id"]
     blob_a, blob_b = install.blobs.read(blob_key(a)), install.blobs.read(blob_key(b))
     install.blobs.write(blob_key(a), blob_b)
     install.blobs.write(blob_key(b), blob_a)
@@ -110,6 +110,6 @@ def test_swapped_blobs_of_the_same_size_are_refused(alice: Account, install: Ins
 
 
 def test_a_missing_blob_is_an_error_not_an_empty_file(alice: Account, install: Installation) -> None:
-    file_id = alice.client.post("/api/v1/files", params={"name": "x.bin"}, content=b"abc").json()["id"]
+    file_id = alice.client.post("/api/v1/files", headers=named("x.bin"), content=b"abc").json()["id"]
     install.blobs.delete(blob_key(file_id))
     assert_refused(alice, file_id, 3)

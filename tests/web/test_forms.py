@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from sealbox.web import pages
-from tests.integration.server import Server, login
+from tests.integration.server import Server, login, named
 from tests.web.conftest import sign_in
 
 # What each form posts; the attacker fills in plausible values (for /login: their own account).
@@ -91,7 +91,7 @@ def api(server: Server) -> httpx.Client:
 def items(server: Server) -> dict[str, str]:
     """One of everything a form can act on, owned by admin."""
     with api(server) as client:
-        file_id = client.post("/api/v1/files", params={"name": "target.txt"}, content=b"t").json()["id"]
+        file_id = client.post("/api/v1/files", headers=named("target.txt"), content=b"t").json()["id"]
         share = client.post(f"/api/v1/files/{file_id}/shares", json={"password": "a password!"}).json()
         grant = client.post(f"/api/v1/files/{file_id}/grants", json={"username": "bob"}).json()
         request = client.post("/api/v1/upload-requests", json={"password": "a password!"}).json()
@@ -182,7 +182,7 @@ def test_a_reload_never_repeats_a_form(context: BrowserContext, server: Server) 
     page = context.new_page()
     sign_in(page, server)
     with api(server) as client:
-        file_id = client.post("/api/v1/files", params={"name": "reload.txt"}, content=b"r").json()["id"]
+        file_id = client.post("/api/v1/files", headers=named("reload.txt"), content=b"r").json()["id"]
 
     def links() -> int:
         with api(server) as client:
@@ -284,7 +284,7 @@ def back_routes() -> list[str]:
 def test_every_back_taking_form_sends_the_browser_only_within_the_site(server: Server) -> None:
     assert back_routes() == ["/links/{share_id}/revoke"]
     with api(server) as client:
-        file_id = client.post("/api/v1/files", params={"name": "back.txt"}, content=b"b").json()["id"]
+        file_id = client.post("/api/v1/files", headers=named("back.txt"), content=b"b").json()["id"]
         shares = [client.post(f"/api/v1/files/{file_id}/shares", json={}).json()["id"] for _ in HOSTILE_BACKS]
     with httpx.Client(base_url=server.url) as browser:
         signed = browser.post("/login", data={"username": "admin", "password": server.admin_password or ""})

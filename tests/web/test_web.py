@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx2 as httpx
 from playwright.sync_api import BrowserContext, Page, Request, Route, expect
 
-from tests.integration.server import Installation, Server, login
+from tests.integration.server import Installation, Server, login, named
 from tests.web.conftest import sign_in
 
 MIB = 1 << 20
@@ -168,7 +168,7 @@ def test_a_cross_origin_form_post_is_refused(context: BrowserContext, server: Se
     sign_in(page, server)
     token = login(server.url, "admin", server.admin_password or "")
     with api(server, token) as client:
-        file_id = client.post("/api/v1/files", params={"name": "keep-me.txt"}, content=b"keep").json()["id"]
+        file_id = client.post("/api/v1/files", headers=named("keep-me.txt"), content=b"keep").json()["id"]
     attack = f"""<!doctype html><form id="f" method="post" action="{server.url}/files/{file_id}/delete"></form>
     <script>document.getElementById("f").submit()</script>"""
     page.route("http://evil.test/**", lambda route: route.fulfill(content_type="text/html", body=attack))
@@ -193,12 +193,12 @@ def visit_every_page(page: Page, server: Server) -> list[str]:
     """Visit each kind of page once; return their URLs."""
     token = login(server.url, "admin", server.admin_password or "")
     with api(server, token) as client:
-        file_id = client.post("/api/v1/files", params={"name": "tour.txt"}, content=b"hello").json()["id"]
+        file_id = client.post("/api/v1/files", headers=named("tour.txt"), content=b"hello").json()["id"]
         client.post(f"/api/v1/files/{file_id}/grants", json={"username": "bob"})
         share = client.post(f"/api/v1/files/{file_id}/shares", json={"note": "hi"}).json()
         locked = client.post(f"/api/v1/files/{file_id}/shares", json={"password": "a password!"}).json()
         request = client.post("/api/v1/upload-requests", json={}).json()
-        client.post("/api/v1/files", params={"name": XSS_NAME}, content=b"<script>alert(1)</script>")
+        client.post("/api/v1/files", headers=named(XSS_NAME), content=b"<script>alert(1)</script>")
     urls = [
         "/files",
         f"/files/{file_id}",
@@ -301,7 +301,7 @@ def shoot(browser: object, server: Server) -> None:
     token = login(server.url, "admin", server.admin_password or "")
     with api(server, token) as client:
         for name, size in (("Quarterly report.pdf", 2_400_000), ("Team photo.jpg", 5_100_000), ("notes.txt", 1200)):
-            client.post("/api/v1/files", params={"name": name}, content=b"x" * size)
+            client.post("/api/v1/files", headers=named(name), content=b"x" * size)
         file_id = client.get("/api/v1/files").json()["items"][0]["id"]
         share = client.post(
             f"/api/v1/files/{file_id}/shares", json={"download_limit": 3, "note": "Here you go!"}
@@ -358,7 +358,7 @@ def test_the_public_upload_page(browser: object, server: Server, random_file: Ma
 def test_forms_only_send_the_browser_back_within_the_site(server: Server) -> None:
     token = login(server.url, "admin", server.admin_password or "")
     with api(server, token) as client:
-        file_id = client.post("/api/v1/files", params={"name": "back.txt"}, content=b"b").json()["id"]
+        file_id = client.post("/api/v1/files", headers=named("back.txt"), content=b"b").json()["id"]
         shares = [client.post(f"/api/v1/files/{file_id}/shares", json={}).json()["id"] for _ in range(4)]
     with httpx.Client(base_url=server.url) as browser:
         signed = browser.post("/login", data={"username": "admin", "password": server.admin_password or ""})

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from sealbox.api.errors import problem
 from sealbox.api.http import Unsatisfiable, content_disposition, parse_range
 from sealbox.errors import SealboxError
+from sealbox.logs import AlreadyLogged
 from sealbox.sharing.gate import Opened
 
 log = structlog.get_logger()
@@ -26,18 +27,24 @@ CONTENT_HEADERS = {
 
 async def _body(opened: Opened, start: int, end: int) -> AsyncIterator[bytes | memoryview]:
     download = opened.download
-    sent = 0
+    length, sent, failed = end - start + 1, 0, False
     try:
         async for piece in download.content(start, end):
             yield memoryview(piece)
             sent += len(piece)  # counted once the server has taken it
     except SealboxError as exc:
         # Headers are gone already: abort the connection (by raising) so the client
-        # sees a cut-short body instead of a well-terminated wrong one.
-        log.error("download.aborted", file_id=download.file.id, code=exc.code)
-        raise
+        # sees a cut-short body instead of a well-terminated wrong one. One event, with
+        # the file's id and never its name; the exception that cuts the connection is
+        # not reported a second time.
+        failed = True
+        log.error("download.aborted", file_id=str(download.file.id), code=exc.code, sent=sent, length=length)
+        raise AlreadyLogged(exc.code) from exc
     finally:
-        opened.finish(end - start + 1 - sent)
+        if sent < length and not failed:
+            # The client went away (or the server is stopping): not an error of ours.
+            log.info("download.interrupted", file_id=str(download.file.id), sent=sent, length=length)
+        opened.finish(length - sent)
 
 
 async def content_response(request: Request, opened: Opened) -> Response:

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from sealbox.errors import (
@@ -26,6 +27,7 @@ from sealbox.errors import (
     TooLarge,
     Unavailable,
 )
+from sealbox.logs import AlreadyLogged
 
 log = structlog.get_logger()
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -139,7 +141,23 @@ def install(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(allowed_methods(app, request))
         return problem(exc.status_code, detail, "http_error", headers)
 
+    @app.exception_handler(ClientDisconnect)
+    async def _disconnected(request: Request, _: ClientDisconnect) -> JSONResponse:
+        # The client went away while sending its body (an upload); nothing was stored.
+        # Not an error of ours: one line at INFO, naming the route, not the path (which
+        # may hold a link token).
+        log.info("request.disconnected", method=request.method, route=route_of(request))
+        return problem(400, "the client disconnected", "client_disconnected")
+
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.error("request.crashed", error=type(exc).__name__, exc_info=exc)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if not isinstance(exc, AlreadyLogged):
+            log.error("request.crashed", route=route_of(request), error=type(exc).__name__, exc_info=exc)
         return problem(500, "internal error", "internal_error")
+
+
+def route_of(request: Request) -> str | None:
+    """The matched route's template (``/s/{token}/download``): safe to log, unlike the path."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else None

@@ -9,7 +9,7 @@ from urllib.parse import quote, unquote
 from sealbox.errors import InvalidInput
 from sealbox.inputs import MAX_INT64
 
-_FILENAME_STAR = re.compile(r"""(?:^|;)\s*filename\*\s*=\s*UTF-8'[^']*'([^;\s]+)""", re.IGNORECASE)
+_FILENAME_STAR = re.compile(r"""(?:^|;)\s*filename\*\s*=\s*UTF-8'[^']*'([^;\s]*)""", re.IGNORECASE)
 _FILENAME = re.compile(r"""(?:^|;)\s*filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))""", re.IGNORECASE)
 # [0-9], not \d: \d also matches other scripts' digits, which int() would accept.
 _RANGE = re.compile(r"^[ \t]*bytes[ \t]*=[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*$", re.IGNORECASE)

@@ -146,7 +146,6 @@ def _boundary(content_type: str) -> bytes:
 
 
 def _name_from_header(request: Request) -> str | None:
-    # A name in a header stays out of access logs, which usually record query strings.
     header = request.headers.get("content-disposition")
     if header is None:
         return None
@@ -166,7 +165,19 @@ async def _raw(request: Request) -> AsyncIterator[bytes]:
 Store = Callable[[str, str | None, AsyncIterator[bytes]], Awaitable[T]]
 
 
+def refuse_name_in_url(request: Request) -> None:
+    """File names never travel in URLs: proxies write request lines to their logs (nginx's
+    error log does whenever an upstream fails), and a name is plaintext we promise to keep."""
+    if "name" in request.query_params:
+        raise InvalidInput(
+            "file names are not accepted in the URL (?name=), which proxies log: send the name in a "
+            "Content-Disposition header (attachment; filename*=UTF-8''<percent-encoded name>) "
+            "or as the filename of a multipart/form-data 'file' field"
+        )
+
+
 async def receive_multipart(request: Request, store: Store[T]) -> T:
+    refuse_name_in_url(request)
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise InvalidInput("send the file as multipart/form-data in a field named 'file'")
@@ -176,20 +187,22 @@ async def receive_multipart(request: Request, store: Store[T]) -> T:
     return await store(body.filename, body.content_type, body.data())
 
 
-async def receive_upload(request: Request, max_size: int, store: Store[T], name: str | None) -> T:
+async def receive_upload(request: Request, max_size: int, store: Store[T]) -> T:
     """Store the request body as a new file with ``store``: multipart (field ``file``)
-    if the body is ``multipart/form-data``, otherwise the raw body named by ``name``."""
+    if the body is ``multipart/form-data``, otherwise the raw body named by its
+    ``Content-Disposition`` header."""
+    refuse_name_in_url(request)
     declared = request.headers.get("content-length")
     if declared is not None and parse_count(declared, "Content-Length") > max_size + MAX_OTHER_BYTES:
         raise TooLarge(f"the file is larger than the limit of {max_size} bytes")
     content_type = request.headers.get("content-type")
     if content_type and content_type.lower().startswith("multipart/form-data"):
         return await receive_multipart(request, store)
-    if name is None:
-        name = _name_from_header(request)
+    name = _name_from_header(request)
     if name is None:
         raise InvalidInput(
-            "give the file name as ?name=... or in a Content-Disposition header (or send multipart/form-data)"
+            "name the file in a Content-Disposition header (attachment; filename*=UTF-8''<percent-encoded "
+            "name>), or send multipart/form-data"
         )
     if content_type and content_type.lower().startswith("application/x-www-form-urlencoded"):
         # What `curl --data-binary` sends by default; it says nothing about the file.

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import structlog
 import typer
 from rich.table import Table
 
@@ -31,12 +32,13 @@ from sealbox.cli.common import (
     settings_from,
 )
 from sealbox.cli.keys import keys_app
-from sealbox.cli.output import console, labelled
+from sealbox.cli.output import console
 from sealbox.cli.storage import storage_app
 from sealbox.config import Settings
 from sealbox.db.migrate import upgrade
 from sealbox.db.session import Database
 from sealbox.ids import UserId
+from sealbox.logs import CONFIG_FILE as LOG_CONFIG_FILE
 from sealbox.logs import configure_logging
 from sealbox.runtime import Initialised, keyring_warning, open_runtime, prepare
 
@@ -74,7 +76,8 @@ def _prepare(settings: Settings) -> None:
         announce(created)
     warning = keyring_warning(settings)
     if warning:
-        err.print(labelled("warning:", "yellow", warning))
+        # This process becomes the server, whose stderr holds JSON lines only.
+        structlog.get_logger().warning("keyring.placement", detail=warning)
 
 
 @app.command()
@@ -106,7 +109,9 @@ def serve(
     argv = [
         sys.executable, "-m", "uvicorn", "sealbox.api.app:app_from_env", "--factory",
         "--host", settings.host, "--port", str(settings.port), "--workers", str(settings.workers),
-        "--log-level", "warning", "--no-server-header",
+        "--no-server-header",
+        # Every line the server writes is JSON, uvicorn's own included (sealbox/logs.py).
+        "--log-config", str(LOG_CONFIG_FILE), "--no-access-log",
         # Bounded request heads (size, header count, time) and idle keep-alive: docs/operations.md.
         "--http", "sealbox.api.protocol:LimitedHttpTools", "--timeout-keep-alive", "5",
         # X-Forwarded-For is believed only from the proxies named in the settings.

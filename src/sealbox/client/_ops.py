@@ -13,7 +13,7 @@ import base64
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 from sealbox.client.errors import ApiError, TransportError, error_for
 from sealbox.client.models import Event, FileInfo, Grant, Link, LinkInfo, Me, Progress, UploadRequest
@@ -197,10 +197,16 @@ def delete_file(file_id: str) -> Op[None]:
     yield from call(Call("DELETE", f"/api/v1/files/{file_id}"), 204)
 
 
+def attachment(name: str) -> str:
+    """A request's ``Content-Disposition`` naming a file (RFC 6266 ``filename*``)."""
+    return f"attachment; filename*=UTF-8''{quote(name, safe='')}"
+
+
 def upload_stream(name: str) -> Op[FileInfo]:
     """A body of unknown length (an iterator): one streamed request, not resumable."""
-    headers = {"Content-Type": "application/octet-stream"}
-    instruction = Call("POST", "/api/v1/files", params={"name": name}, headers=headers, stream_body=True)
+    # The name travels in a header, never in the URL, which proxies write to their logs.
+    headers = {"Content-Type": "application/octet-stream", "Content-Disposition": attachment(name)}
+    instruction = Call("POST", "/api/v1/files", headers=headers, stream_body=True)
     reply: Reply = yield instruction  # a stream cannot be replayed: no retry
     return FileInfo.of(check(reply, 201).json())
 

@@ -117,7 +117,7 @@ class Opened:
 
     async def begin(self, start: int, end: int) -> None:
         """Take the response's bytes from a link's allowance (``Gone`` if it has too
-        few) and record a download that starts at byte 0."""
+        few) and record the response in the audit trail (``file.download``, ranges too)."""
         length = end - start + 1
         share = self._authorised.share
         row = self._authorised.row
@@ -133,10 +133,14 @@ class Opened:
                     check_live(current, now)
                     raise Gone(f"this link's download limit allows only {current.bytes_left} more bytes")
             self._charged = amount
-        if start == 0:
-            target = str(share.id) if share is not None else None
-            detail: Detail = {"via": self._authorised.via, "bytes": max(length, 0)}
-            self._gate.audit.record_soon(Event("file.download", self._actor, row.owner_id, row.id, target, detail))
+        # Every response that sends bytes is one event, ranges included (a range names its
+        # first byte): a download in many ranges cannot pass unrecorded, and group commit
+        # keeps a burst of them to a few transactions.
+        target = str(share.id) if share is not None else None
+        detail: Detail = {"via": self._authorised.via, "bytes": max(length, 0)}
+        if length != row.size:
+            detail = {**detail, "start": start}
+        self._gate.audit.record_soon(Event("file.download", self._actor, row.owner_id, row.id, target, detail))
 
     def finish(self, unsent: int) -> None:
         """After a response: give back to a link's allowance what a cut-short one did

@@ -28,10 +28,23 @@ MULTIPART_FILE: dict[str, Any] = {
 RAW_FILE: dict[str, Any] = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 
 
+NAME_HEADER: dict[str, Any] = {
+    "name": "Content-Disposition",
+    "in": "header",
+    "required": False,
+    "description": "The file's name, for a raw body: `attachment; filename*=UTF-8''<percent-encoded name>`. "
+    "Names are never accepted in the URL (`?name=` is refused with 400): proxies log URLs.",
+    "schema": {"type": "string"},
+}
+
+
 def upload_body(content: dict[str, Any]) -> dict[str, Any]:
     """An OpenAPI request body for a streamed upload: the route reads the stream itself,
     bounded by the upload limits instead of the small-body cap (see ``api.limits``)."""
-    return streamed({"requestBody": {"required": True, "content": content}})
+    extra: dict[str, Any] = {"requestBody": {"required": True, "content": content}}
+    if "application/octet-stream" in content:
+        extra["parameters"] = [NAME_HEADER]
+    return streamed(extra)
 
 
 CONTENT: dict[int | str, dict[str, Any]] = {
@@ -51,16 +64,12 @@ async def upload_file(
     response: Response,
     runtime: RuntimeDep,
     user: WritingUser,
-    name: Annotated[
-        str | None,
-        Query(
-            description="File name, for a raw body. It may instead be sent as "
-            "`Content-Disposition: attachment; filename*=UTF-8''…`, which keeps it out of access logs."
-        ),
-    ] = None,
 ) -> FileRead:
-    """Upload a file. The body is encrypted as it streams in; nothing is kept in plaintext."""
-    created = await receive_upload(request, runtime.settings.max_upload_size, owner_store(request, runtime, user), name)
+    """Upload a file. The body is encrypted as it streams in; nothing is kept in plaintext.
+
+    A raw body is named by `Content-Disposition: attachment; filename*=UTF-8''<percent-encoded
+    name>`; a name in the URL (`?name=`) is refused with 400, since proxies log URLs."""
+    created = await receive_upload(request, runtime.settings.max_upload_size, owner_store(request, runtime, user))
     response.headers["Location"] = f"/api/v1/files/{created.id}"
     return created
 

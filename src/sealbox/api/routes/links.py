@@ -98,7 +98,6 @@ async def upload_to_request(
     request: Request,
     runtime: RuntimeDep,
     grant: Grant,
-    name: Annotated[str | None, Query(description="File name, for a raw body (or Content-Disposition).")] = None,
     uploader: Annotated[str | None, Query(description="Who you are, for the link's owner (optional).")] = None,
 ) -> Receipt:
     """Upload a file into the link owner's space. You can list and read nothing."""
@@ -107,4 +106,4 @@ async def upload_to_request(
     async def store(file_name: str, content_type: str | None, body: AsyncIterator[bytes]) -> Receipt:
         return await runtime.sharing.upload_via_request(token, grant, file_name, content_type, body, uploader, actor)
 
-    return await receive_upload(request, runtime.settings.max_upload_size, store, name)
+    return await receive_upload(request, runtime.settings.max_upload_size, store)
