@@ -81,12 +81,23 @@ def test_disabling_an_account_takes_effect_at_the_next_request(site: tuple[Insta
     assert login(server.url, "frank", "password-123")
 
 
-def test_the_last_administrator_cannot_be_locked_out(site: tuple[Installation, Server, httpx.Client]) -> None:
+def test_an_administrator_cannot_lock_themselves_out(site: tuple[Installation, Server, httpx.Client]) -> None:
     _, _, admin = site
     me = admin.get("/api/v1/me").json()
-    problem(admin.patch(f"/api/v1/admin/users/{me['id']}", json={"is_active": False}), 409, "no active administrator")
-    problem(admin.patch(f"/api/v1/admin/users/{me['id']}", json={"is_admin": False}), 409, "no active administrator")
+    own = "administrators cannot change your own account's status or role here"
+    problem(admin.patch(f"/api/v1/admin/users/{me['id']}", json={"is_active": False}), 409, own)
+    problem(admin.patch(f"/api/v1/admin/users/{me['id']}", json={"is_admin": False}), 409, own)
+    reset = admin.post(f"/api/v1/admin/users/{me['id']}/password", json={"password": "another-pass-1"})
+    problem(reset, 409, "administrators cannot reset your own password")
     problem(admin.delete(f"/api/v1/admin/users/{me['id']}"), 409, "your own account")
+    assert admin.get("/api/v1/me").json()["is_admin"] is True
+
+
+def test_the_last_administrator_cannot_be_locked_out(site: tuple[Installation, Server, httpx.Client]) -> None:
+    install, _, admin = site
+    result = install.cli("user", "disable", "admin")
+    assert result.returncode != 0
+    assert "no active administrator" in result.stderr
     assert admin.get("/api/v1/me").json()["is_admin"] is True
 
 

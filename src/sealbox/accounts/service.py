@@ -120,6 +120,13 @@ async def reserve_attempt(
         return await attempts.add(subjects, now, now - window)
 
 
+def _not_yourself(user_id: UserId, actor: Actor | None, what: str) -> None:
+    """An administrator acts on other accounts: locking oneself out (disabled, demoted,
+    signed out everywhere by a reset) takes another administrator or the operator."""
+    if actor is not None and actor.user_id == user_id:
+        raise Conflict(f"administrators cannot {what} here: another administrator or the operator can")
+
+
 class AccountService:
     def __init__(
         self, db: Database, audit: Audit, token_ttl: timedelta, login_policy: LoginPolicy | None = None
@@ -286,8 +293,10 @@ class AccountService:
     async def update_user(self, user_id: UserId, update: UserUpdate, actor: Actor | None = None) -> UserRead:
         """Enable or disable an account, grant or withdraw administration.
 
-        Refuses to lock out the last active administrator (yourself included).
+        Refuses changes to the acting administrator's own account, and to lock out the
+        last active administrator.
         """
+        _not_yourself(user_id, actor, "change your own account's status or role")
         async with self.db.write() as session:
             users = UserRepository(session)
             user = await users.get(user_id)
@@ -309,6 +318,7 @@ class AccountService:
 
     async def reset_password(self, user_id: UserId, password: str, actor: Actor | None = None) -> None:
         """Set a new password; every token of the account is revoked."""
+        _not_yourself(user_id, actor, "reset your own password (change it with your current one)")
         check_password(password)
         hashed = await hash_password_async(password)
         async with self.db.write() as session:

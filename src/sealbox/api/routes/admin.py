@@ -33,7 +33,7 @@ async def update_user(
     return await runtime.accounts.update_user(UserId(parse_id(user_id, "user")), body, actor_of(request, admin))
 
 
-@router.post("/{user_id}/password", status_code=204, responses=responses(400, 401, 403, 404, 422, 503))
+@router.post("/{user_id}/password", status_code=204, responses=responses(400, 401, 403, 404, 409, 422, 503))
 async def reset_password(
     user_id: str, body: PasswordReset, request: Request, runtime: RuntimeDep, admin: AdminUser
 ) -> Response:
