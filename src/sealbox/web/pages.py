@@ -496,11 +496,13 @@ async def _unlock(request: Request, token: str, path: str, template: str) -> Res
     password = (await form(request)).get("password", "")
     try:
         issued = await runtime_of(request).sharing.unlock(token, password, Actor.link(client_of(request)))
+    except NotFound:
+        return page(request, template, 404, title="Link unavailable", gone="There is no such link")
     except Gone as exc:
         return page(request, template, 410, title="Link unavailable", gone=exc.message.capitalize())
+    except InvalidInput:
+        return see(path)  # a link without a password: nothing to unlock, on to its page
     except SealboxError as exc:
-        if isinstance(exc, NotFound):
-            raise
         status = 429 if exc.code == "rate_limited" else 401
         return page(request, template, status, title="Protected", locked=True, path=path, error=exc.message)
     response = see(path)
