@@ -15,7 +15,8 @@ bounds all three, per request:
   after ``--timeout-keep-alive`` seconds, which ``sealbox serve`` sets.)
 
 Selected with ``uvicorn --http sealbox.api.protocol:LimitedHttpTools`` (``sealbox serve``
-does this). It relies on uvicorn's ``HttpToolsProtocol`` callbacks (tested with uvicorn 0.54; the dependency is bounded below 1).
+does this). It relies on uvicorn's ``HttpToolsProtocol`` callbacks (tested with uvicorn 0.54;
+the dependency is bounded below 1).
 """
 
 from __future__ import annotations

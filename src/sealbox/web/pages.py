@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 
 from sealbox.accounts.schemas import PasswordChange, Principal, TokenCreate
 from sealbox.audit.service import Actor
@@ -106,6 +107,19 @@ def local_path(value: str | None, default: str) -> str:
     """``value`` if it is a path on this site, else ``default``: the one check for every
     redirect target a client supplies."""
     return value if value is not None and LOCAL_PATH.fullmatch(value) else default
+
+
+def form_error(exc: Exception, default: str) -> str:
+    """What a form's page says about a refused value: the rule's own message (a service's,
+    or the first failed validation's), else ``default``."""
+    if isinstance(exc, SealboxError):
+        return exc.message
+    if isinstance(exc, ValidationError) and exc.errors():
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first.get("loc", ()))
+        message = str(first.get("msg", "")).removeprefix("Value error, ")
+        return f"{field}: {message}" if field else message
+    return default
 
 
 def see_with_flash(request: Request, path: str, flash: Flash) -> RedirectResponse:
@@ -249,8 +263,7 @@ async def share(request: Request, user: PageWriter, file_id: str) -> Response:
             user.user_id, target, body, actor(request, user)
         )
     except (ValueError, InvalidInput) as exc:
-        message = exc.message if isinstance(exc, SealboxError) else "check the link's settings"
-        return await _file_page(request, user, target, 400, error=message)
+        return await _file_page(request, user, target, 400, error=form_error(exc, "check the link's settings"))
     return see_with_flash(request, f"/files/{target}", Flash("Link created.", created_share.url, created_share.id))
 
 
@@ -366,7 +379,7 @@ async def create_request(request: Request, user: PageWriter) -> Response:
         )
         made = await runtime_of(request).sharing.create_request(user.user_id, body, actor(request, user))
     except (ValueError, InvalidInput) as exc:
-        message = exc.message if isinstance(exc, SealboxError) else "check the upload link's settings"
+        message = form_error(exc, "check the upload link's settings")
         return await _requests_page(request, user, 400, error=message)
     return see_with_flash(request, "/requests", Flash("Upload link created.", made.url, made.id))
 
@@ -435,10 +448,8 @@ async def create_token(request: Request, user: PageWriter) -> Response:
             {"name": fields.get("name", "").strip() or "token", "scope": fields.get("scope")}
         )
         made = await runtime_of(request).accounts.create_token(user, body, actor(request, user))
-    except InvalidInput as exc:
-        return await _account_page(request, user, 400, error=exc.message)
-    except ValueError:
-        return await _account_page(request, user, 400, error="give the token a name and a scope")
+    except (ValueError, InvalidInput) as exc:
+        return await _account_page(request, user, 400, error=form_error(exc, "give the token a name and a scope"))
     return see_with_flash(request, "/account", Flash("Token created: copy it now.", made.token, made.id))
 
 
