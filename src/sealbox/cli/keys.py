@@ -83,6 +83,10 @@ def keys_status(data_dir: DataDir = None, keyring: KeyringOpt = None, database_u
                 f"{holder.seen_at:%Y-%m-%d %H:%M:%S}Z",
             )
         console().print(processes)
+        for holder in status.processes:
+            lacks = sorted((ring - holder.key_ids) | holder.missing)
+            if lacks:
+                err.print(labelled("warning:", "yellow", f"{holder.name} lacks {', '.join(lacks)}"))
     else:
         err.print("no running server process has reported its keys", highlight=False)
     if status.unused:

@@ -134,7 +134,10 @@ class KeyService:
         which processes lack it: nothing wraps under it until ``promote``.
         """
         key = await self.stage()
-        await self.promote(key.id, wait)
+        try:
+            await self.promote(key.id, wait)
+        except Conflict as exc:
+            raise Conflict(f"the new key was staged (added, not primary), not promoted. {exc.message}") from None
         await self.audit.record(Event("key.rotate", Actor.operator(), target=key.id))
         return key
 
