@@ -30,7 +30,7 @@ from sealbox.crypto.keys import (
 )
 from sealbox.db.migrate import upgrade
 from sealbox.db.session import Database
-from sealbox.errors import Conflict, KeyMissing, Unavailable
+from sealbox.errors import Conflict, KeyMissing, SetupError, Unavailable
 from sealbox.files.service import FileService
 from sealbox.ids import FileId, UserId
 from sealbox.keys.presence import KeyPresence
@@ -317,3 +317,15 @@ class _OldPrimary:
 
     def unwrap(self, key_id: str, file_id: bytes, wrapped: bytes) -> bytes:
         raise AssertionError("not used")
+
+
+def test_rewrap_with_a_keyring_that_lacks_a_files_key_names_it_and_moves_nothing(tmp_path: Path) -> None:
+    async def scenario(w: World) -> None:
+        other_path = tmp_path / "other-keyring.json"
+        write_keyring_file(other_path, Keyring([new_master_key("k2"), *w.keys.keyring().keys]))
+        created = await w.service(KeyringFile(other_path)).upload(w.owner, "x.bin", None, _chunks(b"x" * 99), ACTOR)
+        with pytest.raises(SetupError, match="wrapped under key 'k2', which this keyring lacks"):
+            await _all(w.keys)
+        assert await _key_of(w.db, created.id) == "k2"
+
+    run(tmp_path, scenario)

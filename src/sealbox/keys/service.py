@@ -179,7 +179,12 @@ class KeyService:
                 for file_id, key_id, wrapped in rows[:batch]:
                     try:
                         dek = ring.unwrap(key_id, file_id.bytes, wrapped)
-                    except (UnknownKeyId, IntegrityError) as exc:
+                    except UnknownKeyId:
+                        raise SetupError(
+                            f"file {file_id} is wrapped under key {key_id!r}, which this keyring lacks: "
+                            "import it from a host or backup that has it ('sealbox keys import')"
+                        ) from None
+                    except IntegrityError as exc:
                         raise IntegrityFailure(f"the key of file {file_id} cannot be opened: {exc}") from None
                     if await repository.swap(file_id, (key_id, wrapped), ring.wrap(file_id.bytes, dek)):
                         moved += 1
