@@ -133,6 +133,13 @@ class Settings(BaseSettings):
         default="",
         description="Comma-separated proxy addresses whose X-Forwarded-For is believed. Default: none.",
     )
+    key_report_seconds: float = Field(
+        default=15,
+        ge=0.5,
+        le=3600,
+        description="How often each server process records the master key ids it holds in the database "
+        "(also within a second of a change); one silent for 4x this no longer counts as running.",
+    )
     host: str = Field(default="127.0.0.1", description="Address 'sealbox serve' listens on.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port 'sealbox serve' listens on.")
     workers: int = Field(default=1, ge=1, le=64, description="Server worker processes.")

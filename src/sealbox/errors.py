@@ -12,6 +12,7 @@
      ├─ RateLimited           too many failed attempts; try again after ``retry_after`` seconds
      ├─ IntegrityFailure      stored data failed authentication; never served
      ├─ Unavailable           the database or blob store cannot be reached right now
+     │   └─ KeyMissing        this process lacks a master key that stored data names
      └─ SetupError            the server must not start (keys missing, unsafe, mismatched)
 
 HTTP statuses live in ``sealbox.api.errors`` and exit codes in ``sealbox.cli``.
@@ -74,6 +75,22 @@ class IntegrityFailure(SealboxError):
 
 class Unavailable(SealboxError):
     code = "unavailable"
+
+
+class KeyMissing(Unavailable):
+    """This process does not hold a master key that a stored file names (its keyring is
+    out of date): the data is intact and another process, or this one once its keyring
+    is completed, can read it."""
+
+    code = "key_missing"
+
+    def __init__(self, key_ids: set[str] | frozenset[str]) -> None:
+        names = ", ".join(sorted(key_ids))
+        super().__init__(
+            f"this server does not hold master key {names}: add it to this server's keyring "
+            "(sealbox keys import, see docs/keys.md); the stored data is intact"
+        )
+        self.key_ids = frozenset(key_ids)
 
 
 class SetupError(SealboxError):

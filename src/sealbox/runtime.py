@@ -26,9 +26,10 @@ from sealbox.crypto.errors import KeyringError
 from sealbox.crypto.keys import KeyProvider, Keyring, KeyringFile, new_master_key, write_keyring_file
 from sealbox.db.migrate import holds_data, is_initialised, upgrade
 from sealbox.db.session import Database, redacted
-from sealbox.errors import Conflict, SetupError, Unavailable
+from sealbox.errors import Conflict, KeyMissing, SetupError, Unavailable
 from sealbox.files.service import BLOB_PREFIX, FileService
 from sealbox.ids import UserId
+from sealbox.keys.presence import KeyPresence
 from sealbox.sharing.gate import Gate
 from sealbox.sharing.service import LinkPolicy, SharingService
 from sealbox.storage.base import BlobStore, StorageUnavailable
@@ -50,6 +51,7 @@ class Runtime:
     gate: Gate
     sharing: SharingService
     uploads: UploadService
+    presence: KeyPresence
 
     async def close(self) -> None:
         await self.gate.drain()
@@ -71,7 +73,11 @@ class Runtime:
         await self.audit.record(Event("user.delete", actor, None, None, str(user_id), {"username": user.username}))
 
     async def check_ready(self) -> None:
-        """Raise ``Unavailable`` unless both the database and the blob store answer."""
+        """Raise ``Unavailable`` unless both the database and the blob store answer, and
+        ``KeyMissing`` while stored data named a master key this process lacks."""
+        missing = self.files.missing_keys()
+        if missing:
+            raise KeyMissing(missing)
         await self.db.ping()
         try:
             await self.store.check()
@@ -164,6 +170,7 @@ def build(settings: Settings, keyring: KeyProvider, store: BlobStore | None = No
     audit = Audit(db)
     files = FileService(db, store, keyring, audit, settings.max_upload_size, settings.user_quota)
     gate = Gate(db, files, audit)
+    presence = KeyPresence(db, keyring, files.missing_keys, settings.key_report_seconds)
     return Runtime(
         settings=settings,
         db=db,
@@ -182,6 +189,7 @@ def build(settings: Settings, keyring: KeyProvider, store: BlobStore | None = No
         uploads=UploadService(
             db, store, keyring, files, timedelta(hours=settings.upload_expiry_hours), settings.upload_max_pending
         ),
+        presence=presence,
     )
 
 

@@ -45,7 +45,9 @@ def help_text(commands: list[list[str]]) -> str:
 def commands_text() -> str:
     commands = [["serve"], ["init"], ["db", "upgrade"], ["storage", "migrate"]]
     commands += [["user", name] for name in ("add", "list", "disable", "enable", "reset-password", "delete")]
-    commands += [["keys", name] for name in ("status", "rotate", "rewrap", "retire", "export", "import")]
+    commands += [
+        ["keys", name] for name in ("status", "stage", "promote", "rotate", "rewrap", "retire", "export", "import")
+    ]
     commands += [["audit", name] for name in ("list", "verify")]
     return help_text(commands)
 

@@ -63,13 +63,16 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await open_runtime(settings)
         app.state.runtime = runtime
-        sweeper = asyncio.create_task(_sweeper(runtime))
+        await runtime.presence.report()  # the key commands see this process before it serves
+        tasks = [asyncio.create_task(_sweeper(runtime)), asyncio.create_task(runtime.presence.run())]
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await runtime.presence.leave()
             await runtime.close()
 
     app = FastAPI(

@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -132,8 +132,10 @@ def _read(row: AuditEvent) -> EventRead:
     )
 
 
-# What one caller appends: events, and rows to insert in the same transaction.
-Entry = tuple[tuple[Event, ...], tuple[object, ...]]
+# What one caller appends: events, rows to insert in the same transaction, and a step
+# to run in that transaction before the rows are added (it may refuse by raising).
+Prepare = Callable[[AsyncSession], Awaitable[None]]
+Entry = tuple[tuple[Event, ...], tuple[object, ...], Prepare | None]
 
 
 async def _append(session: AsyncSession, batch: list[Entry]) -> None:
@@ -141,7 +143,10 @@ async def _append(session: AsyncSession, batch: list[Entry]) -> None:
     head = (await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())).scalar_one()
     seq, prev = head.seq, head.hash
     now = utcnow()
-    for events, rows in batch:
+    for _, _, prepare in batch:
+        if prepare is not None:
+            await prepare(session)
+    for events, rows, _ in batch:
         session.add_all(rows)
         for event in events:
             seq += 1
@@ -170,14 +175,15 @@ class Audit:
         self._appender = GroupCommit[Entry](db, _append)
         self._soon: set[asyncio.Task[None]] = set()
 
-    async def record(self, *events: Event, rows: tuple[object, ...] = ()) -> None:
-        """Append ``events`` (and insert ``rows`` in the same transaction); returns once
-        they are committed. Concurrent callers share a commit."""
-        await self._appender.submit((events, rows))
+    async def record(self, *events: Event, rows: tuple[object, ...] = (), prepare: Prepare | None = None) -> None:
+        """Append ``events`` (and insert ``rows`` in the same transaction, after
+        ``prepare`` ran in it); returns once they are committed. Concurrent callers share
+        a commit; one whose ``prepare`` raises fails alone."""
+        await self._appender.submit((events, rows, prepare))
 
     async def record_in(self, session: AsyncSession, *events: Event) -> None:
         """Append ``events`` inside the caller's write transaction."""
-        await _append(session, [(events, ())])
+        await _append(session, [(events, (), None)])
 
     def record_soon(self, *events: Event) -> None:
         """Append ``events`` without waiting for the commit (used for downloads, so a

@@ -70,6 +70,25 @@ def keys_status(data_dir: DataDir = None, keyring: KeyringOpt = None, database_u
     for key in status.keys:
         table.add_row(key.id, "yes" if key.primary else "", key.created_at, str(key.files))
     console().print(table)
+    if status.processes:
+        processes = Table("server process", "primary", "holds", "lacks (of this keyring)", "last report")
+        ring = {key.id for key in status.keys}
+        for holder in status.processes:
+            lacks = sorted((ring - holder.key_ids) | holder.missing)
+            processes.add_row(
+                holder.name,
+                holder.primary,
+                ", ".join(sorted(holder.key_ids)),
+                ", ".join(lacks),
+                f"{holder.seen_at:%Y-%m-%d %H:%M:%S}Z",
+            )
+        console().print(processes)
+        for holder in status.processes:
+            lacks = sorted((ring - holder.key_ids) | holder.missing)
+            if lacks:
+                err.print(labelled("warning:", "yellow", f"{holder.name} lacks {', '.join(lacks)}"))
+    else:
+        err.print("no running server process has reported its keys", highlight=False)
     if status.unused:
         err.print(f"keys wrapping no file: {', '.join(status.unused)}", highlight=False)
     if status.missing:
@@ -78,19 +97,62 @@ def keys_status(data_dir: DataDir = None, keyring: KeyringOpt = None, database_u
         raise typer.Exit(EXIT_CONFIG)
 
 
+Wait = Annotated[
+    float,
+    typer.Option(min=0, max=3600, help="Seconds to wait for running servers to report the key"),
+]
+
+
 @keys_app.command("rotate")
-def keys_rotate(data_dir: DataDir = None, keyring: KeyringOpt = None, database_url: DatabaseUrl = None) -> None:
-    """Add a new primary key. New uploads use it at once, in every running server."""
+def keys_rotate(
+    wait: Wait = 30, data_dir: DataDir = None, keyring: KeyringOpt = None, database_url: DatabaseUrl = None
+) -> None:
+    """Add a new key and make it primary once every running server holds it (one keyring file).
+
+    If a server with its own keyring copy does not report the new key in time, the key is left
+    staged (added, not primary): copy it there, then run 'sealbox keys promote'.
+    """
     settings = settings_from(data_dir=data_dir, keyring=keyring, database_url=database_url)
 
     async def rotate(service: KeyService) -> str:
-        return (await service.rotate()).id
+        return (await service.rotate(wait)).id
 
     key_id = _with_keys(settings, rotate)
     err.print(
         f"new primary key {key_id}. Back the keyring up now; then 'sealbox keys rewrap' moves existing files to it.",
         highlight=False,
     )
+
+
+@keys_app.command("stage")
+def keys_stage(data_dir: DataDir = None, keyring: KeyringOpt = None, database_url: DatabaseUrl = None) -> None:
+    """Add a new key that is not primary yet (step 1 of a rotation across hosts)."""
+    settings = settings_from(data_dir=data_dir, keyring=keyring, database_url=database_url)
+
+    async def stage(service: KeyService) -> str:
+        return (await service.stage()).id
+
+    key_id = _with_keys(settings, stage)
+    console().print(key_id, highlight=False)
+    err.print(
+        f"staged key {key_id} (not primary). Copy it to every host's keyring ('sealbox keys export', "
+        f"'sealbox keys import'), then run 'sealbox keys promote {key_id}' on each host.",
+        highlight=False,
+    )
+
+
+@keys_app.command("promote")
+def keys_promote(
+    key_id: Annotated[str, typer.Argument(help="The staged key to make primary")],
+    wait: Wait = 30,
+    data_dir: DataDir = None,
+    keyring: KeyringOpt = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Make a staged key primary; refused while a running server lacks it (step 2 of a rotation)."""
+    settings = settings_from(data_dir=data_dir, keyring=keyring, database_url=database_url)
+    _with_keys(settings, lambda service: service.promote(key_id, wait))
+    err.print(f"key {key_id} is the primary key of this keyring; new uploads here use it", highlight=False)
 
 
 @keys_app.command("rewrap")

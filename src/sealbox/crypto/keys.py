@@ -88,6 +88,10 @@ class Keyring:
     def ids(self) -> frozenset[str]:
         return frozenset(self._fernets)
 
+    @property
+    def primary_id(self) -> str:
+        return self.primary.id
+
     def wrap(self, file_id: bytes, dek: bytes) -> tuple[str, bytes]:
         """Wrap ``dek`` for ``file_id`` under the primary key; return (key id, token)."""
         if len(dek) != 32 or len(file_id) != 16:
@@ -171,11 +175,15 @@ class KeyProvider(Protocol):
       (the key is not available) or ``IntegrityError`` (the token is not authentic or
       belongs to another file). It never returns a wrong key.
     - ``ids`` lists every key id that ``unwrap`` can open; the server refuses to start
-      if a stored file names an id outside it.
+      if a stored file names an id outside it. ``primary_id`` names the key ``wrap``
+      uses now.
     """
 
     @property
     def ids(self) -> frozenset[str]: ...
+
+    @property
+    def primary_id(self) -> str: ...
 
     def wrap(self, file_id: bytes, dek: bytes) -> tuple[str, bytes]: ...
 
@@ -217,6 +225,10 @@ class KeyringFile:
     @property
     def ids(self) -> frozenset[str]:
         return self.current().ids
+
+    @property
+    def primary_id(self) -> str:
+        return self.current().primary.id
 
     def wrap(self, file_id: bytes, dek: bytes) -> tuple[str, bytes]:
         return self.current().wrap(file_id, dek)

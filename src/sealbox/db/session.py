@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sealbox.errors import InvalidInput, Unavailable
 
 _WRITE = "sealbox_write"
+KEY_LOCK = 0x5EA1B1
 T = TypeVar("T")
 
 
@@ -119,6 +120,17 @@ class Database:
             if translated is exc:
                 raise
             raise translated from exc
+
+    async def lock_keys(self, session: AsyncSession, exclusive: bool = False) -> None:
+        """Hold the master-key lock until ``session``'s write transaction ends: shared by
+        every transaction that records a wrapped key, exclusive for one that retires a
+        key, so a retirement and the rows it counts are serialised (PostgreSQL advisory
+        lock). On SQLite every write transaction already holds the database's write lock.
+        """
+        if self.is_sqlite:
+            return
+        function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        await session.execute(text(f"SELECT {function}(:key)"), {"key": KEY_LOCK})
 
     async def ping(self) -> None:
         """Raise ``Unavailable`` unless the database answers a trivial query."""

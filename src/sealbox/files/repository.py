@@ -8,7 +8,7 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.ids import FileId, UserId
-from sealbox.models import File, Upload, User
+from sealbox.models import File, RetiredKey, Upload, User
 
 
 class FileRepository:
@@ -68,3 +68,7 @@ class FileRepository:
     async def key_ids(self) -> set[str]:
         result = await self.session.execute(select(File.key_id).distinct())
         return set(result.scalars().all())
+
+    async def is_retired(self, key_id: str) -> bool:
+        """Whether ``keys retire`` has removed ``key_id``: nothing may be wrapped under it."""
+        return await self.session.get(RetiredKey, key_id) is not None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox import names
@@ -26,7 +27,7 @@ from sealbox.crypto.keys import FieldCipher, KeyProvider, new_dek
 from sealbox.crypto.stream import HEADER_LEN, Opener, Sealer, parse_header
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
-from sealbox.errors import IntegrityFailure, InvalidInput, NotFound, TooLarge, Unavailable
+from sealbox.errors import IntegrityFailure, InvalidInput, KeyMissing, NotFound, TooLarge, Unavailable
 from sealbox.files.names import check_content_type
 from sealbox.files.repository import FileRepository
 from sealbox.files.schemas import FilePage, FileRead
@@ -34,6 +35,7 @@ from sealbox.ids import FileId, UserId
 from sealbox.models import File
 from sealbox.storage.base import BlobNotFound, BlobStore, StorageUnavailable
 
+log = structlog.get_logger()
 BLOB_PREFIX = "files"
 SMALL_BLOB = 256 << 10
 MAX_PAGE = 1000
@@ -160,17 +162,6 @@ async def plaintext(
         yield piece
 
 
-def unwrap_dek(keyring: KeyProvider, key_id: str, bound_id: bytes, wrapped: bytes, what: str) -> bytes:
-    """Unwrap the data key of a file (or an upload) bound to ``bound_id``; a key that is
-    missing or fails authentication is an ``IntegrityFailure``."""
-    try:
-        return keyring.unwrap(key_id, bound_id, wrapped)
-    except UnknownKeyId as exc:
-        raise IntegrityFailure(f"the key for this {what} is not in the keyring") from exc
-    except IntegrityError as exc:
-        raise IntegrityFailure(f"the stored {what} key failed authentication") from exc
-
-
 async def open_sealed(
     store: BlobStore, key: str, dek: bytes, bound_id: bytes, tag: bytes, size: int
 ) -> tuple[Opener, bytes | None]:
@@ -229,6 +220,7 @@ class FileService:
         self.audit = audit
         self.max_upload_size = max_upload_size
         self.quota = quota
+        self._missing: set[str] = set()  # key ids met in stored rows and not held
 
     def _read(self, row: File, dek: bytes | None = None) -> FileRead:
         dek = dek or self.dek(row)
@@ -249,7 +241,49 @@ class FileService:
 
     def dek(self, row: File) -> bytes:
         """The file's data key, unwrapped (also for data bound to the file, like a link's note)."""
-        return unwrap_dek(self.keyring, row.key_id, row.id.bytes, row.wrapped_dek, "file")
+        return self.unwrap(row.key_id, row.id.bytes, row.wrapped_dek, "file")
+
+    def unwrap(self, key_id: str, bound_id: bytes, wrapped: bytes, what: str) -> bytes:
+        """Unwrap the data key of a file (or an upload) bound to ``bound_id``.
+
+        A key id this process does not hold, even after reading its keyring again, is
+        ``KeyMissing`` (503, naming the key id; the process turns not ready until its
+        keyring holds it): the data is intact, this server's keyring is out of date. A
+        wrapped key that fails authentication is an ``IntegrityFailure``.
+        """
+        try:
+            return self.keyring.unwrap(key_id, bound_id, wrapped)
+        except UnknownKeyId:
+            self._missing.add(key_id)
+            log.warning("keys.missing", key_id=key_id)
+            raise KeyMissing({key_id}) from None
+        except IntegrityError as exc:
+            raise IntegrityFailure(f"the stored {what} key failed authentication") from exc
+
+    def missing_keys(self) -> frozenset[str]:
+        """Key ids that stored rows named and this process's keyring still lacks."""
+        held = self.keyring.ids
+        self._missing -= held
+        return frozenset(self._missing)
+
+    async def wrap_in(self, session: AsyncSession, bound_id: bytes, dek: bytes) -> tuple[str, bytes]:
+        """Wrap ``dek`` under the current primary key inside the write transaction that
+        records it, and return (key id, wrapped key).
+
+        Holds the shared key lock, so ``keys retire`` either counts this row or has
+        already marked its key retired, which is checked here: a row is never committed
+        under a key that has left the keyring. Raises ``Unavailable`` if this process's
+        primary key has been retired (its keyring is out of date).
+        """
+        await self.db.lock_keys(session)
+        key_id, wrapped = self.keyring.wrap(bound_id, dek)
+        if await FileRepository(session).is_retired(key_id):
+            log.warning("keys.primary_retired", key_id=key_id)
+            raise Unavailable(
+                f"this server's primary master key {key_id} has been retired: its keyring is out of date "
+                "(see docs/keys.md, several hosts)"
+            )
+        return key_id, wrapped
 
     async def limits(self, owner: UserId, admission: Admission | None) -> list[Limit]:
         """What bounds this upload: the file size limit, the owner's quota (less what is
@@ -290,13 +324,21 @@ class FileService:
         await files.lock_owner(owner)
         await self._check_quota(files, owner, size, "the upload")
 
-    async def _commit(self, row: File, admission: Admission | None, event: Event) -> None:
+    async def _commit(self, row: File, dek: bytes, admission: Admission | None, event: Event) -> None:
         """Record ``row`` and its audit ``event`` in one transaction, checking the quota
-        and the admission (if any) in it too."""
+        and the admission (if any) in it too. The file key is wrapped in that
+        transaction (see ``wrap_in``): an upload that streamed through a rotation and a
+        retirement commits under the primary key of the moment it commits."""
+
+        async def wrap(session: AsyncSession) -> None:
+            row.key_id, row.wrapped_dek = await self.wrap_in(session, row.id.bytes, dek)
+
         if self.quota is None and admission is None:
-            await self.audit.record(event, rows=(row,))  # shares a commit with concurrent uploads
+            # Shares a commit with concurrent uploads.
+            await self.audit.record(event, rows=(row,), prepare=wrap)
             return
         async with self.db.write() as session:
+            await wrap(session)
             files = FileRepository(session)
             if self.quota is not None:
                 await files.lock_owner(UserId(row.owner_id))
@@ -331,7 +373,6 @@ class FileService:
         limit = min(await self.limits(owner, admission), key=lambda limit: limit.size)
         file_id = FileId(uuid.uuid4())
         dek = new_dek()
-        key_id, wrapped = self.keyring.wrap(file_id.bytes, dek)
         sealer = Sealer(dek, file_id.bytes)
         key = blob_key(file_id)
         try:
@@ -346,15 +387,13 @@ class FileService:
             content_type_enc=fields.encrypt("content_type", content_type),
             size=sealer.plain_size,
             chunk_log2=sealer.header.chunk_log2,
-            key_id=key_id,
-            wrapped_dek=wrapped,
             header_tag=sealer.header.tag,
             created_at=utcnow(),
             uploader_enc=fields.encrypt("uploader", uploader) if uploader else None,
         )
         target = admission.target if admission is not None else None
         event = Event("file.upload", actor, owner, file_id, target, {"bytes": row.size})
-        commit = asyncio.ensure_future(self._commit(row, admission, event))
+        commit = asyncio.ensure_future(self._commit(row, dek, admission, event))
         try:
             await asyncio.shield(commit)
         except asyncio.CancelledError:

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sealbox.models import File, Upload
+from sealbox.models import File, KeyHolder, RetiredKey, Upload
 
 
 class WrappedKeyRepository:
@@ -42,3 +44,66 @@ class WrappedKeyRepository:
             .values(key_id=new[0], wrapped_dek=new[1])
         )
         return bool(getattr(result, "rowcount", 0))
+
+    async def retire(self, key_id: str, now: datetime) -> None:
+        """Mark ``key_id`` retired (call under the exclusive key lock, after counting)."""
+        if await self.session.get(RetiredKey, key_id) is None:
+            self.session.add(RetiredKey(id=key_id, retired_at=now))
+
+    async def is_retired(self, key_id: str) -> bool:
+        return await self.session.get(RetiredKey, key_id) is not None
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A live server process and the master keys it reported holding."""
+
+    id: uuid.UUID
+    host: str
+    pid: int
+    primary: str
+    key_ids: frozenset[str]
+    missing: frozenset[str]  # key ids it met in stored data and lacks
+    seen_at: datetime
+
+    @property
+    def name(self) -> str:
+        return f"process {self.pid} on {self.host}"
+
+
+def _ids(text: str) -> frozenset[str]:
+    return frozenset(part for part in text.split(",") if part)
+
+
+class HolderRepository:
+    """The ``key_holders`` rows: which process holds which master key ids."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def report(self, row: KeyHolder) -> None:
+        """Insert or refresh one process's row (each process writes only its own)."""
+        values = {
+            "primary_key": row.primary_key,
+            "key_ids": row.key_ids,
+            "missing": row.missing,
+            "seen_at": row.seen_at,
+            "expires_at": row.expires_at,
+        }
+        result = await self.session.execute(update(KeyHolder).where(KeyHolder.id == row.id).values(**values))
+        if not getattr(result, "rowcount", 0):
+            self.session.add(row)
+
+    async def remove(self, holder_id: uuid.UUID) -> None:
+        await self.session.execute(delete(KeyHolder).where(KeyHolder.id == holder_id))
+
+    async def prune(self, before: datetime) -> None:
+        """Forget processes that stopped reporting before ``before``."""
+        await self.session.execute(delete(KeyHolder).where(KeyHolder.expires_at < before))
+
+    async def live(self, now: datetime) -> list[Holder]:
+        query = select(KeyHolder).where(KeyHolder.expires_at > now).order_by(KeyHolder.host, KeyHolder.pid)
+        return [
+            Holder(r.id, r.host, r.pid, r.primary_key, _ids(r.key_ids), _ids(r.missing), r.seen_at)
+            for r in (await self.session.execute(query)).scalars()
+        ]

@@ -4,8 +4,10 @@ the small per-file keys in the database, and the data stays as it is.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sealbox.audit.service import Actor, Audit, Event
@@ -20,9 +22,10 @@ from sealbox.crypto.keys import (
     seal_backup,
     write_keyring_file,
 )
+from sealbox.db.base import utcnow
 from sealbox.db.session import Database
 from sealbox.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, SetupError
-from sealbox.keys.repository import WrappedKeyRepository
+from sealbox.keys.repository import Holder, HolderRepository, WrappedKeyRepository
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,11 @@ class Status:
     keys: list[KeyStatus]
     unused: list[str]  # in the keyring, wrapping no file
     missing: dict[str, int]  # referenced by files, absent from the keyring: an error
+    processes: list[Holder] = field(default_factory=list)  # live server processes and the keys they hold
+
+
+def _names(holders: list[Holder]) -> str:
+    return ", ".join(holder.name for holder in holders)
 
 
 class KeyService:
@@ -55,17 +63,81 @@ class KeyService:
         ring = self.keyring()
         async with self.db.read() as session:
             counts = await WrappedKeyRepository(session).counts()
+            processes = await HolderRepository(session).live(utcnow())
         keys = [KeyStatus(k.id, i == 0, k.created_at, counts.get(k.id, 0)) for i, k in enumerate(ring.keys)]
         return Status(
             keys=keys,
             unused=[k.id for k in keys if k.files == 0],
             missing={key_id: n for key_id, n in counts.items() if key_id not in ring.ids},
+            processes=processes,
         )
 
-    async def rotate(self) -> MasterKey:
-        """Add a new primary key; the others stay and still open what they wrapped."""
+    async def lacking(self, key_id: str) -> list[Holder]:
+        """Live server processes that do not hold ``key_id``."""
+        async with self.db.read() as session:
+            return [h for h in await HolderRepository(session).live(utcnow()) if key_id not in h.key_ids]
+
+    async def _wait_until_held(self, key_id: str, wait: float) -> list[Holder]:
+        """Wait up to ``wait`` seconds for every live process to hold ``key_id`` (processes
+        sharing this keyring file report a change within about a second); return those
+        that still lack it."""
+        deadline = time.monotonic() + wait
+        while True:
+            lacking = await self.lacking(key_id)
+            if not lacking or time.monotonic() >= deadline:
+                return lacking
+            await asyncio.sleep(0.5)
+
+    async def _refuse_retired(self, key_id: str) -> None:
+        async with self.db.read() as session:
+            if await WrappedKeyRepository(session).is_retired(key_id):
+                raise Conflict(f"key {key_id!r} has been retired and cannot be used again; stage a new key")
+
+    async def stage(self) -> MasterKey:
+        """Add a new key that is not primary: every process that holds it can open what
+        it will wrap, and none wraps under it yet (step 1 of a rotation)."""
         key = new_master_key()
-        replace_keyring_file(self.path, self.keyring().with_primary(key))
+        ring = self.keyring()
+        replace_keyring_file(self.path, Keyring([ring.primary, key, *ring.keys[1:]]))
+        await self.audit.record(Event("key.stage", Actor.operator(), target=key.id))
+        return key
+
+    async def promote(self, key_id: str, wait: float = 0) -> None:
+        """Make ``key_id``, already in the keyring, the primary (step 2 of a rotation).
+
+        Refuses (``Conflict``, naming them) while a live server process lacks the key,
+        after waiting up to ``wait`` seconds for them to report it.
+        """
+        ring = self.keyring()
+        if key_id not in ring.ids:
+            raise NotFound(f"key {key_id!r} is not in the keyring; stage it first ('sealbox keys stage' or import)")
+        await self._refuse_retired(key_id)
+        lacking = await self._wait_until_held(key_id, wait)
+        if lacking:
+            raise Conflict(
+                f"key {key_id!r} is not primary: {len(lacking)} running server process(es) do not hold it "
+                f"({_names(lacking)}). Add it to their keyring ('sealbox keys export' here, 'sealbox keys import' "
+                f"there), then run 'sealbox keys promote {key_id}' again"
+            )
+        if ring.primary.id == key_id:
+            return
+        key = next(k for k in ring.keys if k.id == key_id)
+        replace_keyring_file(self.path, Keyring([key, *(k for k in ring.keys if k.id != key_id)]))
+        await self.audit.record(Event("key.promote", Actor.operator(), target=key_id))
+
+    async def rotate(self, wait: float = 30) -> MasterKey:
+        """Stage a new key and promote it once every live server process holds it.
+
+        On one host, or wherever every process reads this keyring file, that takes a
+        second. If a process does not report the key within ``wait`` seconds (another
+        host with its own keyring copy), the key stays staged and ``Conflict`` says
+        which processes lack it: nothing wraps under it until ``promote``.
+        """
+        key = await self.stage()
+        try:
+            await self.promote(key.id, wait)
+        except Conflict as exc:
+            raise Conflict(f"the new key was staged (added, not primary), not promoted. {exc.message}") from None
         await self.audit.record(Event("key.rotate", Actor.operator(), target=key.id))
         return key
 
@@ -83,9 +155,18 @@ class KeyService:
         """
         ring = self.keyring()
         primary = ring.primary.id
+        await self._refuse_retired(primary)
         skipped: set[object] = set()
         total = 0
         while True:
+            # Before every batch: a process that lacks the key could not open the files
+            # moved to it (503 for each), so none may be running.
+            lacking = await self.lacking(primary)
+            if lacking:
+                raise Conflict(
+                    f"{len(lacking)} running server process(es) do not hold key {primary!r} "
+                    f"({_names(lacking)}): add it to their keyring first; nothing more was re-wrapped"
+                )
             async with self.db.read() as session:
                 rows = await WrappedKeyRepository(session).batch_not_on(primary, batch + len(skipped))
             rows = [row for row in rows if row[0] not in skipped]
@@ -98,7 +179,12 @@ class KeyService:
                 for file_id, key_id, wrapped in rows[:batch]:
                     try:
                         dek = ring.unwrap(key_id, file_id.bytes, wrapped)
-                    except (UnknownKeyId, IntegrityError) as exc:
+                    except UnknownKeyId:
+                        raise SetupError(
+                            f"file {file_id} is wrapped under key {key_id!r}, which this keyring lacks: "
+                            "import it from a host or backup that has it ('sealbox keys import')"
+                        ) from None
+                    except IntegrityError as exc:
                         raise IntegrityFailure(f"the key of file {file_id} cannot be opened: {exc}") from None
                     if await repository.swap(file_id, (key_id, wrapped), ring.wrap(file_id.bytes, dek)):
                         moved += 1
@@ -108,22 +194,39 @@ class KeyService:
             yield moved
 
     async def retire(self, key_id: str) -> None:
-        """Remove ``key_id`` from the keyring, only if no file uses it and it is not primary."""
+        """Remove ``key_id`` from the keyring, only if no file or upload uses it, it is
+        not primary here, and no live server process still wraps under it.
+
+        The count and the retirement mark are one transaction under the exclusive key
+        lock, and every file or upload row takes the shared lock and checks the mark as
+        it commits (``FileService.wrap_in``): an upload in flight either is counted, and
+        the retirement refused, or commits under the primary key.
+        """
         ring = self.keyring()
         if key_id not in ring.ids:
             raise NotFound(f"key {key_id!r} is not in the keyring")
         if ring.primary.id == key_id:
             raise Conflict(f"key {key_id!r} is the primary key; rotate first")
         async with self.db.read() as session:
-            users = (await WrappedKeyRepository(session).counts()).get(key_id, 0)
-            uploads = await WrappedKeyRepository(session).uploads_on(key_id)
-        if users:
-            raise Conflict(f"{users} files still use key {key_id!r}; run 'sealbox keys rewrap' first")
-        if uploads:
+            wrapping = [h for h in await HolderRepository(session).live(utcnow()) if h.primary == key_id]
+        if wrapping:
             raise Conflict(
-                f"{uploads} resumable uploads in progress still use key {key_id!r}; "
-                "retry once they have finished or expired (SEALBOX_UPLOAD_EXPIRY_HOURS)"
+                f"key {key_id!r} is still the primary key of {len(wrapping)} running server process(es) "
+                f"({_names(wrapping)}): promote the new key on their hosts first"
             )
+        async with self.db.write() as session:
+            await self.db.lock_keys(session, exclusive=True)
+            repository = WrappedKeyRepository(session)
+            users = (await repository.counts()).get(key_id, 0)
+            uploads = await repository.uploads_on(key_id)
+            if users:
+                raise Conflict(f"{users} files still use key {key_id!r}; run 'sealbox keys rewrap' first")
+            if uploads:
+                raise Conflict(
+                    f"{uploads} resumable uploads in progress still use key {key_id!r}; "
+                    "retry once they have finished or expired (SEALBOX_UPLOAD_EXPIRY_HOURS)"
+                )
+            await repository.retire(key_id, utcnow())
         replace_keyring_file(self.path, ring.without(key_id))
         await self.audit.record(Event("key.retire", Actor.operator(), target=key_id))
 

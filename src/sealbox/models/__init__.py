@@ -2,6 +2,7 @@
 
 from sealbox.models.audit import AuditEvent, AuditHead
 from sealbox.models.file import File
+from sealbox.models.key import KeyHolder, RetiredKey
 from sealbox.models.login_failure import LoginFailure
 from sealbox.models.share import Grant, Share, Unlock, UploadRequest
 from sealbox.models.token import ApiToken
@@ -14,7 +15,9 @@ __all__ = [
     "AuditHead",
     "File",
     "Grant",
+    "KeyHolder",
     "LoginFailure",
+    "RetiredKey",
     "Share",
     "Unlock",
     "Upload",

@@ -48,7 +48,7 @@ from sealbox.errors import (
     Unavailable,
 )
 from sealbox.files.names import check_content_type
-from sealbox.files.service import Admission, FileService, Held, Limit, limited, plaintext, unwrap_dek
+from sealbox.files.service import Admission, FileService, Held, Limit, limited, plaintext
 from sealbox.ids import UserId
 from sealbox.models import File, Upload, UploadPart, UploadRequest
 from sealbox.sharing.service import RequestAdmission, admission_for
@@ -155,7 +155,7 @@ class UploadService:
         self.max_pending = max_pending
 
     def _dek(self, row: Upload) -> bytes:
-        return unwrap_dek(self.keyring, row.key_id, row.id.bytes, row.wrapped_dek, "upload")
+        return self.files.unwrap(row.key_id, row.id.bytes, row.wrapped_dek, "upload")
 
     def _state(self, row: Upload) -> UploadState:
         return UploadState(row.id, row.offset, row.length, row.expires_at)
@@ -192,7 +192,6 @@ class UploadService:
             if length > limit.size:
                 raise TooLarge(limit.message)
         dek = new_dek()
-        key_id, wrapped = self.keyring.wrap(upload_id.bytes, dek)
         fields = FieldCipher(dek, upload_id.bytes)
         now = utcnow()
         row = Upload(
@@ -204,8 +203,6 @@ class UploadService:
             name_enc=fields.encrypt("name", name),
             content_type_enc=fields.encrypt("content_type", content_type),
             uploader_enc=fields.encrypt("uploader", uploader) if uploader else None,
-            key_id=key_id,
-            wrapped_dek=wrapped,
             created_at=now,
             expires_at=now + self.lifetime,
         )
@@ -215,6 +212,8 @@ class UploadService:
                 await admission.reserve(session, length)
             else:
                 await self._refuse_if_too_many(session, owner)
+            # Wrapped in this transaction, so ``keys retire`` counts it or it sees the retirement.
+            row.key_id, row.wrapped_dek = await self.files.wrap_in(session, upload_id.bytes, dek)
             session.add(row)
         return row
 

@@ -15,7 +15,10 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses=responses(503))
-async def readyz(runtime: RuntimeDep) -> dict[str, str]:
-    """Readiness: the database and the blob store both answer (503 otherwise)."""
+async def readyz(runtime: RuntimeDep) -> dict[str, str | list[str]]:
+    """Readiness: the database and the blob store both answer, and this process holds
+    every master key that stored data has named to it (503 otherwise, naming what is
+    missing). Lists the master key ids this process holds, primary first."""
     await runtime.check_ready()
-    return {"status": "ready"}
+    primary = runtime.keyring.primary_id
+    return {"status": "ready", "keys": [primary, *sorted(runtime.keyring.ids - {primary})]}
