@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from sealbox.crypto.backup import open_backup, seal_backup
 from sealbox.crypto.errors import IntegrityError, KeyringError, UnknownKeyId
 from sealbox.crypto.keys import (
     DEK_PREFIX,
@@ -18,9 +19,7 @@ from sealbox.crypto.keys import (
     load_keyring_file,
     new_dek,
     new_master_key,
-    open_backup,
     replace_keyring_file,
-    seal_backup,
     write_keyring_file,
 )
 
@@ -85,7 +84,7 @@ def test_writing_a_keyring_never_replaces_an_existing_one(tmp_path: Path) -> Non
             '{"format": "sealbox-keyring", "version": 1, "keys": [{"id": "../x", "key": "'
             + Fernet.generate_key().decode()
             + '"}]}',
-            "not valid",
+            "key number 1 has an invalid id",
         ),
     ],
 )
