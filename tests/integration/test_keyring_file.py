@@ -130,3 +130,32 @@ def test_an_unsafe_keyring_is_refused_on_reload_logged_once_and_shown(
     assert server.log.read_text().count('"keyring.reloaded"') >= 1
     log = server.log.read_text()
     assert not [s for s in secrets_of(saved) if s in log], "no key in any log line"
+
+
+def test_importing_a_malformed_backup_fails_with_one_line_and_changes_nothing(
+    running: tuple[Installation, Server, str, bytes],
+) -> None:
+    install, _, _, saved = running
+    good = install.root / "good.backup"
+    made = install.cli("keys", "export", "-o", str(good), "--passphrase-stdin", stdin="correct horse battery\n")
+    assert made.returncode == 0, made.stderr
+    doc = json.loads(good.read_bytes())
+    bad = {
+        "truncated": good.read_bytes()[:100],
+        "oversized": b" " * (2 << 20),
+        "negative n": json.dumps({**doc, "kdf": {**doc["kdf"], "n": -1}}).encode(),
+        "2 GiB scrypt": json.dumps({**doc, "kdf": {**doc["kdf"], "n": 2**20, "r": 16}}).encode(),
+        "short salt": json.dumps({**doc, "kdf": {**doc["kdf"], "salt": "AAAA"}}).encode(),
+        "long nonce": json.dumps({**doc, "nonce": base64.b64encode(b"n" * 24).decode()}).encode(),
+        "not a backup": b'{"hello": "world"}',
+    }
+    for name, data in bad.items():
+        path = install.root / f"{name}.backup"
+        path.write_bytes(data)
+        result = install.cli("keys", "import", str(path), "--passphrase-stdin", stdin="correct horse battery\n")
+        assert result.returncode == 1, name
+        assert result.stdout == ""
+        assert len(result.stderr.strip().splitlines()) == 1, (name, result.stderr)
+        assert result.stderr.startswith("error: "), (name, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert install.keyring.read_bytes() == saved, name
