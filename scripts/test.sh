@@ -33,3 +33,23 @@ python3 -m venv .venv
 .venv/bin/mypy
 .venv/bin/lint-imports
 .venv/bin/pytest "$@"
+
+# The same code on the lowest crypto dependencies pyproject.toml allows, in a virtual
+# environment of its own: a floor that is declared but not run is a guess. Runs the
+# crypto, key and file tests (end to end on SQLite and local disk).
+floor() { sed -nE "s/^ *\"$1>=([0-9.]+)\".*/\1/p" pyproject.toml; }
+crypto_floor=$(floor cryptography)
+argon2_floor=$(floor argon2-cffi)
+python3 -m venv .venv-floor
+.venv-floor/bin/pip install --quiet --only-binary=cryptography,argon2-cffi,argon2-cffi-bindings -e . pytest pytest-timeout hypothesis \
+    "cryptography==$crypto_floor" "argon2-cffi==$argon2_floor" "argon2-cffi-bindings==21.2.0"
+.venv-floor/bin/python - "$crypto_floor" "$argon2_floor" <<'PY'
+import sys
+from importlib.metadata import version
+installed = (version("cryptography"), version("argon2-cffi"))
+assert all(i == f or i.startswith(f + ".0") for i, f in zip(installed, sys.argv[1:])), installed
+print("lowest crypto dependencies: cryptography %s, argon2-cffi %s" % installed)
+PY
+.venv-floor/bin/python -m pytest -q -p no:cacheprovider \
+    tests/unit/test_stream.py tests/unit/test_keys.py tests/unit/test_secrecy.py tests/unit/test_file_service.py \
+    "tests/integration/test_files_api.py" -k "not postgres-s3"

@@ -18,6 +18,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+import structlog
+
 from sealbox.accounts.schemas import Principal
 from sealbox.accounts.service import AccountService, LoginPolicy
 from sealbox.audit.service import Actor, Audit, Event
@@ -37,6 +39,7 @@ from sealbox.storage.local import LocalStore
 from sealbox.uploads.service import UploadService
 
 ADMIN_USERNAME = "admin"
+log = structlog.get_logger()
 
 
 @dataclass
@@ -73,8 +76,14 @@ class Runtime:
         await self.audit.record(Event("user.delete", actor, None, None, str(user_id), {"username": user.username}))
 
     async def check_ready(self) -> None:
-        """Raise ``Unavailable`` unless both the database and the blob store answer, and
-        ``KeyMissing`` while stored data named a master key this process lacks."""
+        """Raise ``Unavailable`` unless the keyring is current and both the database and
+        the blob store answer, and ``KeyMissing`` while stored data named a master key this
+        process lacks."""
+        _ = self.keyring.ids  # looks at the keyring file, reading it again if it changed
+        if self.keyring.problem is not None:
+            raise Unavailable(
+                f"the keyring changed and was refused, the previous keys stay in use: {self.keyring.problem}"
+            )
         missing = self.files.missing_keys()
         if missing:
             raise KeyMissing(missing)
@@ -109,12 +118,20 @@ def load_keyring(settings: Settings) -> KeyProvider:
         if settings.master_keys is not None:
             return Keyring.from_env(settings.master_keys.get_secret_value())
         _check_keyring_location(settings)
-        return KeyringFile(settings.keyring)
+        return KeyringFile(settings.keyring, report=_report_keyring)
     except KeyringError as exc:
         raise SetupError(
             f"cannot start: {exc}. Restore the keyring from its backup, or point SEALBOX_KEYRING "
             "(or SEALBOX_MASTER_KEYS) at it. No key was generated."
         ) from None
+
+
+def _report_keyring(problem: str | None) -> None:
+    # Called once per change of the keyring file, so a refused file is one log line.
+    if problem is None:
+        log.info("keyring.reloaded")
+    else:
+        log.error("keyring.refused", reason=problem)
 
 
 def _check_keyring_location(settings: Settings) -> None:

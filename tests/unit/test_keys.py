@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import functools
+import json
 import os
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from sealbox.crypto.backup import open_backup, seal_backup
 from sealbox.crypto.errors import IntegrityError, KeyringError, UnknownKeyId
 from sealbox.crypto.keys import (
     DEK_PREFIX,
@@ -18,11 +27,11 @@ from sealbox.crypto.keys import (
     load_keyring_file,
     new_dek,
     new_master_key,
-    open_backup,
     replace_keyring_file,
-    seal_backup,
     write_keyring_file,
 )
+from sealbox.errors import SetupError
+from sealbox.keys.service import load_keyring
 
 FILE_ID = os.urandom(16)
 
@@ -85,7 +94,7 @@ def test_writing_a_keyring_never_replaces_an_existing_one(tmp_path: Path) -> Non
             '{"format": "sealbox-keyring", "version": 1, "keys": [{"id": "../x", "key": "'
             + Fernet.generate_key().decode()
             + '"}]}',
-            "not valid",
+            "key number 1 has an invalid id",
         ),
     ],
 )
@@ -184,3 +193,192 @@ def test_merge_refuses_a_different_key_under_the_same_id() -> None:
     assert here.merged(Keyring([new_master_key("b")])).primary.id == "a"
     with pytest.raises(KeyringError, match="differs"):
         here.merged(Keyring([new_master_key("a")]))
+
+
+@functools.cache
+def _backup_doc() -> dict[str, Any]:
+    return dict(json.loads(seal_backup(Keyring([new_master_key("a")]), "a long passphrase")))
+
+
+def _with(doc: dict[str, Any], **changes: object) -> bytes:
+    return json.dumps({**doc, **changes}).encode()
+
+
+def _with_kdf(doc: dict[str, Any], **changes: object) -> bytes:
+    return _with(doc, kdf={**doc["kdf"], **changes})
+
+
+BAD_BACKUPS: list[tuple[str, Callable[[dict[str, Any]], bytes], str]] = [
+    ("truncated", lambda d: _with(d)[:-40], "not JSON (is the file truncated?)"),
+    ("empty", lambda d: b"", "not JSON"),
+    ("binary", lambda d: os.urandom(300), "not JSON"),
+    ("deeply nested", lambda d: b"[" * 100_000 + b"]" * 100_000, "not JSON"),
+    ("oversized", lambda d: _with(d, padding="x" * (1 << 20)), "larger than 1024 KiB"),
+    ("a list", lambda d: b"[1, 2]", "not a sealbox keyring backup"),
+    ("other format", lambda d: _with(d, format="other"), "not a sealbox keyring backup"),
+    ("version 2", lambda d: _with(d, version=2), "unsupported backup version 2"),
+    ("version true", lambda d: _with(d, version=True), "unsupported backup version"),
+    ("other kdf", lambda d: _with_kdf(d, name="pbkdf2"), "kdf must be"),
+    ("kdf not an object", lambda d: _with(d, kdf="scrypt"), "kdf must be"),
+    ("other cipher", lambda d: _with(d, cipher="ChaCha20"), 'cipher must be "AES-256-GCM"'),
+    ("n = -1", lambda d: _with_kdf(d, n=-1), "kdf.n must be a power of two from 2^14 to 2^20, not -1"),
+    ("n huge", lambda d: _with_kdf(d, n=2**64), "kdf.n must be a power of two"),
+    ("n not a power of two", lambda d: _with_kdf(d, n=100_000), "kdf.n must be a power of two"),
+    ("n a string", lambda d: _with_kdf(d, n="131072"), "kdf.n is missing or not a number"),
+    ("n true", lambda d: _with_kdf(d, n=True), "kdf.n is missing or not a number"),
+    ("n missing", lambda d: _with(d, kdf={"name": "scrypt", "r": 8, "p": 1, "salt": d["kdf"]["salt"]}), "kdf.n is"),
+    ("r = 0", lambda d: _with_kdf(d, r=0), "kdf.r must be 1 to 32"),
+    ("p = -1", lambda d: _with_kdf(d, p=-1), "kdf.p 1 to 16"),
+    ("2 GiB of memory", lambda d: _with_kdf(d, n=2**20, r=16), "more than 256 MiB"),
+    ("too much work", lambda d: _with_kdf(d, p=16), "4 times the usual work"),
+    ("salt short", lambda d: _with_kdf(d, salt=base64.b64encode(b"x" * 8).decode()), "kdf.salt must be 16 bytes"),
+    ("salt not base64", lambda d: _with_kdf(d, salt="***"), "kdf.salt is not base64"),
+    ("salt a number", lambda d: _with_kdf(d, salt=5), "kdf.salt is missing or not a string"),
+    ("nonce long", lambda d: _with(d, nonce=base64.b64encode(b"x" * 16).decode()), "nonce must be 12 bytes, not 16"),
+    ("nonce missing", lambda d: _with(d, nonce=None), "nonce is missing"),
+    ("ciphertext short", lambda d: _with(d, ciphertext=base64.b64encode(b"x" * 8).decode()), "ciphertext is truncated"),
+    (
+        "ciphertext cut",
+        lambda d: _with(d, ciphertext=d["ciphertext"][:-8]),
+        "wrong passphrase, or the backup is damaged",
+    ),
+]
+
+
+@pytest.mark.parametrize(("make", "message"), [c[1:] for c in BAD_BACKUPS], ids=[c[0] for c in BAD_BACKUPS])
+def test_a_malformed_backup_gets_one_clear_error(make: Callable[[dict[str, Any]], bytes], message: str) -> None:
+    with pytest.raises(KeyringError) as caught:
+        open_backup(make(_backup_doc()), "a long passphrase")
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_backup_with_the_highest_accepted_cost_still_opens() -> None:
+    ring = Keyring([new_master_key("a")])
+    doc = _backup_doc()
+    # Re-seal under the bound itself: 256 MiB of scrypt memory.
+    salt, nonce = os.urandom(16), os.urandom(12)
+    key = Scrypt(salt=salt, length=32, n=2**18, r=8, p=1).derive(b"a long passphrase")
+    sealed = AESGCM(key).encrypt(nonce, ring.to_json().encode(), b"sealbox-keyring-backup-v1")
+    data = _with(
+        doc,
+        kdf={**doc["kdf"], "n": 2**18, "salt": base64.b64encode(salt).decode()},
+        nonce=base64.b64encode(nonce).decode(),
+        ciphertext=base64.b64encode(sealed).decode(),
+    )
+    assert open_backup(data, "a long passphrase").ids == {"a"}
+
+
+def test_a_keyring_reached_through_a_symlink_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "real.json"
+    write_keyring_file(real, Keyring([new_master_key("a")]))
+    link = tmp_path / "keyring.json"
+    link.symlink_to(real)
+    with pytest.raises(KeyringError, match="is a symbolic link"):
+        load_keyring_file(link)
+
+
+def test_a_keyring_in_a_directory_others_may_write_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "keyring.json"
+    write_keyring_file(path, Keyring([new_master_key("a")]))
+    for mode in (0o777, 0o770, 0o702):
+        path.parent.chmod(mode)
+        with pytest.raises(KeyringError, match=f"which other users may write \\(mode 0{mode:o}\\)"):
+            load_keyring_file(path)
+    path.parent.chmod(0o1777)  # sticky, as /tmp: others cannot replace our entry
+    assert load_keyring_file(path).ids == {"a"}
+
+
+def test_a_fifo_or_directory_is_not_a_keyring(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo", 0o600)
+    (tmp_path / "dir").mkdir(mode=0o700)
+    for name in ("fifo", "dir"):
+        with pytest.raises(KeyringError, match="is not a regular file"):
+            load_keyring_file(tmp_path / name)
+
+
+def test_an_oversized_keyring_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    path = tmp_path / "keyring.json"
+    path.write_bytes(b" " * (2 << 20))
+    path.chmod(0o600)
+    with pytest.raises(KeyringError, match="larger than 1 MiB"):
+        load_keyring_file(path)
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
+
+
+@pytest.fixture
+def shared() -> Iterator[Path]:
+    """A directory of user 65534 (pytest's own are private to root)."""
+    with tempfile.TemporaryDirectory(prefix="sealbox-keyring-") as name:
+        os.chown(name, 65534, 65534)
+        yield Path(name)
+
+
+@needs_root
+def test_a_keyring_of_another_owner_is_refused_unless_root_trusts_its_owner(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "keyring.json"
+    write_keyring_file(path, Keyring([new_master_key("a")]))
+    os.chown(path, 65534, 65534)
+    with pytest.raises(KeyringError, match=r"belongs to another user \(uid 65534\)"):
+        load_keyring_file(path)
+    assert load_keyring_file(path, trust_owner=True).ids == {"a"}
+    os.chown(path, 0, 0)
+    os.chown(path.parent, 65534, 65534)
+    with pytest.raises(KeyringError, match=r"sits in .*conf, which belongs to another user \(uid 65534\)"):
+        load_keyring_file(path)
+
+
+@needs_root
+def test_key_commands_run_as_root_leave_a_keyring_its_owner_can_read(shared: Path) -> None:
+    path = shared / "conf" / "keyring.json"
+    write_keyring_file(path, Keyring([new_master_key("a")]))
+    os.chown(path.parent, 65534, 65534)
+    os.chown(path, 65534, 65534)
+    rotated = load_keyring(path).with_primary(new_master_key("b"))  # as 'sudo sealbox keys rotate'
+    replace_keyring_file(path, rotated)
+    info = path.stat()
+    assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (65534, 65534, 0o600)
+    # The server's user reads it (as that user: effective uid 65534).
+    os.seteuid(65534)
+    try:
+        assert load_keyring_file(path).primary.id == "b"
+    finally:
+        os.seteuid(0)
+
+
+@needs_root
+def test_key_commands_run_as_another_user_refuse_with_the_reason(shared: Path) -> None:
+    path = shared / "conf" / "keyring.json"
+    write_keyring_file(path, Keyring([new_master_key("a")]))  # root's, mode 0600
+    os.chown(path.parent, 65534, 65534)
+    before = path.read_bytes()
+    os.seteuid(65534)
+    try:
+        with pytest.raises(SetupError, match="cannot be read by this user \\(uid 65534\\)"):
+            load_keyring(path)
+    finally:
+        os.seteuid(0)
+    assert path.read_bytes() == before
+
+
+def test_a_refused_reload_is_reported_once_per_change(tmp_path: Path) -> None:
+    path = tmp_path / "keyring.json"
+    write_keyring_file(path, Keyring([new_master_key("a")]))
+    reports: list[str | None] = []
+    provider = KeyringFile(path, report=reports.append)
+    path.chmod(0o640)
+    for _ in range(3):
+        assert provider.ids == {"a"}
+    with pytest.raises(UnknownKeyId):  # a forced read meets the same refusal: no new report
+        provider.unwrap("zz", FILE_ID, b"x")
+    assert len(reports) == 1
+    assert "chmod 600" in str(reports[0])
+    path.write_text("garbage")  # a second change, refused again
+    provider.current()
+    path.chmod(0o600)
+    replace_keyring_file(path, Keyring([new_master_key("b"), new_master_key("a")]))
+    assert provider.wrap(FILE_ID, new_dek())[0] == "b"
+    assert provider.problem is None
+    assert [r is None for r in reports] == [False, False, True]

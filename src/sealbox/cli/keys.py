@@ -26,6 +26,7 @@ from sealbox.cli.common import (
 )
 from sealbox.cli.output import console, labelled
 from sealbox.config import Settings
+from sealbox.crypto.backup import MAX_BACKUP_BYTES
 from sealbox.errors import SealboxError, SetupError
 from sealbox.keys.service import KeyService, export_keyring, import_keyring
 
@@ -227,7 +228,9 @@ def keys_import(
     path = _keyring_file(settings_from(keyring=keyring))
     passphrase = read_secret(passphrase_stdin, "Backup passphrase", confirm=False)
     try:
-        added = import_keyring(path, backup.read_bytes(), passphrase)
+        with backup.open("rb") as f:
+            data = f.read(MAX_BACKUP_BYTES + 1)  # enough to tell a backup from anything larger
+        added = import_keyring(path, data, passphrase)
     except (SealboxError, OSError) as exc:
         fail(exc)
     err.print(f"imported keys: {', '.join(added) or 'none (all were present)'}", highlight=False)

@@ -18,13 +18,14 @@ keys as ``id:key`` pairs separated by commas, primary first.
 
 from __future__ import annotations
 
-import base64
 import binascii
+import errno
 import json
 import os
 import re
 import stat
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -34,7 +35,6 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from sealbox.crypto.errors import IntegrityError, KeyringError, UnknownKeyId
 
@@ -45,9 +45,12 @@ _FORMAT = "sealbox-keyring"
 
 @dataclass(frozen=True)
 class MasterKey:
+    """One master key. Its repr shows the id only: the key must never reach a log line,
+    a traceback or an error message."""
+
     id: str
-    key: str
-    created_at: str
+    key: str = field(repr=False)
+    created_at: str = ""
 
     def fernet(self) -> Fernet:
         return Fernet(self.key)
@@ -70,9 +73,11 @@ class Keyring:
         ids = [k.id for k in keys]
         if len(set(ids)) != len(ids):
             raise KeyringError("the keyring holds two keys with the same id")
-        for k in keys:
+        for number, k in enumerate(keys, 1):
             if not KEY_ID_PATTERN.match(k.id):
-                raise KeyringError(f"key id {k.id!r} is not valid (letters, digits, '_.-')")
+                # The id is not shown: a key pasted where its id belongs would end up in
+                # the message (and in logs).
+                raise KeyringError(f"key number {number} has an invalid id (1 to 64 letters, digits or '_.-')")
             try:
                 k.fernet()
             except (ValueError, binascii.Error):
@@ -80,9 +85,17 @@ class Keyring:
         self.keys = list(keys)
         self._fernets = {k.id: k.fernet() for k in keys}
 
+    def __repr__(self) -> str:
+        return f"Keyring(ids={[k.id for k in self.keys]!r})"
+
     @property
     def primary(self) -> MasterKey:
         return self.keys[0]
+
+    @property
+    def problem(self) -> str | None:
+        """Keys held in memory cannot go bad: always ``None`` (see ``KeyringFile.problem``)."""
+        return None
 
     @property
     def ids(self) -> frozenset[str]:
@@ -142,13 +155,18 @@ class Keyring:
 
     @classmethod
     def from_json(cls, text: str, source: str) -> Keyring:
+        keys = None
         try:
             doc = json.loads(text)
             if doc.get("format") != _FORMAT or doc.get("version") != 1:
                 raise KeyringError(f"{source} is not a sealbox keyring (version 1)")
             keys = [MasterKey(str(k["id"]), str(k["key"]), str(k.get("created_at", ""))) for k in doc["keys"]]
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise KeyringError(f"{source} is malformed: expected a sealbox keyring in JSON") from None
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            pass
+        if keys is None:
+            # Raised outside the handler, so that no chained exception carries the
+            # text (a JSONDecodeError holds the whole document, keys included).
+            raise KeyringError(f"{source} is malformed: expected a sealbox keyring in JSON")
         return cls(keys)
 
     @classmethod
@@ -177,6 +195,8 @@ class KeyProvider(Protocol):
     - ``ids`` lists every key id that ``unwrap`` can open; the server refuses to start
       if a stored file names an id outside it. ``primary_id`` names the key ``wrap``
       uses now.
+    - ``problem`` is ``None`` while the keys are current, or says why the source could
+      not be read again (the keys already loaded stay in use; the server is not ready).
     """
 
     @property
@@ -184,6 +204,9 @@ class KeyProvider(Protocol):
 
     @property
     def primary_id(self) -> str: ...
+
+    @property
+    def problem(self) -> str | None: ...
 
     def wrap(self, file_id: bytes, dek: bytes) -> tuple[str, bytes]: ...
 
@@ -193,34 +216,55 @@ class KeyProvider(Protocol):
 class KeyringFile:
     """A ``KeyProvider`` over a keyring file that follows changes to the file.
 
-    Every use costs one ``stat``: when the file was replaced (as ``keys rotate``,
-    ``retire`` and ``import`` do, atomically), it is read again, so every server process
-    picks up a new primary key without a restart. A file that has become unreadable or
-    malformed is ignored and the keys already loaded stay in use. An unknown key id
-    forces a fresh read before it is reported.
+    Every use costs two ``stat`` calls (the file, not following a link, and its
+    directory): when the file was replaced (as ``keys rotate``, ``retire`` and ``import``
+    do, atomically) or its owner or mode, or those of its directory, changed, it is read
+    again with every check of ``load_keyring_file``. A read that fails keeps the keys
+    already loaded (they are still this server's own keys), sets ``problem`` (the server
+    then reports not ready) and is passed to ``report`` once per change of the file; a
+    later good read clears it. An unknown key id forces a fresh read before it is
+    reported.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, report: Callable[[str | None], None] | None = None) -> None:
         self.path = path
+        self.problem: str | None = None
+        self._report = report
         self._stamp = self._stat()
         self._keyring = load_keyring_file(path)
 
-    def _stat(self) -> tuple[int, int, int]:
+    def __repr__(self) -> str:
+        return f"KeyringFile({str(self.path)!r})"
+
+    def _stat(self) -> tuple[int, ...]:
         try:
-            info = self.path.stat()
+            f, d = os.lstat(self.path), os.stat(self.path.parent)
         except OSError:
-            return (0, 0, 0)
-        return (info.st_ino, info.st_mtime_ns, info.st_size)
+            return (0,)
+        return (f.st_dev, f.st_ino, f.st_size, f.st_mtime_ns, f.st_ctime_ns, f.st_mode, d.st_ino, d.st_mode, d.st_uid)
 
     def current(self, force: bool = False) -> Keyring:
         stamp = self._stat()
-        if force or stamp != self._stamp:
+        changed = stamp != self._stamp
+        if force or changed:
+            self._stamp = stamp
             try:
-                self._keyring = load_keyring_file(self.path)
-                self._stamp = stamp
-            except KeyringError:
-                pass  # keep serving with the keys already loaded
+                ring = load_keyring_file(self.path)
+            except KeyringError as exc:
+                self._update(str(exc), changed)
+            else:
+                self._keyring = ring
+                self._update(None, changed)
         return self._keyring
+
+    def _update(self, problem: str | None, changed: bool) -> None:
+        # Once per change: a refused file is read again only when it changes, and a
+        # forced read that meets the same refusal says nothing new.
+        if problem == self.problem and not (changed and problem is not None):
+            return
+        self.problem = problem
+        if self._report is not None:
+            self._report(problem)
 
     @property
     def ids(self) -> frozenset[str]:
@@ -240,37 +284,130 @@ class KeyringFile:
             return self.current(force=True).unwrap(key_id, file_id, wrapped)
 
 
-def load_keyring_file(path: Path) -> Keyring:
-    """Read a keyring file, refusing one that others can read or that is malformed."""
+# Whoever can replace the keyring can plant a primary key they know, and every file
+# uploaded from then on is theirs to read. So the file is read through one descriptor,
+# never through a symbolic link, and only if neither it nor any directory above it can
+# be changed by anyone but root and the user running sealbox.
+MAX_KEYRING_BYTES = 1 << 20
+
+
+def load_keyring_file(path: Path, *, trust_owner: bool = False) -> Keyring:
+    """Read the keyring at ``path``, refusing (``KeyringError``, saying why and how to
+    fix it) a file that is missing, a symbolic link or not a regular file, that belongs
+    to another user than this one or root, that group or others may access, that sits
+    in a directory (at any level) someone else owns or may write, larger than 1 MiB, or
+    malformed.
+
+    ``trust_owner`` also accepts the file's own owner, for root managing the keyring of
+    a server that runs as another user (``sealbox keys`` run with sudo).
+    """
     try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise KeyringError(f"keyring {path} does not exist") from None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise KeyringError(f"keyring {path} {_open_failure(exc)}") from None
+    try:
+        owner = _check_file(fd, path, trust_owner)
+        _check_directories(path, owner)
+        data = _read_all(fd, path)
+    finally:
+        os.close(fd)
+    try:
+        text: str | None = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None  # the error holds the whole content: raise outside the handler
+    if text is None:
+        raise KeyringError(f"keyring {path} is not UTF-8 text")
+    return Keyring.from_json(text, f"keyring {path}")
+
+
+def _open_failure(exc: OSError) -> str:
+    if exc.errno == errno.ENOENT:
+        return "does not exist"
+    if exc.errno == errno.ELOOP:
+        return "is a symbolic link; point SEALBOX_KEYRING at the file itself"
+    if exc.errno == errno.EACCES:
+        return f"cannot be read by this user (uid {os.geteuid()}): it must belong to the user that runs sealbox"
+    return f"cannot be opened: {exc.strerror}"
+
+
+def _trusted(uid: int, owner: int | None) -> bool:
+    return uid in (0, os.geteuid(), owner)
+
+
+def _check_file(fd: int, path: Path, trust_owner: bool) -> int | None:
+    """Check the opened file; return the extra owner to trust (or ``None``)."""
+    info = os.fstat(fd)
+    owner = info.st_uid if trust_owner else None
     if not stat.S_ISREG(info.st_mode):
         raise KeyringError(f"keyring {path} is not a regular file")
+    if not _trusted(info.st_uid, owner):
+        raise KeyringError(
+            f"keyring {path} belongs to another user (uid {info.st_uid}), who could replace its keys; "
+            f"it must belong to the user that runs sealbox (uid {os.geteuid()}) or root: "
+            f"run 'chown {os.geteuid()} {path}'"
+        )
     if info.st_mode & 0o077:
         raise KeyringError(
-            f"keyring {path} is readable by other users (mode {stat.S_IMODE(info.st_mode):04o}); run 'chmod 600 {path}'"
+            f"keyring {path} is open to other users (mode {stat.S_IMODE(info.st_mode):04o}); run 'chmod 600 {path}'"
         )
-    try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyringError(f"keyring {path} cannot be read: {exc}") from None
-    return Keyring.from_json(text, str(path))
+    if info.st_size > MAX_KEYRING_BYTES:
+        raise KeyringError(f"keyring {path} is larger than 1 MiB: not a keyring")
+    return owner
+
+
+def _check_directories(path: Path, owner: int | None) -> None:
+    directory = Path(os.path.realpath(path.parent))
+    for d in (directory, *directory.parents):
+        try:
+            info = os.stat(d)
+        except OSError as exc:
+            raise KeyringError(f"keyring {path}: its directory {d} cannot be checked ({exc.strerror})") from None
+        if not _trusted(info.st_uid, owner):
+            raise KeyringError(
+                f"keyring {path} sits in {d}, which belongs to another user (uid {info.st_uid}) who could "
+                f"replace it; move the keyring to a directory of the user that runs sealbox or of root"
+            )
+        # A sticky directory (/tmp) lets others add entries but not replace ours.
+        if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+            raise KeyringError(
+                f"keyring {path} sits in {d}, which other users may write (mode {stat.S_IMODE(info.st_mode):04o}) "
+                f"and so replace the keyring; run 'chmod go-w {d}'"
+            )
+
+
+def _read_all(fd: int, path: Path) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_KEYRING_BYTES:
+            raise KeyringError(f"keyring {path} is larger than 1 MiB: not a keyring")
+    return b"".join(chunks)
 
 
 def write_keyring_file(path: Path, keyring: Keyring) -> None:
     """Create ``path`` (which must not exist) holding ``keyring``, mode 0600, synced."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _write_new(path, keyring.to_json().encode())
+    _write_new(path, keyring.to_json().encode(), None)
     _fsync_dir(path.parent)
 
 
 def replace_keyring_file(path: Path, keyring: Keyring) -> None:
-    """Atomically replace the keyring at ``path`` (a reader sees the old or the new one)."""
+    """Atomically replace the keyring at ``path`` (a reader sees the old or the new one).
+
+    The new file keeps the old one's owner and group: root running ``sealbox keys`` on
+    the keyring of a server that runs as another user leaves a file that server can read.
+    """
+    try:
+        old = os.lstat(path)
+    except FileNotFoundError:
+        owner = None
+    else:
+        owner = (old.st_uid, old.st_gid)
     tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}")
     try:
-        _write_new(tmp, keyring.to_json().encode())
+        _write_new(tmp, keyring.to_json().encode(), owner)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -278,10 +415,15 @@ def replace_keyring_file(path: Path, keyring: Keyring) -> None:
     _fsync_dir(path.parent)
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def _write_new(path: Path, data: bytes, owner: tuple[int, int] | None) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, data)
+        # Only root may give a file away; anyone else passed the owner check as the owner.
+        if owner is not None and os.geteuid() == 0:
+            os.fchown(fd, *owner)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -293,52 +435,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-# Keyring backups: the keyring JSON sealed with AES-256-GCM under a key derived from a
-# passphrase with scrypt (N = 2**17, r = 8, p = 1: about 128 MiB and a fraction of a second).
-_BACKUP = "sealbox-keyring-backup"
-_BACKUP_AAD = b"sealbox-keyring-backup-v1"
-
-
-def _backup_key(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode())
-
-
-def seal_backup(keyring: Keyring, passphrase: str) -> bytes:
-    """A passphrase-protected copy of ``keyring`` (JSON; see docs/keys.md)."""
-    if len(passphrase) < 12:
-        raise KeyringError("a backup passphrase must be at least 12 characters")
-    salt, nonce = os.urandom(16), os.urandom(12)
-    n, r, p = 2**17, 8, 1
-    sealed = AESGCM(_backup_key(passphrase, salt, n, r, p)).encrypt(nonce, keyring.to_json().encode(), _BACKUP_AAD)
-    doc = {
-        "format": _BACKUP,
-        "version": 1,
-        "kdf": {"name": "scrypt", "n": n, "r": r, "p": p, "salt": base64.b64encode(salt).decode()},
-        "cipher": "AES-256-GCM",
-        "nonce": base64.b64encode(nonce).decode(),
-        "ciphertext": base64.b64encode(sealed).decode(),
-    }
-    return (json.dumps(doc, indent=2) + "\n").encode()
-
-
-def open_backup(data: bytes, passphrase: str) -> Keyring:
-    """The keyring in a backup; raises ``KeyringError`` for a wrong passphrase or damage."""
-    try:
-        doc = json.loads(data)
-        if doc.get("format") != _BACKUP or doc.get("version") != 1 or doc["kdf"]["name"] != "scrypt":
-            raise KeyringError("not a sealbox keyring backup (version 1)")
-        kdf = doc["kdf"]
-        if not (kdf["n"] <= 2**20 and kdf["r"] <= 16 and kdf["p"] <= 4):
-            raise KeyringError("the backup asks for unreasonable scrypt parameters")
-        key = _backup_key(passphrase, base64.b64decode(kdf["salt"]), kdf["n"], kdf["r"], kdf["p"])
-        plain = AESGCM(key).decrypt(base64.b64decode(doc["nonce"]), base64.b64decode(doc["ciphertext"]), _BACKUP_AAD)
-    except InvalidTag:
-        raise KeyringError("wrong passphrase, or the backup is damaged") from None
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise KeyringError("the backup is malformed") from None
-    return Keyring.from_json(plain.decode(), "the backup")
 
 
 class FieldCipher:

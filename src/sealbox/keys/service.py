@@ -5,21 +5,21 @@ the small per-file keys in the database, and the data stays as it is.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sealbox.audit.service import Actor, Audit, Event
+from sealbox.crypto.backup import open_backup, seal_backup
 from sealbox.crypto.errors import IntegrityError, KeyringError, UnknownKeyId
 from sealbox.crypto.keys import (
     Keyring,
     MasterKey,
     load_keyring_file,
     new_master_key,
-    open_backup,
     replace_keyring_file,
-    seal_backup,
     write_keyring_file,
 )
 from sealbox.db.base import utcnow
@@ -60,7 +60,14 @@ class KeyService:
         return load_keyring(self.path)
 
     async def status(self) -> Status:
-        ring = self.keyring()
+        """Keys and their use; ``SetupError`` (saying why) if the keyring file is refused."""
+        try:
+            ring = self.keyring()
+        except SetupError as exc:
+            raise SetupError(
+                f"{exc}. Running servers keep the keys they had loaded and report not ready (/readyz) "
+                "until the file is fixed"
+            ) from None
         async with self.db.read() as session:
             counts = await WrappedKeyRepository(session).counts()
             processes = await HolderRepository(session).live(utcnow())
@@ -232,8 +239,15 @@ class KeyService:
 
 
 def load_keyring(path: Path) -> Keyring:
+    """The keyring at ``path`` for the key commands, with the server's checks.
+
+    Run as root (with sudo, say), the commands manage the keyring of a server that runs
+    as another user: they also trust the file's owner, and keep it when they replace the
+    file (``replace_keyring_file``), so the server can still read it. Run as another
+    user, they refuse the file with the reason (``KeyringError``).
+    """
     try:
-        return load_keyring_file(path)
+        return load_keyring_file(path, trust_owner=os.geteuid() == 0)
     except KeyringError as exc:
         raise SetupError(str(exc)) from None
 
