@@ -23,7 +23,7 @@ from sealbox import names
 from sealbox.audit.service import Actor, Audit, Event
 from sealbox.crypto.errors import IntegrityError, UnknownKeyId
 from sealbox.crypto.keys import FieldCipher, KeyProvider, new_dek
-from sealbox.crypto.stream import HEADER_LEN, Opener, Sealer, parse_header
+from sealbox.crypto.stream import HEADER_LEN, Opener, Sealer, parse_header, sealed_size
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
 from sealbox.errors import IntegrityFailure, InvalidInput, NotFound, TooLarge, Unavailable
@@ -191,9 +191,12 @@ async def open_sealed(
         # blob from another file fails here.
         if not hmac.compare_digest(header.tag, tag):
             raise IntegrityError("blob does not match its record")
-        opener = Opener(header, k_pay, blob_size)
-        if opener.plain_size != size:
+        # The record pins the size too: the blob must be exactly the sealed size of the
+        # plaintext size recorded for it, so bytes appended (or cut) anywhere fail here,
+        # whatever their length.
+        if blob_size != sealed_size(size, header.chunk_log2):
             raise IntegrityError("blob size does not match its record")
+        opener = Opener(header, k_pay, blob_size)
         last = opener.chunk_count - 1
         offset, length = opener.chunk_span(last, last)
         final = blob[offset : offset + length] if blob is not None else await store.read(key, offset, length)
