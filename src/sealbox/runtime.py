@@ -29,6 +29,7 @@ from sealbox.db.session import Database, redacted
 from sealbox.errors import Conflict, SetupError, Unavailable
 from sealbox.files.service import BLOB_PREFIX, FileService
 from sealbox.ids import UserId
+from sealbox.keys.formats import upgrade_wrapped_keys
 from sealbox.sharing.gate import Gate
 from sealbox.sharing.service import LinkPolicy, SharingService
 from sealbox.storage.base import BlobStore, StorageUnavailable
@@ -217,6 +218,7 @@ async def prepare(settings: Settings) -> Initialised | None:
     try:
         await upgrade(runtime.db)
         await check_keys_cover_files(runtime)
+        await upgrade_wrapped_keys(runtime.db, runtime.keyring)
         if not fresh:
             return None
         password = secrets.token_urlsafe(18)

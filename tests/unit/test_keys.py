@@ -10,11 +10,11 @@ from cryptography.fernet import Fernet
 
 from sealbox.crypto.errors import IntegrityError, KeyringError, UnknownKeyId
 from sealbox.crypto.keys import (
-    DEK_PREFIX,
     FieldCipher,
     Keyring,
     KeyringFile,
     MasterKey,
+    WrapDomain,
     load_keyring_file,
     new_dek,
     new_master_key,
@@ -25,24 +25,25 @@ from sealbox.crypto.keys import (
 )
 
 FILE_ID = os.urandom(16)
+FILE = WrapDomain.FILE
 
 
 def test_wrap_binds_the_dek_to_its_file_and_records_the_primary_key() -> None:
     ring = Keyring([new_master_key("primary"), new_master_key("old")])
     dek = new_dek()
-    key_id, wrapped = ring.wrap(FILE_ID, dek)
+    key_id, wrapped = ring.wrap(FILE_ID, dek, FILE)
     assert key_id == "primary"
-    assert ring.unwrap(key_id, FILE_ID, wrapped) == dek
-    assert Fernet(ring.primary.key).decrypt(wrapped) == DEK_PREFIX + FILE_ID + dek
+    assert ring.unwrap(key_id, FILE_ID, wrapped, FILE) == dek
+    assert Fernet(ring.primary.key).decrypt(wrapped) == b"SBOX-DEK2/file" + FILE_ID + dek
     with pytest.raises(IntegrityError, match="another file"):
-        ring.unwrap(key_id, os.urandom(16), wrapped)
+        ring.unwrap(key_id, os.urandom(16), wrapped, FILE)
 
 
 def test_unwrap_with_a_missing_key_id_names_it() -> None:
     ring = Keyring([new_master_key("a")])
-    _, wrapped = ring.wrap(FILE_ID, new_dek())
+    _, wrapped = ring.wrap(FILE_ID, new_dek(), FILE)
     with pytest.raises(UnknownKeyId, match="'b'"):
-        ring.unwrap("b", FILE_ID, wrapped)
+        ring.unwrap("b", FILE_ID, wrapped, FILE)
 
 
 def test_unwrap_rejects_a_token_without_the_prefix() -> None:
@@ -50,9 +51,9 @@ def test_unwrap_rejects_a_token_without_the_prefix() -> None:
     ring = Keyring([master])
     forged = Fernet(master.key).encrypt(b"X" * 9 + FILE_ID + new_dek())
     with pytest.raises(IntegrityError, match="format"):
-        ring.unwrap("a", FILE_ID, forged)
+        ring.unwrap("a", FILE_ID, forged, FILE)
     with pytest.raises(IntegrityError):
-        ring.unwrap("a", FILE_ID, b"not a token")
+        ring.unwrap("a", FILE_ID, b"not a token", FILE)
 
 
 def test_keyring_file_round_trips_with_mode_0600(tmp_path: Path) -> None:
@@ -136,17 +137,17 @@ def test_keyring_file_follows_a_replaced_file(tmp_path: Path) -> None:
     first = Keyring([new_master_key("one")])
     write_keyring_file(path, first)
     provider = KeyringFile(path)
-    _, wrapped_one = provider.wrap(FILE_ID, b"\x01" * 32)
+    _, wrapped_one = provider.wrap(FILE_ID, b"\x01" * 32, FILE)
     rotated = first.with_primary(new_master_key("two"))
     replace_keyring_file(path, rotated)
-    key_id, wrapped_two = provider.wrap(FILE_ID, b"\x02" * 32)
+    key_id, wrapped_two = provider.wrap(FILE_ID, b"\x02" * 32, FILE)
     assert key_id == "two"
-    assert provider.unwrap("one", FILE_ID, wrapped_one) == b"\x01" * 32
+    assert provider.unwrap("one", FILE_ID, wrapped_one, FILE) == b"\x01" * 32
     assert provider.ids == {"one", "two"}
     # A damaged replacement is ignored: the keys already loaded keep working.
     path.write_text("garbage")
-    assert provider.unwrap("two", FILE_ID, wrapped_two) == b"\x02" * 32
-    assert provider.wrap(FILE_ID, b"\x03" * 32)[0] == "two"
+    assert provider.unwrap("two", FILE_ID, wrapped_two, FILE) == b"\x02" * 32
+    assert provider.wrap(FILE_ID, b"\x03" * 32, FILE)[0] == "two"
 
 
 def test_an_unknown_key_id_forces_a_fresh_read(tmp_path: Path) -> None:
@@ -154,13 +155,13 @@ def test_an_unknown_key_id_forces_a_fresh_read(tmp_path: Path) -> None:
     write_keyring_file(path, Keyring([new_master_key("one")]))
     provider = KeyringFile(path)
     newer = Keyring([new_master_key("two"), *load_keyring_file(path).keys])
-    _, wrapped = newer.wrap(FILE_ID, b"\x05" * 32)
+    _, wrapped = newer.wrap(FILE_ID, b"\x05" * 32, FILE)
     replace_keyring_file(path, newer)
     # As if the change had gone unnoticed (a coarse clock, the same size): the stamp is
     # current but the keys are old, so only the forced read can find key "two".
     provider._stamp = provider._stat()
     assert provider.current().ids == {"one"}
-    assert provider.unwrap("two", FILE_ID, wrapped) == b"\x05" * 32
+    assert provider.unwrap("two", FILE_ID, wrapped, FILE) == b"\x05" * 32
 
 
 def test_backup_round_trip_and_wrong_passphrase() -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sealbox import names
 from sealbox.audit.service import Actor, Audit, Event
 from sealbox.crypto.errors import IntegrityError, UnknownKeyId
-from sealbox.crypto.keys import FieldCipher, KeyProvider, new_dek
+from sealbox.crypto.keys import WRAP_FORMAT, FieldCipher, KeyProvider, WrapDomain, new_dek, wrap_domain
 from sealbox.crypto.stream import HEADER_LEN, Opener, Sealer, parse_header, sealed_size
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
@@ -160,11 +160,15 @@ async def plaintext(
         yield piece
 
 
-def unwrap_dek(keyring: KeyProvider, key_id: str, bound_id: bytes, wrapped: bytes, what: str) -> bytes:
-    """Unwrap the data key of a file (or an upload) bound to ``bound_id``; a key that is
-    missing or fails authentication is an ``IntegrityFailure``."""
+def unwrap_dek(
+    keyring: KeyProvider, key_id: str, bound_id: bytes, wrapped: bytes, domain: WrapDomain, wrap_format: int
+) -> bytes:
+    """Unwrap the data key of a file (or an upload, as ``domain`` says) bound to
+    ``bound_id`` and stored in ``wrap_format``; a key that is missing or fails
+    authentication is an ``IntegrityFailure``."""
+    what = "upload" if domain is WrapDomain.UPLOAD else "file"
     try:
-        return keyring.unwrap(key_id, bound_id, wrapped)
+        return keyring.unwrap(key_id, bound_id, wrapped, wrap_domain(domain, wrap_format))
     except UnknownKeyId as exc:
         raise IntegrityFailure(f"the key for this {what} is not in the keyring") from exc
     except IntegrityError as exc:
@@ -252,7 +256,7 @@ class FileService:
 
     def dek(self, row: File) -> bytes:
         """The file's data key, unwrapped (also for data bound to the file, like a link's note)."""
-        return unwrap_dek(self.keyring, row.key_id, row.id.bytes, row.wrapped_dek, "file")
+        return unwrap_dek(self.keyring, row.key_id, row.id.bytes, row.wrapped_dek, WrapDomain.FILE, row.wrap_format)
 
     async def limits(self, owner: UserId, admission: Admission | None) -> list[Limit]:
         """What bounds this upload: the file size limit, the owner's quota (less what is
@@ -334,7 +338,7 @@ class FileService:
         limit = min(await self.limits(owner, admission), key=lambda limit: limit.size)
         file_id = FileId(uuid.uuid4())
         dek = new_dek()
-        key_id, wrapped = self.keyring.wrap(file_id.bytes, dek)
+        key_id, wrapped = self.keyring.wrap(file_id.bytes, dek, WrapDomain.FILE)
         sealer = Sealer(dek, file_id.bytes)
         key = blob_key(file_id)
         try:
@@ -351,6 +355,7 @@ class FileService:
             chunk_log2=sealer.header.chunk_log2,
             key_id=key_id,
             wrapped_dek=wrapped,
+            wrap_format=WRAP_FORMAT,
             header_tag=sealer.header.tag,
             created_at=utcnow(),
             uploader_enc=fields.encrypt("uploader", uploader) if uploader else None,

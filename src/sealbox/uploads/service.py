@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sealbox import names
 from sealbox.audit.service import Actor
 from sealbox.crypto.errors import IntegrityError
-from sealbox.crypto.keys import FieldCipher, KeyProvider, new_dek
+from sealbox.crypto.keys import WRAP_FORMAT, FieldCipher, KeyProvider, WrapDomain, new_dek
 from sealbox.crypto.stream import Sealer
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
@@ -155,7 +155,7 @@ class UploadService:
         self.max_pending = max_pending
 
     def _dek(self, row: Upload) -> bytes:
-        return unwrap_dek(self.keyring, row.key_id, row.id.bytes, row.wrapped_dek, "upload")
+        return unwrap_dek(self.keyring, row.key_id, row.id.bytes, row.wrapped_dek, WrapDomain.UPLOAD, row.wrap_format)
 
     def _state(self, row: Upload) -> UploadState:
         return UploadState(row.id, row.offset, row.length, row.expires_at)
@@ -192,7 +192,10 @@ class UploadService:
             if length > limit.size:
                 raise TooLarge(limit.message)
         dek = new_dek()
-        key_id, wrapped = self.keyring.wrap(upload_id.bytes, dek)
+        # The upload's own key, in the upload domain: when the upload completes, its
+        # parts are re-sealed under a new file key (FileService.upload), so this key
+        # never becomes a file's and is never re-wrapped as one.
+        key_id, wrapped = self.keyring.wrap(upload_id.bytes, dek, WrapDomain.UPLOAD)
         fields = FieldCipher(dek, upload_id.bytes)
         now = utcnow()
         row = Upload(
@@ -206,6 +209,7 @@ class UploadService:
             uploader_enc=fields.encrypt("uploader", uploader) if uploader else None,
             key_id=key_id,
             wrapped_dek=wrapped,
+            wrap_format=WRAP_FORMAT,
             created_at=now,
             expires_at=now + self.lifetime,
         )
