@@ -140,6 +140,14 @@ class Settings(BaseSettings):
         description="How often each server process records the master key ids it holds in the database "
         "(also within a second of a change); one silent for 4x this no longer counts as running.",
     )
+    cookie_secure: Literal["auto", "always"] = Field(
+        default="auto",
+        description=(
+            "When browser cookies carry Secure: 'auto' when the request arrived over HTTPS "
+            "(directly, or by X-Forwarded-Proto from a trusted proxy); 'always' on every "
+            "response. Set 'always' behind a TLS proxy that is not in SEALBOX_TRUSTED_PROXIES."
+        ),
+    )
     host: str = Field(default="127.0.0.1", description="Address 'sealbox serve' listens on.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port 'sealbox serve' listens on.")
     workers: int = Field(default=1, ge=1, le=64, description="Server worker processes.")

@@ -31,6 +31,7 @@ from sealbox.db.session import Database, redacted
 from sealbox.errors import Conflict, KeyMissing, SetupError, Unavailable
 from sealbox.files.service import BLOB_PREFIX, FileService
 from sealbox.ids import UserId
+from sealbox.keys.formats import upgrade_wrapped_keys
 from sealbox.keys.presence import KeyPresence
 from sealbox.sharing.gate import Gate
 from sealbox.sharing.service import LinkPolicy, SharingService
@@ -242,6 +243,7 @@ async def prepare(settings: Settings) -> Initialised | None:
     try:
         await upgrade(runtime.db)
         await check_keys_cover_files(runtime)
+        await upgrade_wrapped_keys(runtime.db, runtime.keyring)
         if not fresh:
             return None
         password = secrets.token_urlsafe(18)

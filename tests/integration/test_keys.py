@@ -17,7 +17,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from sealbox.crypto.errors import UnknownKeyId
-from sealbox.crypto.keys import Keyring, load_keyring_file, new_master_key
+from sealbox.crypto.keys import Keyring, WrapDomain, load_keyring_file, new_master_key
 from tests.integration.server import SEALBOX, Installation, Server, login, named
 
 FILES = 500
@@ -150,7 +150,7 @@ def test_rewrap_killed_halfway_finishes_when_run_again(
     ring = load_keyring_file(install.keyring)
     assert old not in ring.ids
     with pytest.raises(UnknownKeyId):
-        ring.unwrap(old, bytes.fromhex(saved_id), saved_wrapped)
+        ring.unwrap(old, bytes.fromhex(saved_id), saved_wrapped, WrapDomain.FILE)
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as client:
         for file_id, data in list(files.items())[:50]:
             assert client.get(f"/api/v1/files/{file_id}/content").content == data

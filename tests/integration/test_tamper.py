@@ -113,3 +113,15 @@ def test_a_missing_blob_is_an_error_not_an_empty_file(alice: Account, install: I
     file_id = alice.client.post("/api/v1/files", headers=named("x.bin"), content=b"abc").json()["id"]
     install.blobs.delete(blob_key(file_id))
     assert_refused(alice, file_id, 3)
+
+
+@pytest.mark.parametrize("extra", [1, 15, 16, 17, 64])
+def test_bytes_appended_to_a_blob_are_refused(alice: Account, install: Installation, extra: int) -> None:
+    """Appended bytes of any length, also after a nearly full last chunk (C-8 bytes here),
+    where 16 of them once decoded to the same plaintext size."""
+    data = os.urandom(3 * C - 8)
+    file_id = alice.client.post("/api/v1/files", params={"name": "x.bin"}, content=data).json()["id"]
+    key = blob_key(file_id)
+    install.blobs.write(key, install.blobs.read(key) + os.urandom(extra))
+    assert_refused(alice, file_id, len(data))
+    assert_refused(alice, file_id, len(data), {"Range": "bytes=0-99"})

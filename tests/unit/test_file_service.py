@@ -69,7 +69,7 @@ def test_a_valid_blob_from_an_older_write_is_refused(tmp_path: Path) -> None:
         async with files.db.read() as session:
             row = await session.get(File, file_id)
             assert row is not None
-        dek = files.keyring.unwrap(row.key_id, file_id.bytes, row.wrapped_dek)
+        dek = files.dek(row)
         replay = Sealer(dek, file_id.bytes)
         await store.put(blob_key(file_id), replay.seal(_source(data)))
         with pytest.raises(IntegrityFailure):

@@ -19,11 +19,11 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from sealbox.crypto.backup import open_backup, seal_backup
 from sealbox.crypto.errors import IntegrityError, KeyringError, UnknownKeyId
 from sealbox.crypto.keys import (
-    DEK_PREFIX,
     FieldCipher,
     Keyring,
     KeyringFile,
     MasterKey,
+    WrapDomain,
     load_keyring_file,
     new_dek,
     new_master_key,
@@ -34,24 +34,25 @@ from sealbox.errors import SetupError
 from sealbox.keys.service import load_keyring
 
 FILE_ID = os.urandom(16)
+FILE = WrapDomain.FILE
 
 
 def test_wrap_binds_the_dek_to_its_file_and_records_the_primary_key() -> None:
     ring = Keyring([new_master_key("primary"), new_master_key("old")])
     dek = new_dek()
-    key_id, wrapped = ring.wrap(FILE_ID, dek)
+    key_id, wrapped = ring.wrap(FILE_ID, dek, FILE)
     assert key_id == "primary"
-    assert ring.unwrap(key_id, FILE_ID, wrapped) == dek
-    assert Fernet(ring.primary.key).decrypt(wrapped) == DEK_PREFIX + FILE_ID + dek
+    assert ring.unwrap(key_id, FILE_ID, wrapped, FILE) == dek
+    assert Fernet(ring.primary.key).decrypt(wrapped) == b"SBOX-DEK2/file" + FILE_ID + dek
     with pytest.raises(IntegrityError, match="another file"):
-        ring.unwrap(key_id, os.urandom(16), wrapped)
+        ring.unwrap(key_id, os.urandom(16), wrapped, FILE)
 
 
 def test_unwrap_with_a_missing_key_id_names_it() -> None:
     ring = Keyring([new_master_key("a")])
-    _, wrapped = ring.wrap(FILE_ID, new_dek())
+    _, wrapped = ring.wrap(FILE_ID, new_dek(), FILE)
     with pytest.raises(UnknownKeyId, match="'b'"):
-        ring.unwrap("b", FILE_ID, wrapped)
+        ring.unwrap("b", FILE_ID, wrapped, FILE)
 
 
 def test_unwrap_rejects_a_token_without_the_prefix() -> None:
@@ -59,9 +60,9 @@ def test_unwrap_rejects_a_token_without_the_prefix() -> None:
     ring = Keyring([master])
     forged = Fernet(master.key).encrypt(b"X" * 9 + FILE_ID + new_dek())
     with pytest.raises(IntegrityError, match="format"):
-        ring.unwrap("a", FILE_ID, forged)
+        ring.unwrap("a", FILE_ID, forged, FILE)
     with pytest.raises(IntegrityError):
-        ring.unwrap("a", FILE_ID, b"not a token")
+        ring.unwrap("a", FILE_ID, b"not a token", FILE)
 
 
 def test_keyring_file_round_trips_with_mode_0600(tmp_path: Path) -> None:
@@ -145,17 +146,17 @@ def test_keyring_file_follows_a_replaced_file(tmp_path: Path) -> None:
     first = Keyring([new_master_key("one")])
     write_keyring_file(path, first)
     provider = KeyringFile(path)
-    _, wrapped_one = provider.wrap(FILE_ID, b"\x01" * 32)
+    _, wrapped_one = provider.wrap(FILE_ID, b"\x01" * 32, FILE)
     rotated = first.with_primary(new_master_key("two"))
     replace_keyring_file(path, rotated)
-    key_id, wrapped_two = provider.wrap(FILE_ID, b"\x02" * 32)
+    key_id, wrapped_two = provider.wrap(FILE_ID, b"\x02" * 32, FILE)
     assert key_id == "two"
-    assert provider.unwrap("one", FILE_ID, wrapped_one) == b"\x01" * 32
+    assert provider.unwrap("one", FILE_ID, wrapped_one, FILE) == b"\x01" * 32
     assert provider.ids == {"one", "two"}
     # A damaged replacement is ignored: the keys already loaded keep working.
     path.write_text("garbage")
-    assert provider.unwrap("two", FILE_ID, wrapped_two) == b"\x02" * 32
-    assert provider.wrap(FILE_ID, b"\x03" * 32)[0] == "two"
+    assert provider.unwrap("two", FILE_ID, wrapped_two, FILE) == b"\x02" * 32
+    assert provider.wrap(FILE_ID, b"\x03" * 32, FILE)[0] == "two"
 
 
 def test_an_unknown_key_id_forces_a_fresh_read(tmp_path: Path) -> None:
@@ -163,13 +164,13 @@ def test_an_unknown_key_id_forces_a_fresh_read(tmp_path: Path) -> None:
     write_keyring_file(path, Keyring([new_master_key("one")]))
     provider = KeyringFile(path)
     newer = Keyring([new_master_key("two"), *load_keyring_file(path).keys])
-    _, wrapped = newer.wrap(FILE_ID, b"\x05" * 32)
+    _, wrapped = newer.wrap(FILE_ID, b"\x05" * 32, FILE)
     replace_keyring_file(path, newer)
     # As if the change had gone unnoticed (a coarse clock, the same size): the stamp is
     # current but the keys are old, so only the forced read can find key "two".
     provider._stamp = provider._stat()
     assert provider.current().ids == {"one"}
-    assert provider.unwrap("two", FILE_ID, wrapped) == b"\x05" * 32
+    assert provider.unwrap("two", FILE_ID, wrapped, FILE) == b"\x05" * 32
 
 
 def test_backup_round_trip_and_wrong_passphrase() -> None:
@@ -372,13 +373,13 @@ def test_a_refused_reload_is_reported_once_per_change(tmp_path: Path) -> None:
     for _ in range(3):
         assert provider.ids == {"a"}
     with pytest.raises(UnknownKeyId):  # a forced read meets the same refusal: no new report
-        provider.unwrap("zz", FILE_ID, b"x")
+        provider.unwrap("zz", FILE_ID, b"x", FILE)
     assert len(reports) == 1
     assert "chmod 600" in str(reports[0])
     path.write_text("garbage")  # a second change, refused again
     provider.current()
     path.chmod(0o600)
     replace_keyring_file(path, Keyring([new_master_key("b"), new_master_key("a")]))
-    assert provider.wrap(FILE_ID, new_dek())[0] == "b"
+    assert provider.wrap(FILE_ID, new_dek(), FILE)[0] == "b"
     assert provider.problem is None
     assert [r is None for r in reports] == [False, False, True]

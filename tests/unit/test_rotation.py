@@ -24,6 +24,7 @@ from sealbox.crypto.keys import (
     KeyProvider,
     Keyring,
     KeyringFile,
+    WrapDomain,
     new_master_key,
     replace_keyring_file,
     write_keyring_file,
@@ -152,7 +153,7 @@ def test_retire_waits_for_a_row_committing_under_the_key_and_then_refuses(
         file_id = uuid.uuid4()
         retiring: asyncio.Task[None] | None = None
         async with w.db.write() as session:
-            key_id, wrapped = await stale.wrap_in(session, file_id.bytes, os.urandom(32))
+            key_id, wrapped = await stale.wrap_in(session, file_id.bytes, os.urandom(32), WrapDomain.FILE)
             assert key_id == "old"
             session.add(
                 File(

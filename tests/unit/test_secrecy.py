@@ -27,6 +27,7 @@ from sealbox.crypto.keys import (
     Keyring,
     KeyringFile,
     MasterKey,
+    WrapDomain,
     load_keyring_file,
     new_dek,
     new_master_key,
@@ -36,7 +37,6 @@ from sealbox.crypto.keys import (
 from sealbox.crypto.passwords import hash_password, verify_password
 from sealbox.crypto.stream import Opener, Sealer, new_header, parse_header
 from sealbox.errors import SealboxError
-from sealbox.files.service import unwrap_dek
 from sealbox.keys.service import export_keyring, import_keyring
 from sealbox.runtime import load_keyring
 
@@ -94,12 +94,13 @@ def write_private(path: Path, text: str | bytes) -> Path:
 def key_path_failures(tmp: Path) -> Iterator[tuple[str, Callable[[], object]]]:
     """Each failure a key path can raise, with secrets at hand in its inputs."""
     ring = Keyring([MASTER, OTHER])
-    _, wrapped = ring.wrap(FILE_ID, DEK)
+    _, wrapped = ring.wrap(FILE_ID, DEK, WrapDomain.FILE)
     backup = seal_backup(ring, PASSPHRASE)
     doc = json.loads(backup)
-    yield "unknown key id", lambda: ring.unwrap("nope", FILE_ID, wrapped)
-    yield "wrong file", lambda: ring.unwrap("m1", os.urandom(16), wrapped)
-    yield "tampered token", lambda: ring.unwrap("m1", FILE_ID, wrapped[:-2] + b"AA")
+    yield "unknown key id", lambda: ring.unwrap("nope", FILE_ID, wrapped, WrapDomain.FILE)
+    yield "wrong file", lambda: ring.unwrap("m1", os.urandom(16), wrapped, WrapDomain.FILE)
+    yield "tampered token", lambda: ring.unwrap("m1", FILE_ID, wrapped[:-2] + b"AA", WrapDomain.FILE)
+    yield "wrong domain", lambda: ring.unwrap("m1", FILE_ID, wrapped, WrapDomain.UPLOAD)
     yield "key pasted as id", lambda: Keyring([MasterKey(MASTER.key, MASTER.key)])
     yield "id and key swapped in env", lambda: Keyring.from_env(f"{MASTER.key}:m1")
     yield "env without id", lambda: Keyring.from_env(MASTER.key)
@@ -133,7 +134,6 @@ def key_path_failures(tmp: Path) -> Iterator[tuple[str, Callable[[], object]]]:
         "export short passphrase",
         lambda: export_keyring(write_private(tmp / "x.json", keyring_text(MASTER)), "short"),
     )
-    yield "unwrap in the file service", lambda: unwrap_dek(ring, "m1", os.urandom(16), wrapped, "file")
     settings = Settings(data_dir=tmp / "data", keyring=exposed)
     yield "start with an exposed keyring", lambda: load_keyring(settings)
 
@@ -181,11 +181,11 @@ def test_a_refused_reload_is_logged_once_without_secrets(tmp_path: Path) -> None
         (tmp_path / "config" / "new").chmod(0o600)
         (tmp_path / "config" / "new").replace(path)
         for _ in range(5):
-            assert provider.wrap(FILE_ID, DEK)[0] == "m1"  # the keys loaded before stay in use
+            assert provider.wrap(FILE_ID, DEK, WrapDomain.FILE)[0] == "m1"  # the keys loaded before stay in use
         assert provider.problem is not None
         assert "is malformed" in provider.problem
         replace_keyring_file(path, Keyring([OTHER, MASTER]))
-        assert provider.wrap(FILE_ID, DEK)[0] == "m0"
+        assert provider.wrap(FILE_ID, DEK, WrapDomain.FILE)[0] == "m0"
         assert provider.problem is None
     assert [entry["event"] for entry in logs] == ["keyring.refused", "keyring.reloaded"]
     assert_clean(json.dumps(logs), "the log")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.models import ApiToken, LoginFailure, User
@@ -29,6 +29,13 @@ class UserRepository:
     async def active_admins(self) -> int:
         query = select(func.count()).select_from(User).where(User.is_admin.is_(True), User.is_active.is_(True))
         return int((await self.session.execute(query)).scalar_one())
+
+    async def replace_hash(self, user_id: uuid.UUID, old: str, new: str) -> None:
+        """Store ``new`` as the user's password hash only if it is still ``old``: a
+        password changed meanwhile is never overwritten by a rehash of the previous one."""
+        await self.session.execute(
+            update(User).where(User.id == user_id, User.password_hash == old).values(password_hash=new)
+        )
 
     async def add(self, user: User) -> User:
         self.session.add(user)

@@ -27,7 +27,7 @@ from sealbox.accounts.schemas import (
     UserUpdate,
 )
 from sealbox.audit.service import Actor, Audit, Detail, Event
-from sealbox.crypto.passwords import MAX_PASSWORD, hash_password_async, verify_password_async
+from sealbox.crypto.passwords import MAX_PASSWORD, hash_password_async, rehash_async, verify_password_async
 from sealbox.crypto.tokens import new_token, token_hash
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
@@ -188,9 +188,12 @@ class AccountService:
             raise AuthenticationFailed("wrong user name or password")
         token = new_token()
         expires_at = utcnow() + self.token_ttl
+        fresh = await rehash_async(user.password_hash, password)
         # Only this attempt's own reservation is given back, not the user's other
         # failures: clearing them would hand their slots to guesses still in flight.
         async with self.db.write() as session:
+            if fresh is not None:
+                await UserRepository(session).replace_hash(user.id, user.password_hash, fresh)
             await TokenRepository(session).add(
                 ApiToken(
                     user_id=user.id, token_hash=token_hash(token), name=LABELS[kind], kind=kind, expires_at=expires_at

@@ -85,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.state.cookie_secure = settings.cookie_secure  # read by every cookie the web pages set
     errors.install(app)
     openapi.install(app)
     for router in ROUTERS:

@@ -229,10 +229,22 @@ class Audit:
                 yield row
             after = rows[-1].seq
 
-    async def verify(self) -> Verification:
-        """Walk the chain from the first row; name the first row that does not hold."""
+    async def _head(self) -> tuple[int, bytes]:
         async with self.db.read() as session:
             head = (await session.execute(select(AuditHead).where(AuditHead.id == 1))).scalar_one()
+        return head.seq, head.hash
+
+    async def verify(self) -> Verification:
+        """Walk the chain from the first row; name the first row that does not hold.
+
+        Consistent while events are appended: appending inserts rows and moves the head
+        in one transaction, in sequence order. The head read before the walk anchors every
+        row up to it (they must all be there, and the last one's hash must be the head's);
+        rows appended during the walk are chained like the rest, and the head read after
+        it bounds them, so a row past that head is an insertion. Rows appended after the
+        walk passed are left for the next run; ``rows`` says how many were checked.
+        """
+        first_seq, first_hash = await self._head()
         expected_seq, prev, count = 1, GENESIS, 0
         async for row in self._rows():
             if row.seq != expected_seq:
@@ -244,6 +256,13 @@ class Audit:
             if not hmac.compare_digest(chain_hash(prev, row), row.hash):
                 return Verification(count, row.seq, f"row {row.seq} was altered")
             prev, expected_seq, count = row.hash, expected_seq + 1, count + 1
-        if head.seq != count or not hmac.compare_digest(head.hash, prev):
-            return Verification(count, count + 1, f"the trail ends at row {count} but {head.seq} rows were written")
+            if count == first_seq and not hmac.compare_digest(prev, first_hash):
+                return Verification(count, count, f"row {count} was altered, or the head that records it was")
+        if count < first_seq:
+            return Verification(count, count + 1, f"the trail ends at row {count} but {first_seq} rows were written")
+        last_seq, last_hash = await self._head()
+        if count > last_seq:
+            return Verification(count, last_seq + 1, f"row {last_seq + 1} is past the last row written ({last_seq})")
+        if count == last_seq and not hmac.compare_digest(prev, last_hash):
+            return Verification(count, count, f"row {count} was altered, or the head that records it was")
         return Verification(count)

@@ -3,7 +3,8 @@
 Key hierarchy::
 
     master key (Fernet, in the keyring, never beside the data)
-      └─ wraps → DEK (32 random bytes per file; stored only wrapped, in the file's row)
+      └─ wraps → DEK (32 random bytes per file or upload; stored only wrapped, in its row,
+                   │  with a prefix naming its domain: see ``WrapDomain``)
                    ├─ HKDF → blob keys (sealbox stream v1, fresh salt per write)
                    └─ HKDF → K_meta (encrypts the file name and content type)
 
@@ -19,6 +20,7 @@ keys as ``id:key`` pairs separated by commas, primary first.
 from __future__ import annotations
 
 import binascii
+import enum
 import errno
 import json
 import os
@@ -38,7 +40,34 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sealbox.crypto.errors import IntegrityError, KeyringError, UnknownKeyId
 
-DEK_PREFIX = b"SBOX-DEK1"
+
+class WrapDomain(enum.Enum):
+    """What a wrapped data key belongs to: its prefix inside the Fernet token.
+
+    A file's key and a resumable upload's key are wrapped with different prefixes, so a
+    token made for one can never be taken for the other, even under one master key and
+    one id. ``LEGACY`` is the single prefix of format 1 (before the split): it is only
+    read, to open rows written before, until ``sealbox serve`` re-wraps them at start.
+    """
+
+    FILE = b"SBOX-DEK2/file"
+    UPLOAD = b"SBOX-DEK2/upload"
+    LEGACY = b"SBOX-DEK1"
+
+
+# The ``wrap_format`` of a row: 1 = ``WrapDomain.LEGACY``, 2 = its own domain's prefix.
+WRAP_FORMAT = 2
+
+
+def wrap_domain(domain: WrapDomain, wrap_format: int) -> WrapDomain:
+    """The prefix a row of ``domain`` written in ``wrap_format`` was wrapped with."""
+    if wrap_format == WRAP_FORMAT:
+        return domain
+    if wrap_format == 1:
+        return WrapDomain.LEGACY
+    raise IntegrityError(f"unknown wrapped key format {wrap_format}")
+
+
 KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _FORMAT = "sealbox-keyring"
 
@@ -105,18 +134,23 @@ class Keyring:
     def primary_id(self) -> str:
         return self.primary.id
 
-    def wrap(self, file_id: bytes, dek: bytes) -> tuple[str, bytes]:
-        """Wrap ``dek`` for ``file_id`` under the primary key; return (key id, token)."""
+    def wrap(self, file_id: bytes, dek: bytes, domain: WrapDomain) -> tuple[str, bytes]:
+        """Wrap ``dek`` for ``file_id`` (a file's or an upload's id, as ``domain`` says)
+        under the primary key; return (key id, token)."""
+        return self.primary.id, self._seal(self.primary.id, file_id, dek, domain)
+
+    def _seal(self, key_id: str, file_id: bytes, dek: bytes, domain: WrapDomain) -> bytes:
         if len(dek) != 32 or len(file_id) != 16:
             raise ValueError("a DEK is 32 bytes and a file id 16")
-        token = MultiFernet([self._fernets[self.primary.id]]).encrypt(DEK_PREFIX + file_id + dek)
-        return self.primary.id, token
+        if domain is WrapDomain.LEGACY:
+            raise ValueError("the legacy wrap format is read, never written")
+        return MultiFernet([self._fernets[key_id]]).encrypt(domain.value + file_id + dek)
 
-    def unwrap(self, key_id: str, file_id: bytes, wrapped: bytes) -> bytes:
-        """Return the DEK that ``wrapped`` holds for ``file_id``.
+    def unwrap(self, key_id: str, file_id: bytes, wrapped: bytes, domain: WrapDomain) -> bytes:
+        """Return the DEK that ``wrapped`` holds for ``file_id`` in ``domain``.
 
         Raises ``UnknownKeyId`` if the key is not in the keyring and ``IntegrityError`` if
-        the token does not open or was made for another file.
+        the token does not open, was made for another file, or for another domain.
         """
         fernet = self._fernets.get(key_id)
         if fernet is None:
@@ -125,11 +159,18 @@ class Keyring:
             plain = fernet.decrypt(wrapped)
         except InvalidToken:
             raise IntegrityError("wrapped file key failed authentication") from None
-        if len(plain) != len(DEK_PREFIX) + 48 or not plain.startswith(DEK_PREFIX):
+        prefix = domain.value
+        if len(plain) != len(prefix) + 48 or not plain.startswith(prefix):
             raise IntegrityError("wrapped file key has the wrong format")
-        if plain[len(DEK_PREFIX) : len(DEK_PREFIX) + 16] != file_id:
+        if plain[len(prefix) : len(prefix) + 16] != file_id:
             raise IntegrityError("wrapped file key belongs to another file")
-        return plain[len(DEK_PREFIX) + 16 :]
+        return plain[len(prefix) + 16 :]
+
+    def upgrade(self, key_id: str, file_id: bytes, wrapped: bytes, domain: WrapDomain) -> bytes:
+        """Re-wrap a format-1 token (``WrapDomain.LEGACY``) for ``domain``, under the same
+        master key ``key_id``; raises like ``unwrap``."""
+        dek = self.unwrap(key_id, file_id, wrapped, WrapDomain.LEGACY)
+        return self._seal(key_id, file_id, dek, domain)
 
     def with_primary(self, key: MasterKey) -> Keyring:
         """A keyring with ``key`` as the new primary and every current key kept."""
@@ -197,6 +238,9 @@ class KeyProvider(Protocol):
       uses now.
     - ``problem`` is ``None`` while the keys are current, or says why the source could
       not be read again (the keys already loaded stay in use; the server is not ready).
+    - Both bind the ``WrapDomain`` too: a token made for an upload never opens as a
+      file's, nor the other way round. ``upgrade`` turns a format-1 token into one of
+      ``domain`` under the same master key.
     """
 
     @property
@@ -208,9 +252,11 @@ class KeyProvider(Protocol):
     @property
     def problem(self) -> str | None: ...
 
-    def wrap(self, file_id: bytes, dek: bytes) -> tuple[str, bytes]: ...
+    def wrap(self, file_id: bytes, dek: bytes, domain: WrapDomain) -> tuple[str, bytes]: ...
 
-    def unwrap(self, key_id: str, file_id: bytes, wrapped: bytes) -> bytes: ...
+    def unwrap(self, key_id: str, file_id: bytes, wrapped: bytes, domain: WrapDomain) -> bytes: ...
+
+    def upgrade(self, key_id: str, file_id: bytes, wrapped: bytes, domain: WrapDomain) -> bytes: ...
 
 
 class KeyringFile:
@@ -274,14 +320,20 @@ class KeyringFile:
     def primary_id(self) -> str:
         return self.current().primary.id
 
-    def wrap(self, file_id: bytes, dek: bytes) -> tuple[str, bytes]:
-        return self.current().wrap(file_id, dek)
+    def wrap(self, file_id: bytes, dek: bytes, domain: WrapDomain) -> tuple[str, bytes]:
+        return self.current().wrap(file_id, dek, domain)
 
-    def unwrap(self, key_id: str, file_id: bytes, wrapped: bytes) -> bytes:
+    def unwrap(self, key_id: str, file_id: bytes, wrapped: bytes, domain: WrapDomain) -> bytes:
         try:
-            return self.current().unwrap(key_id, file_id, wrapped)
+            return self.current().unwrap(key_id, file_id, wrapped, domain)
         except UnknownKeyId:
-            return self.current(force=True).unwrap(key_id, file_id, wrapped)
+            return self.current(force=True).unwrap(key_id, file_id, wrapped, domain)
+
+    def upgrade(self, key_id: str, file_id: bytes, wrapped: bytes, domain: WrapDomain) -> bytes:
+        try:
+            return self.current().upgrade(key_id, file_id, wrapped, domain)
+        except UnknownKeyId:
+            return self.current(force=True).upgrade(key_id, file_id, wrapped, domain)
 
 
 # Whoever can replace the keyring can plant a primary key they know, and every file

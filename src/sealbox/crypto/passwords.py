@@ -3,7 +3,9 @@
 Parameters: m = 9 MiB, t = 4, p = 1, one of the equivalent argon2id configurations OWASP
 recommends (trading memory for passes). The library default (64 MiB, p = 4) would make
 every sign-in cost the server more memory than its whole idle footprint; hashes record
-their parameters, so these can be raised later without breaking stored hashes.
+their parameters, so these can be raised later without breaking stored hashes: a hash
+made with other parameters still verifies, and is replaced with one made with these the
+next time its right password is given (``rehash_async``; sign-ins and link passwords).
 
 ``verify_password`` costs the same whether or not a hash exists: pass ``None`` for an
 unknown user and it checks against a fixed dummy hash, so timing does not reveal which
@@ -43,6 +45,24 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
     return ok and stored_hash is not None
+
+
+def needs_rehash(stored_hash: str) -> bool:
+    """Whether ``stored_hash`` was made with other parameters (or another variant) than
+    ``hash_password`` uses now: such a hash is replaced on the next right password."""
+    try:
+        return _hasher.check_needs_rehash(stored_hash)
+    except (InvalidHashError, ValueError):
+        return False  # not an argon2 hash at all: it never verifies, so it is never replaced
+
+
+async def rehash_async(stored_hash: str, password: str) -> str | None:
+    """A fresh hash of ``password`` if ``stored_hash`` (which ``password`` has just been
+    verified against) uses outdated parameters, else ``None``. Costs a second Argon2
+    call, once per stored hash, only when the parameters have changed."""
+    if not needs_rehash(stored_hash):
+        return None
+    return await hash_password_async(password[:MAX_PASSWORD])
 
 
 async def hash_password_async(password: str) -> str:

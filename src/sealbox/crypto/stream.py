@@ -75,9 +75,14 @@ def sealed_size(plain_size: int, chunk_log2: int = DEFAULT_CHUNK_LOG2) -> int:
 
 
 def plain_size_of(blob_size: int, chunk_log2: int) -> int:
-    """Return the plaintext size of a blob of ``blob_size`` bytes.
+    """Return the plaintext size of a blob of ``blob_size`` bytes: the one ``p`` with
+    ``sealed_size(p, chunk_log2) == blob_size``.
 
-    Raises ``FormatError`` for sizes that no well-formed blob can have.
+    Raises ``FormatError`` for sizes that no well-formed blob can have. ``sealed_size``
+    is strictly increasing, so each blob size belongs to at most one plaintext size;
+    checking the round trip (rather than the shape of the last chunk) is what refuses
+    a blob extended by any number of bytes that does not happen to land on another
+    well-formed size.
     """
     if chunk_log2 not in ALLOWED_CHUNK_LOG2:
         raise FormatError("unsupported chunk size")
@@ -86,10 +91,10 @@ def plain_size_of(blob_size: int, chunk_log2: int) -> int:
         raise FormatError("blob is shorter than one chunk")
     sealed_chunk = (1 << chunk_log2) + TAG_LEN
     chunks = -(-body // sealed_chunk)
-    last = body - (chunks - 1) * sealed_chunk
-    if last == TAG_LEN and chunks > 1:
-        raise FormatError("blob ends with an empty chunk")
-    return body - chunks * TAG_LEN
+    plain = body - chunks * TAG_LEN
+    if sealed_size(plain, chunk_log2) != blob_size:
+        raise FormatError("blob size is not the sealed size of any plaintext")
+    return plain
 
 
 @dataclass(frozen=True)

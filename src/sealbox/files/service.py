@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sealbox import names
 from sealbox.audit.service import Actor, Audit, Event
 from sealbox.crypto.errors import IntegrityError, UnknownKeyId
-from sealbox.crypto.keys import FieldCipher, KeyProvider, new_dek
-from sealbox.crypto.stream import HEADER_LEN, Opener, Sealer, parse_header
+from sealbox.crypto.keys import WRAP_FORMAT, FieldCipher, KeyProvider, WrapDomain, new_dek, wrap_domain
+from sealbox.crypto.stream import HEADER_LEN, Opener, Sealer, parse_header, sealed_size
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
 from sealbox.errors import IntegrityFailure, InvalidInput, KeyMissing, NotFound, TooLarge, Unavailable
@@ -182,9 +182,12 @@ async def open_sealed(
         # blob from another file fails here.
         if not hmac.compare_digest(header.tag, tag):
             raise IntegrityError("blob does not match its record")
-        opener = Opener(header, k_pay, blob_size)
-        if opener.plain_size != size:
+        # The record pins the size too: the blob must be exactly the sealed size of the
+        # plaintext size recorded for it, so bytes appended (or cut) anywhere fail here,
+        # whatever their length.
+        if blob_size != sealed_size(size, header.chunk_log2):
             raise IntegrityError("blob size does not match its record")
+        opener = Opener(header, k_pay, blob_size)
         last = opener.chunk_count - 1
         offset, length = opener.chunk_span(last, last)
         final = blob[offset : offset + length] if blob is not None else await store.read(key, offset, length)
@@ -241,18 +244,20 @@ class FileService:
 
     def dek(self, row: File) -> bytes:
         """The file's data key, unwrapped (also for data bound to the file, like a link's note)."""
-        return self.unwrap(row.key_id, row.id.bytes, row.wrapped_dek, "file")
+        return self.unwrap(row.key_id, row.id.bytes, row.wrapped_dek, WrapDomain.FILE, row.wrap_format)
 
-    def unwrap(self, key_id: str, bound_id: bytes, wrapped: bytes, what: str) -> bytes:
-        """Unwrap the data key of a file (or an upload) bound to ``bound_id``.
+    def unwrap(self, key_id: str, bound_id: bytes, wrapped: bytes, domain: WrapDomain, wrap_format: int) -> bytes:
+        """Unwrap the data key of a file (or an upload, as ``domain`` says) bound to
+        ``bound_id`` and stored in ``wrap_format``.
 
         A key id this process does not hold, even after reading its keyring again, is
         ``KeyMissing`` (503, naming the key id; the process turns not ready until its
         keyring holds it): the data is intact, this server's keyring is out of date. A
         wrapped key that fails authentication is an ``IntegrityFailure``.
         """
+        what = "upload" if domain is WrapDomain.UPLOAD else "file"
         try:
-            return self.keyring.unwrap(key_id, bound_id, wrapped)
+            return self.keyring.unwrap(key_id, bound_id, wrapped, wrap_domain(domain, wrap_format))
         except UnknownKeyId:
             self._missing.add(key_id)
             log.warning("keys.missing", key_id=key_id)
@@ -266,9 +271,12 @@ class FileService:
         self._missing -= held
         return frozenset(self._missing)
 
-    async def wrap_in(self, session: AsyncSession, bound_id: bytes, dek: bytes) -> tuple[str, bytes]:
-        """Wrap ``dek`` under the current primary key inside the write transaction that
-        records it, and return (key id, wrapped key).
+    async def wrap_in(
+        self, session: AsyncSession, bound_id: bytes, dek: bytes, domain: WrapDomain
+    ) -> tuple[str, bytes]:
+        """Wrap ``dek`` (a file's or an upload's, as ``domain`` says) under the current
+        primary key inside the write transaction that records it, in the current wrap
+        format (``WRAP_FORMAT``), and return (key id, wrapped key).
 
         Holds the shared key lock, so ``keys retire`` either counts this row or has
         already marked its key retired, which is checked here: a row is never committed
@@ -276,7 +284,7 @@ class FileService:
         primary key has been retired (its keyring is out of date).
         """
         await self.db.lock_keys(session)
-        key_id, wrapped = self.keyring.wrap(bound_id, dek)
+        key_id, wrapped = self.keyring.wrap(bound_id, dek, domain)
         if await FileRepository(session).is_retired(key_id):
             log.warning("keys.primary_retired", key_id=key_id)
             raise Unavailable(
@@ -331,7 +339,8 @@ class FileService:
         retirement commits under the primary key of the moment it commits."""
 
         async def wrap(session: AsyncSession) -> None:
-            row.key_id, row.wrapped_dek = await self.wrap_in(session, row.id.bytes, dek)
+            row.key_id, row.wrapped_dek = await self.wrap_in(session, row.id.bytes, dek, WrapDomain.FILE)
+            row.wrap_format = WRAP_FORMAT
 
         if self.quota is None and admission is None:
             # Shares a commit with concurrent uploads.

@@ -8,7 +8,10 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sealbox.crypto.keys import WRAP_FORMAT
 from sealbox.models import File, KeyHolder, RetiredKey, Upload
+
+LegacyRow = tuple[uuid.UUID, str, bytes]  # id, master key id, format-1 token
 
 
 class WrappedKeyRepository:
@@ -32,16 +35,46 @@ class WrappedKeyRepository:
         result = await self.session.execute(select(func.count()).select_from(File).where(File.key_id != key_id))
         return int(result.scalar_one())
 
-    async def batch_not_on(self, key_id: str, limit: int) -> Sequence[tuple[uuid.UUID, str, bytes]]:
-        query = select(File.id, File.key_id, File.wrapped_dek).where(File.key_id != key_id).order_by(File.id)
-        return [(row[0], row[1], row[2]) for row in (await self.session.execute(query.limit(limit))).all()]
+    async def batch_not_on(self, key_id: str, limit: int) -> Sequence[tuple[uuid.UUID, str, bytes, int]]:
+        query = (
+            select(File.id, File.key_id, File.wrapped_dek, File.wrap_format)
+            .where(File.key_id != key_id)
+            .order_by(File.id)
+        )
+        return [(row[0], row[1], row[2], row[3]) for row in (await self.session.execute(query.limit(limit))).all()]
 
     async def swap(self, file_id: uuid.UUID, old: tuple[str, bytes], new: tuple[str, bytes]) -> bool:
-        """Compare-and-swap one wrapped key; False if the row changed (or went) meanwhile."""
+        """Compare-and-swap one wrapped key (``new`` is in the current format); False if
+        the row changed (or went) meanwhile."""
         result = await self.session.execute(
             update(File)
             .where(File.id == file_id, File.key_id == old[0], File.wrapped_dek == old[1])
-            .values(key_id=new[0], wrapped_dek=new[1])
+            .values(key_id=new[0], wrapped_dek=new[1], wrap_format=WRAP_FORMAT)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def legacy(self, table: type[File | Upload], after: uuid.UUID | None, limit: int) -> Sequence[LegacyRow]:
+        """Rows of ``table`` whose key is wrapped in format 1, in id order after ``after``."""
+        query = select(table.id, table.key_id, table.wrapped_dek).where(table.wrap_format == 1)
+        if after is not None:
+            query = query.where(table.id > after)
+        rows = (await self.session.execute(query.order_by(table.id).limit(limit))).all()
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    async def legacy_count(self) -> int:
+        """Rows (files and uploads) whose key is still wrapped in format 1."""
+        total = 0
+        for table in (File, Upload):
+            query = select(func.count()).select_from(table).where(table.wrap_format == 1)
+            total += int((await self.session.execute(query)).scalar_one())
+        return total
+
+    async def upgrade(self, table: type[File | Upload], row_id: uuid.UUID, old: tuple[str, bytes], new: bytes) -> bool:
+        """Compare-and-swap a format-1 token for ``new`` (format 2, same master key)."""
+        result = await self.session.execute(
+            update(table)
+            .where(table.id == row_id, table.key_id == old[0], table.wrapped_dek == old[1], table.wrap_format == 1)
+            .values(wrapped_dek=new, wrap_format=WRAP_FORMAT)
         )
         return bool(getattr(result, "rowcount", 0))
 

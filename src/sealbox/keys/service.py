@@ -17,9 +17,11 @@ from sealbox.crypto.errors import IntegrityError, KeyringError, UnknownKeyId
 from sealbox.crypto.keys import (
     Keyring,
     MasterKey,
+    WrapDomain,
     load_keyring_file,
     new_master_key,
     replace_keyring_file,
+    wrap_domain,
     write_keyring_file,
 )
 from sealbox.db.base import utcnow
@@ -183,9 +185,9 @@ class KeyService:
             moved = 0
             async with self.db.write() as session:
                 repository = WrappedKeyRepository(session)
-                for file_id, key_id, wrapped in rows[:batch]:
+                for file_id, key_id, wrapped, wrap_format in rows[:batch]:
                     try:
-                        dek = ring.unwrap(key_id, file_id.bytes, wrapped)
+                        dek = ring.unwrap(key_id, file_id.bytes, wrapped, wrap_domain(WrapDomain.FILE, wrap_format))
                     except UnknownKeyId:
                         raise SetupError(
                             f"file {file_id} is wrapped under key {key_id!r}, which this keyring lacks: "
@@ -193,7 +195,9 @@ class KeyService:
                         ) from None
                     except IntegrityError as exc:
                         raise IntegrityFailure(f"the key of file {file_id} cannot be opened: {exc}") from None
-                    if await repository.swap(file_id, (key_id, wrapped), ring.wrap(file_id.bytes, dek)):
+                    if await repository.swap(
+                        file_id, (key_id, wrapped), ring.wrap(file_id.bytes, dek, WrapDomain.FILE)
+                    ):
                         moved += 1
                     else:
                         skipped.add(file_id)

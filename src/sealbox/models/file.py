@@ -27,6 +27,9 @@ class File(Base):
     chunk_log2: Mapped[int] = mapped_column(SmallInteger)
     key_id: Mapped[str] = mapped_column(String(64), index=True)
     wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
+    # 2: wrapped with the file-key prefix (crypto.keys.WrapDomain.FILE), as every key is
+    # wrapped now; 1: the older shared prefix, re-wrapped when 'sealbox serve' starts.
+    wrap_format: Mapped[int] = mapped_column(SmallInteger, default=2, server_default="1")
     header_tag: Mapped[bytes] = mapped_column(LargeBinary(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Set for files received through an upload-request link; the uploader's own

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Uuid
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, SmallInteger, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sealbox.db.base import Base, UTCDateTime, utcnow
@@ -32,6 +32,9 @@ class Upload(Base):
     uploader_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     key_id: Mapped[str] = mapped_column(String(64))
     wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
+    # 2: wrapped with the upload-key prefix (crypto.keys.WrapDomain.UPLOAD); 1: the older
+    # shared prefix, re-wrapped when 'sealbox serve' starts.
+    wrap_format: Mapped[int] = mapped_column(SmallInteger, default=2, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 

@@ -98,6 +98,13 @@ class SharingRepository:
 
     # Unlocks
 
+    async def replace_password_hash(self, link: Share | UploadRequest, old: str, new: str) -> None:
+        """Store ``new`` as the link's password hash only if it is still ``old``."""
+        table = type(link)
+        await self.session.execute(
+            update(table).where(table.id == link.id, table.password_hash == old).values(password_hash=new)
+        )
+
     async def add_unlock(self, unlock: Unlock, now: datetime) -> None:
         self.session.add(unlock)
         await self.session.execute(delete(Unlock).where(Unlock.expires_at <= now))

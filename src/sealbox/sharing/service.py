@@ -18,7 +18,7 @@ from sealbox.accounts.service import reserve_attempt
 from sealbox.audit.service import Actor, Audit, Event
 from sealbox.crypto.errors import IntegrityError
 from sealbox.crypto.keys import FieldCipher
-from sealbox.crypto.passwords import MAX_PASSWORD, hash_password_async, verify_password_async
+from sealbox.crypto.passwords import MAX_PASSWORD, hash_password_async, rehash_async, verify_password_async
 from sealbox.crypto.tokens import new_link_token, token_hash
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
@@ -333,7 +333,10 @@ class SharingService:
             raise AuthenticationFailed("wrong password")
         grant = secrets.token_urlsafe(32)
         expires_at = min(now + policy.unlock_lifetime, link.expires_at)
+        fresh = await rehash_async(link.password_hash, password)
         async with self.db.write() as session:
+            if fresh is not None:
+                await SharingRepository(session).replace_password_hash(link, link.password_hash, fresh)
             await LoginFailureRepository(session).forget(attempt)
             await SharingRepository(session).add_unlock(
                 Unlock(token_hash=token_hash(grant), link_id=link.id, expires_at=expires_at), now

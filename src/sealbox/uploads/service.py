@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sealbox import names
 from sealbox.audit.service import Actor
 from sealbox.crypto.errors import IntegrityError
-from sealbox.crypto.keys import FieldCipher, KeyProvider, new_dek
+from sealbox.crypto.keys import WRAP_FORMAT, FieldCipher, KeyProvider, WrapDomain, new_dek
 from sealbox.crypto.stream import Sealer
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
@@ -155,7 +155,7 @@ class UploadService:
         self.max_pending = max_pending
 
     def _dek(self, row: Upload) -> bytes:
-        return self.files.unwrap(row.key_id, row.id.bytes, row.wrapped_dek, "upload")
+        return self.files.unwrap(row.key_id, row.id.bytes, row.wrapped_dek, WrapDomain.UPLOAD, row.wrap_format)
 
     def _state(self, row: Upload) -> UploadState:
         return UploadState(row.id, row.offset, row.length, row.expires_at)
@@ -213,7 +213,8 @@ class UploadService:
             else:
                 await self._refuse_if_too_many(session, owner)
             # Wrapped in this transaction, so ``keys retire`` counts it or it sees the retirement.
-            row.key_id, row.wrapped_dek = await self.files.wrap_in(session, upload_id.bytes, dek)
+            row.key_id, row.wrapped_dek = await self.files.wrap_in(session, upload_id.bytes, dek, WrapDomain.UPLOAD)
+            row.wrap_format = WRAP_FORMAT
             session.add(row)
         return row
 

@@ -4,8 +4,8 @@ A form that changes something answers ``303 See Other`` to a page, so reloading 
 never repeats the action. What the action produced and must be shown once (a new link's
 URL, a new token) travels to that page in a flash cookie:
 
-- ``HttpOnly``, ``SameSite=Strict``, ``Secure`` over TLS, scoped to the path of the page
-  that shows it, and expiring after ``FLASH_SECONDS``;
+- ``HttpOnly``, ``SameSite=Strict``, ``Secure`` as ``secure_cookies`` decides, scoped to
+  the path of the page that shows it, and expiring after ``FLASH_SECONDS``;
 - deleted by the page that shows it, which is answered with ``Cache-Control: no-store``;
 - never part of a URL, so the secret cannot reach a server log, the browser history or a
   ``Referer`` header.
@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sealbox.web.cookies import cookie
+from sealbox.web.sessions import secure_cookies
 
 FLASH_COOKIE = "sealbox_flash"
 FLASH_SECONDS = 120
@@ -47,7 +48,7 @@ def set_flash(response: Response, request: Request, path: str, flash: Flash) -> 
         path=path,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=secure_cookies(request),
     )
 
 
@@ -70,7 +71,7 @@ def shown(response: Response, request: Request, path: str, flash: Flash | None) 
     """``response`` with ``flash`` consumed: the cookie deleted, the page not cached."""
     if flash is not None:
         response.delete_cookie(
-            FLASH_COOKIE, path=path, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+            FLASH_COOKIE, path=path, httponly=True, samesite="strict", secure=secure_cookies(request)
         )
         response.headers["Cache-Control"] = "no-store"
     return response
