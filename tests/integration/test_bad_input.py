@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import time
@@ -166,6 +167,30 @@ def test_bad_content_disposition_name_is_400(alice: Account, unchanged: None) ->
 def test_bad_content_type_is_400(alice: Account, unchanged: None) -> None:
     response = alice.client.post("/api/v1/files", headers={**named("a"), "Content-Type": "nonsense"}, content=b"d")
     assert_problem(response, 400, "content type")
+
+
+@pytest.mark.parametrize("content_type", ["text/html\n", "text/plain;\ncharset=x", 'a/b; c="\u00e9"'])
+def test_a_content_type_that_cannot_be_a_header_is_400_on_every_upload_path(
+    server: Server, alice: Account, unchanged: None, content_type: str
+) -> None:
+    """Such a type would be stored, then break every download of the file (the type is
+    sent back as a header): it is refused on the way in, wherever a type is taken."""
+    encoded = base64.b64encode(content_type.encode()).decode()
+    metadata = f"filename {base64.b64encode(b'a.txt').decode()},filetype {encoded}"
+    tus = {"Tus-Resumable": "1.0.0", "Upload-Length": "1", "Upload-Metadata": metadata}
+    assert_problem(alice.client.post("/api/v1/uploads/", headers=tus), 400, "content type")
+    link = alice.client.post("/api/v1/upload-requests", json={}).json()["token"]
+    assert_problem(httpx.post(f"{server.url}/r/{link}/uploads/", headers=tus), 400, "content type")
+    multipart = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+        + b"Content-Type: "
+        + content_type.encode()
+        + b"\r\n\r\nx\r\n--b--\r\n"
+    )
+    response = alice.client.post(
+        "/api/v1/files", content=multipart, headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
+    assert response.status_code == 400, response.text
 
 
 @pytest.mark.parametrize(

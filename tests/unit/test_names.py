@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from sealbox import names
 from sealbox.errors import InvalidInput
-from sealbox.files.names import check_content_type
+from sealbox.files.names import check_content_type, servable_content_type
 
 # One example of each kind of character the validator refuses, for every name kind.
 HOSTILE = {
@@ -106,3 +106,21 @@ def test_content_types() -> None:
     for bad in ["text", "text/plain\r\nX-Evil: 1", "a/b; c", "<b>/x"]:
         with pytest.raises(InvalidInput):
             check_content_type(bad, "a")
+
+
+@pytest.mark.parametrize("bad", ["text/plain\n", "text/html\r", "a/b;\nc=d", 'a/b; c="\u4e2d"', "a/b\t\n"])
+def test_content_types_that_cannot_be_a_header_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidInput):
+        check_content_type(bad, "a")
+    assert servable_content_type(bad) == "application/octet-stream"
+
+
+@given(value=st.text(max_size=80))
+def test_every_accepted_content_type_is_a_valid_header_value(value: str) -> None:
+    try:
+        accepted = check_content_type(value, "a")
+    except InvalidInput:
+        return
+    encoded = accepted.encode("latin-1")  # what the HTTP server sends: no other characters fit
+    assert all(0x20 <= byte < 0x7F or byte == 0x09 for byte in encoded)
+    assert servable_content_type(accepted) == accepted

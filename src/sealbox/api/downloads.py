@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from sealbox.api.errors import problem
 from sealbox.api.http import Unsatisfiable, content_disposition, parse_range
 from sealbox.errors import SealboxError
+from sealbox.files.names import servable_content_type
 from sealbox.logs import AlreadyLogged
 from sealbox.sharing.gate import Opened
 
@@ -59,7 +60,7 @@ async def content_response(request: Request, opened: Opened) -> Response:
         "ETag": info.etag,
         "Content-Disposition": content_disposition(info.name),
         # Set as a header, not a media type, so Starlette adds no charset of its own.
-        "Content-Type": info.content_type,
+        "Content-Type": servable_content_type(info.content_type),
     }
     range_header = request.headers.get("range")
     if_range = request.headers.get("if-range")
