@@ -330,3 +330,25 @@ def test_rewrap_with_a_keyring_that_lacks_a_files_key_names_it_and_moves_nothing
         assert await _key_of(w.db, created.id) == "k2"
 
     run(tmp_path, scenario)
+
+
+def test_rewrap_stops_when_its_target_key_is_retired_meanwhile(tmp_path: Path) -> None:
+    """Each batch re-checks, under the key lock, that the key it wraps under is not
+    retired: a retirement made elsewhere during a rewrap stops it, nothing is moved to a
+    key that has left the keyring."""
+
+    async def scenario(w: World) -> None:
+        for i in range(3):
+            await w.files.upload(w.owner, f"f{i}.bin", None, _chunks(b"z" * 10), ACTOR)
+        staged = await w.keys.stage()
+        await w.keys.promote(staged.id)
+        batches = w.keys.rewrap(batch=1)
+        assert await anext(batches) == 1
+        async with w.db.write() as session:  # what a retirement on another host records
+            session.add(RetiredKey(id=staged.id))
+        with pytest.raises(Conflict, match=f"key '{staged.id}' was retired meanwhile"):
+            await anext(batches)
+        keys = [await _key_of(w.db, f.id) for f in (await w.files.list(w.owner, 10, None)).items]
+        assert sorted(keys) == sorted([staged.id, "old", "old"])
+
+    run(tmp_path, scenario)

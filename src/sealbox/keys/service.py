@@ -184,7 +184,13 @@ class KeyService:
                 return
             moved = 0
             async with self.db.write() as session:
+                # As every commit of a wrapped key does (FileService.wrap_in): under the
+                # shared key lock, and only while the target key is not retired, so a
+                # retirement elsewhere either waits for this batch or stops the rewrap.
+                await self.db.lock_keys(session)
                 repository = WrappedKeyRepository(session)
+                if await repository.is_retired(primary):
+                    raise Conflict(f"key {primary!r} was retired meanwhile; nothing more was re-wrapped")
                 for file_id, key_id, wrapped, wrap_format in rows[:batch]:
                     try:
                         dek = ring.unwrap(key_id, file_id.bytes, wrapped, wrap_domain(WrapDomain.FILE, wrap_format))
