@@ -139,13 +139,15 @@ Entry = tuple[tuple[Event, ...], tuple[object, ...], Prepare | None]
 
 
 async def _append(session: AsyncSession, batch: list[Entry]) -> None:
+    # The rows' own preparation (wrapping a file key takes the key lock) comes before the
+    # audit head's lock: every writer takes the key lock first, the head last.
+    for _, _, prepare in batch:
+        if prepare is not None:
+            await prepare(session)
     # FOR UPDATE serialises appenders on PostgreSQL; SQLite's write lock already does.
     head = (await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())).scalar_one()
     seq, prev = head.seq, head.hash
     now = utcnow()
-    for _, _, prepare in batch:
-        if prepare is not None:
-            await prepare(session)
     for events, rows, _ in batch:
         session.add_all(rows)
         for event in events:

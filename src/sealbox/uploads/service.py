@@ -207,14 +207,17 @@ class UploadService:
             expires_at=now + self.lifetime,
         )
         async with self.db.write() as session:
-            await self.files.reserve(session, owner, length)  # the owner's lock first, then the link's
+            # Wrapped in this transaction, so ``keys retire`` counts it or it sees the
+            # retirement. Locks in the one order every writer takes them: the key lock
+            # (here), then the owner's, then the link's (a different order could deadlock
+            # with a commit while a retirement waits for the key lock).
+            row.key_id, row.wrapped_dek = await self.files.wrap_in(session, upload_id.bytes, dek, WrapDomain.UPLOAD)
+            row.wrap_format = WRAP_FORMAT
+            await self.files.reserve(session, owner, length)
             if admission is not None:
                 await admission.reserve(session, length)
             else:
                 await self._refuse_if_too_many(session, owner)
-            # Wrapped in this transaction, so ``keys retire`` counts it or it sees the retirement.
-            row.key_id, row.wrapped_dek = await self.files.wrap_in(session, upload_id.bytes, dek, WrapDomain.UPLOAD)
-            row.wrap_format = WRAP_FORMAT
             session.add(row)
         return row
 
