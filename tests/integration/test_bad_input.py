@@ -138,19 +138,20 @@ MULTIPART_BODY = b'--b\r\nContent-Disposition: form-data; name="file"; filename=
 
 @pytest.mark.parametrize("route", ["/api/v1/files", "/r/{token}/files", "/upload"])
 @pytest.mark.parametrize("body", ["raw", "multipart"])
+@pytest.mark.parametrize(("query", "header"), [("name", "Content-Disposition"), ("uploader", "Sealbox-Uploader")])
 def test_names_in_urls_are_refused_on_every_upload_route(
-    alice: Account, install: Installation, route: str, body: str
+    alice: Account, install: Installation, route: str, body: str, query: str, header: str
 ) -> None:
-    """Proxies log URLs (nginx's error log whenever an upstream fails), so a file name in
-    one would be plaintext in a log file: refused, pointing to the header."""
+    """Proxies log URLs (nginx's error log whenever an upstream fails), so a file's or an
+    uploader's name in one would be plaintext in a log file: refused, pointing to the header."""
     request_link = alice.client.post("/api/v1/upload-requests", json={}).json()
     before_blobs, before_list = stored_files(install), listing(alice)
     headers = named("Merger-Plan.pdf")
     content = b"data"
     if body == "multipart":
         headers, content = {"Content-Type": "multipart/form-data; boundary=b"}, MULTIPART_BODY
-    url = route.format(token=request_link["token"]) + "?name=Merger-Plan.pdf"
-    assert_problem(alice.client.post(url, headers=headers, content=content), 400, "Content-Disposition")
+    url = route.format(token=request_link["token"]) + f"?{query}=Merger-Plan.pdf"
+    assert_problem(alice.client.post(url, headers=headers, content=content), 400, header)
     assert stored_files(install) == before_blobs
     assert listing(alice) == before_list
     received = alice.client.get("/api/v1/upload-requests").json()

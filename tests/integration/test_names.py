@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable
+from urllib.parse import quote
 
 import httpx2 as httpx
 import pytest
@@ -94,8 +95,10 @@ INPUTS: dict[str, Send] = {
     "link upload filename*": lambda s, a, t, name: httpx.post(
         f"{s.url}/r/{t['token']}/files", headers=named(name), content=b"x"
     ),
-    "link upload ?uploader=": lambda s, a, t, name: httpx.post(
-        f"{s.url}/r/{t['token']}/files", params={"uploader": name}, headers=named("ok.txt"), content=b"x"
+    "link upload uploader header": lambda s, a, t, name: httpx.post(
+        f"{s.url}/r/{t['token']}/files",
+        headers={**named("ok.txt"), "Sealbox-Uploader": quote(name, safe="")},
+        content=b"x",
     ),
     "API token name": lambda s, a, t, name: a.client.post("/api/v1/me/tokens", json={"name": name}),
     "API link note": lambda s, a, t, name: a.client.post(

@@ -7,7 +7,8 @@ memory: the file part is handed on piece by piece as it arrives.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from fastapi import Request
 from python_multipart import MultipartParser
@@ -166,7 +167,7 @@ Store = Callable[[str, str | None, AsyncIterator[bytes]], Awaitable[T]]
 
 
 def refuse_name_in_url(request: Request) -> None:
-    """File names never travel in URLs: proxies write request lines to their logs (nginx's
+    """Names never travel in URLs: proxies write request lines to their logs (nginx's
     error log does whenever an upstream fails), and a name is plaintext we promise to keep."""
     if "name" in request.query_params:
         raise InvalidInput(
@@ -174,6 +175,33 @@ def refuse_name_in_url(request: Request) -> None:
             "Content-Disposition header (attachment; filename*=UTF-8''<percent-encoded name>) "
             "or as the filename of a multipart/form-data 'file' field"
         )
+    if "uploader" in request.query_params:
+        raise InvalidInput(
+            f"uploader names are not accepted in the URL (?uploader=), which proxies log: send it in a "
+            f"{UPLOADER_HEADER} header (percent-encoded UTF-8)"
+        )
+
+
+UPLOADER_HEADER = "Sealbox-Uploader"
+UPLOADER_PARAMETER: dict[str, Any] = {
+    "name": UPLOADER_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Who you are, for the link's owner: percent-encoded UTF-8 (never in the URL).",
+    "schema": {"type": "string"},
+}
+
+
+def uploader_of(request: Request) -> str | None:
+    """Who an upload-request link's uploader says they are: the ``Sealbox-Uploader``
+    header, percent-encoded UTF-8 (raises ``InvalidInput`` if it is not)."""
+    value = request.headers.get(UPLOADER_HEADER)
+    if value is None:
+        return None
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"the {UPLOADER_HEADER} header is not percent-encoded UTF-8") from None
 
 
 async def receive_multipart(request: Request, store: Store[T]) -> T:

@@ -12,9 +12,7 @@ DEFAULT_TYPE = "application/octet-stream"
 _MEDIA_WORD = r"[A-Za-z0-9!#$&^_.+-]+"
 # Spaces and tabs only between parameters (no line breaks: the value becomes a response
 # header; quoted values printable ASCII only), and fullmatch: "$" would also match before a final newline.
-_CONTENT_TYPE = re.compile(
-    rf'{_MEDIA_WORD}/{_MEDIA_WORD}([ \t]*;[ \t]*{_MEDIA_WORD}=({_MEDIA_WORD}|"[ !#-\[\]-~]*"))*'
-)
+_CONTENT_TYPE = re.compile(rf'{_MEDIA_WORD}/{_MEDIA_WORD}([ \t]*;[ \t]*{_MEDIA_WORD}=({_MEDIA_WORD}|"[ !#-\[\]-~]*"))*')
 
 
 def check_content_type(content_type: str | None, name: str) -> str:

@@ -38,12 +38,13 @@ NAME_HEADER: dict[str, Any] = {
 }
 
 
-def upload_body(content: dict[str, Any]) -> dict[str, Any]:
+def upload_body(content: dict[str, Any], *parameters: dict[str, Any]) -> dict[str, Any]:
     """An OpenAPI request body for a streamed upload: the route reads the stream itself,
     bounded by the upload limits instead of the small-body cap (see ``api.limits``)."""
     extra: dict[str, Any] = {"requestBody": {"required": True, "content": content}}
-    if "application/octet-stream" in content:
-        extra["parameters"] = [NAME_HEADER]
+    declared = [NAME_HEADER] if "application/octet-stream" in content else []
+    if declared or parameters:
+        extra["parameters"] = [*declared, *parameters]
     return streamed(extra)
 
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sealbox.api.deps import RuntimeDep
 from sealbox.api.downloads import content_response
 from sealbox.api.errors import responses
 from sealbox.api.routes.files import CONTENT, MULTIPART_FILE, RAW_FILE, upload_body
-from sealbox.api.uploads import receive_upload
+from sealbox.api.uploads import UPLOADER_PARAMETER, receive_upload, uploader_of
 from sealbox.audit.service import Actor
 from sealbox.sharing.gate import ByLink
 from sealbox.sharing.schemas import PublicRequest, PublicShare, Receipt, UnlockIssued, UnlockRequest
@@ -90,7 +90,7 @@ async def unlock_request(token: str, body: UnlockRequest, request: Request, runt
 @router.post(
     "/r/{token}/files",
     status_code=201,
-    openapi_extra=upload_body({**RAW_FILE, **MULTIPART_FILE}),
+    openapi_extra=upload_body({**RAW_FILE, **MULTIPART_FILE}, UPLOADER_PARAMETER),
     responses=responses(400, 401, 404, 410, 413, 422, 503),
 )
 async def upload_to_request(
@@ -98,10 +98,11 @@ async def upload_to_request(
     request: Request,
     runtime: RuntimeDep,
     grant: Grant,
-    uploader: Annotated[str | None, Query(description="Who you are, for the link's owner (optional).")] = None,
 ) -> Receipt:
-    """Upload a file into the link owner's space. You can list and read nothing."""
+    """Upload a file into the link owner's space. You can list and read nothing. Say who
+    you are, for the link's owner, in a `Sealbox-Uploader` header (optional)."""
     actor = Actor.link(client_of(request))
+    uploader = uploader_of(request)
 
     async def store(file_name: str, content_type: str | None, body: AsyncIterator[bytes]) -> Receipt:
         return await runtime.sharing.upload_via_request(token, grant, file_name, content_type, body, uploader, actor)
