@@ -10,8 +10,13 @@ stored, so that what one person typed cannot mislead another person or a program
   ``Zl``/``Zp`` (line and paragraph separators), ``Cs`` (lone surrogates, which no
   database can hold), ``Co`` (private use) and ``Cn`` (unassigned). A note may
   contain line breaks and tabs, nothing else of these;
-- names are bounded in characters after normalisation, and a name that is only
-  whitespace is no name.
+- so are the code points Unicode marks default-ignorable (drawn as nothing) outside those
+  categories: Hangul fillers, Mongolian and other variation selectors, the combining
+  grapheme joiner and their kind (emoji presentation selectors U+FE0E/U+FE0F stay
+  allowed: emoji need them);
+- names are bounded in characters after normalisation; a name that is only whitespace or
+  blank signs (the braille blank) is no name, and a name cannot start with a combining
+  mark (which would attach to whatever is shown before it).
 
 This module sits beside ``sealbox.errors`` at the top of the package so every domain can
 import it without importing another domain.
@@ -32,11 +37,31 @@ MAX_NOTE = 1000
 # Account names are plain ASCII: they appear in URLs, logs and the audit trail.
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 _NOTE_ALLOWED = frozenset("\n\t")
+# Default_Ignorable_Code_Point (Unicode's DerivedCoreProperties) outside the refused
+# categories, but for the emoji presentation selectors U+FE0E and U+FE0F.
+_IGNORABLE = frozenset(
+    chr(c)
+    for first, last in (
+        (0x034F, 0x034F),
+        (0x115F, 0x1160),
+        (0x17B4, 0x17B5),
+        (0x180B, 0x180F),
+        (0x3164, 0x3164),
+        (0xFE00, 0xFE0D),
+        (0xFFA0, 0xFFA0),
+        (0xE0100, 0xE01EF),
+    )
+    for c in range(first, last + 1)
+)
+_BLANK = frozenset("\u2800")  # the braille pattern blank: a sign, drawn as a space
+_MARKS = frozenset({"Mn", "Mc", "Me"})
 
 
 def _refused(value: str, allowed: frozenset[str] = frozenset()) -> str | None:
     for char in value:
-        if char not in allowed and unicodedata.category(char) in REFUSED_CATEGORIES:
+        if char in allowed:
+            continue
+        if char in _IGNORABLE or unicodedata.category(char) in REFUSED_CATEGORIES:
             return char
     return None
 
@@ -56,8 +81,10 @@ def text(value: str, what: str, max_length: int, *, multiline: bool = False) -> 
             f"{what} must not contain control characters, invisible characters or formatting characters"
             f" (U+{ord(char):04X} found)"
         )
-    if not value.strip():
+    if all(char.isspace() or char in _BLANK for char in value):
         raise InvalidInput(f"{what} is required")
+    if unicodedata.category(value[0]) in _MARKS:
+        raise InvalidInput(f"{what} must not start with a combining mark (U+{ord(value[0]):04X} found)")
     if len(value) > max_length:
         raise InvalidInput(f"{what} is at most {max_length} characters")
     return value

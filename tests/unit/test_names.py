@@ -124,3 +124,33 @@ def test_every_accepted_content_type_is_a_valid_header_value(value: str) -> None
     encoded = accepted.encode("latin-1")  # what the HTTP server sends: no other characters fit
     assert all(0x20 <= byte < 0x7F or byte == 0x09 for byte in encoded)
     assert servable_content_type(accepted) == accepted
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "invoice\u3164\u3164.pdf\u3164.exe",  # Hangul fillers: letters drawn as nothing
+        "\u115f\u1160.txt",
+        "a\u034fb.txt",  # combining grapheme joiner
+        "a\u17b4b.txt",
+        "a\u180bb.txt",  # Mongolian variation selector
+        "a\ufe00b.txt",  # a variation selector that is no emoji's
+        "a\U000e0100b.txt",
+        "\uffa0.txt",
+    ],
+)
+def test_default_ignorable_characters_are_refused_in_every_kind_of_name(name: str) -> None:
+    for check in (names.file_name, names.uploader_name, lambda n: names.label(n, "a token name")):
+        with pytest.raises(InvalidInput, match="invisible characters"):
+            check(name)
+
+
+@pytest.mark.parametrize("name", ["\u2800", " \u2800 ", "\u0338.txt", "\u20dd"])
+def test_blank_names_and_names_starting_with_a_combining_mark_are_refused(name: str) -> None:
+    with pytest.raises(InvalidInput, match="required|combining mark"):
+        names.file_name(name)
+
+
+@pytest.mark.parametrize("name", ["\u2764\ufe0f.png", "caf\u00e9.txt", "\u2800x.txt", "\u0915\u093f.txt"])
+def test_emoji_accents_and_braille_stay_allowed(name: str) -> None:
+    assert names.file_name(name) == name
