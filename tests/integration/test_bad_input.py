@@ -158,6 +158,19 @@ def test_names_in_urls_are_refused_on_every_upload_route(
     assert next(r for r in received if r["id"] == request_link["id"])["files_received"] == 0
 
 
+@pytest.mark.parametrize("query", ["name", "Name", "uploader"])
+def test_names_in_urls_are_refused_when_a_resumable_upload_starts(
+    server: Server, alice: Account, install: Installation, query: str
+) -> None:
+    link = alice.client.post("/api/v1/upload-requests", json={}).json()["token"]
+    metadata = f"filename {base64.b64encode(b'a.txt').decode()}"
+    tus = {"Tus-Resumable": "1.0.0", "Upload-Length": "1", "Upload-Metadata": metadata}
+    before = install.sql("SELECT count(*) FROM uploads")
+    for url in (f"{server.url}/api/v1/uploads/?{query}=Merger-Plan.pdf", f"{server.url}/r/{link}/uploads/?{query}=x"):
+        assert_problem(httpx.post(url, headers={**tus, **alice.client.headers}), 400, "not accepted in the URL")
+    assert install.sql("SELECT count(*) FROM uploads") == before
+
+
 def test_bad_content_disposition_name_is_400(alice: Account, unchanged: None) -> None:
     bad = {"Content-Disposition": "attachment; filename*=UTF-8''%FF%FE"}
     assert_problem(alice.client.post("/api/v1/files", content=b"d", headers=bad), 400, "not valid UTF-8")

@@ -168,14 +168,16 @@ Store = Callable[[str, str | None, AsyncIterator[bytes]], Awaitable[T]]
 
 def refuse_name_in_url(request: Request) -> None:
     """Names never travel in URLs: proxies write request lines to their logs (nginx's
-    error log does whenever an upstream fails), and a name is plaintext we promise to keep."""
-    if "name" in request.query_params:
+    error log does whenever an upstream fails), and a name is plaintext we promise to keep.
+    Parameter names are compared without case, so ``?Name=`` is refused too."""
+    given = {key.lower() for key in request.query_params}
+    if "name" in given:
         raise InvalidInput(
             "file names are not accepted in the URL (?name=), which proxies log: send the name in a "
             "Content-Disposition header (attachment; filename*=UTF-8''<percent-encoded name>) "
             "or as the filename of a multipart/form-data 'file' field"
         )
-    if "uploader" in request.query_params:
+    if "uploader" in given:
         raise InvalidInput(
             f"uploader names are not accepted in the URL (?uploader=), which proxies log: send it in a "
             f"{UPLOADER_HEADER} header (percent-encoded UTF-8)"

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
+from sealbox.inputs import storable
 from sealbox.web.cookies import cookie
 from sealbox.web.sessions import secure_cookies
 
@@ -60,8 +61,9 @@ def read_flash(request: Request) -> Flash | None:
     try:
         data = json.loads(base64.urlsafe_b64decode(value))
         fields = {key: data.get(key) for key in ("notice", "secret", "item")}
-        if not all(v is None or isinstance(v, str) for v in fields.values()) or fields["notice"] is None:
-            return None
+        texts = [v for v in fields.values() if v is not None]
+        if not all(isinstance(v, str) and storable(v) for v in texts) or fields["notice"] is None:
+            return None  # (lone surrogates could not even be written into the page)
         return Flash(**fields)
     except (binascii.Error, ValueError, AttributeError):
         return None

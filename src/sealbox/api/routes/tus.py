@@ -20,6 +20,7 @@ from sealbox.api.errors import problem, responses
 from sealbox.api.http import parse_count
 from sealbox.api.limits import STREAMED_BODY
 from sealbox.api.routes.links import Grant
+from sealbox.api.uploads import refuse_name_in_url
 from sealbox.audit.service import Actor
 from sealbox.errors import InvalidInput
 from sealbox.uploads.service import CHECKSUMS, Checksum, Holder, UploadState, parse_upload_id
@@ -140,6 +141,7 @@ def _options(runtime: RuntimeDep) -> Response:
 
 
 async def _create(request: Request, runtime: RuntimeDep, holder: Holder, actor: Actor, base: str) -> Response:
+    refuse_name_in_url(request)  # the name travels in Upload-Metadata, never in the URL
     if "upload-defer-length" in request.headers:
         raise InvalidInput("Upload-Defer-Length is not supported: send Upload-Length")
     length = _int_header(request, "upload-length")
