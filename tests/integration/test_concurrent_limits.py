@@ -31,7 +31,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         SEALBOX_LOGIN_MAX_FAILURES=str(MAX), SEALBOX_LINK_MAX_FAILURES=str(MAX), SEALBOX_USER_QUOTA=str(QUOTA)
     )
     server = Server(install, workers=2).start()
-    for name in ("lee", "mo", "owner", "saver"):
+    for name in ("lee", "mo", "owner", "saver", "full"):
         assert install.cli("user", "add", name, "--password-stdin", stdin=f"{RIGHT}\n").returncode == 0
     yield server
     server.stop()
@@ -185,3 +185,32 @@ def test_unfinished_uploads_hold_an_upload_links_files_and_bytes(server: Server)
     assert Counter(r.status_code for r in responses) == Counter({201: 3, 413: 5})
     detail = next(r for r in responses if r.status_code == 413).json()["detail"]
     assert f"of its {MIB} bytes (900000 held by unfinished uploads)" in detail
+
+
+def test_an_upload_link_says_only_that_its_owner_has_no_room(server: Server) -> None:
+    """Someone sending through an upload link learns nothing of the owner's account: not
+    the quota, not what is stored; and the link shows only the room an upload can take."""
+    auth = {"Authorization": f"Bearer {login(server.url, 'full', RIGHT)}"}
+    link = httpx.post(f"{server.url}/api/v1/upload-requests", json={"max_files": 5}, headers=auth).json()["token"]
+    base = f"{server.url}/r/{link}"
+    before = httpx.get(base).json()
+    assert before["files_left"] == 5
+    held = httpx.post(f"{base}/uploads/", headers={**TUS, "Upload-Length": str(MIB)})
+    assert held.status_code == 201, held.text
+    shown = httpx.get(base).json()
+    assert (shown["files_left"], shown["bytes_left"]) == (4, before["bytes_left"] - MIB)
+    # The owner's own unfinished uploads take the rest of the quota.
+    for _ in range(2):
+        assert (
+            httpx.post(f"{server.url}/api/v1/uploads/", headers={**TUS, **auth, "Upload-Length": str(MIB)}).status_code
+            == 201
+        )
+    refusals = [
+        httpx.post(f"{base}/files", content=b"x", headers=NAMED),
+        httpx.post(f"{base}/uploads/", headers={**TUS, "Upload-Length": "1"}),
+    ]
+    for refused in refusals:
+        assert refused.status_code == 413, refused.text
+        assert refused.json()["detail"] == "the link's owner has no room for this file"
+        assert str(QUOTA) not in refused.text
+    assert httpx.get(base).json()["files_left"] == 4

@@ -98,8 +98,17 @@ class Admission(Protocol):
     def completes(self) -> Held | None:
         """The unfinished upload this file completes, if any: the room it holds is the file's."""
 
+    @property
+    def by_link(self) -> bool:
+        """Whether the upload comes through an upload link: its sender learns nothing of
+        the owner's account (their quota, what they store)."""
+
     async def admit(self, session: AsyncSession, row: File) -> None:
         """Check and count ``row`` inside the transaction that records it; raise to refuse."""
+
+
+# What someone sending through an upload link hears when the owner's quota is full.
+NO_ROOM = "the link's owner has no room for this file"
 
 
 @contextlib.contextmanager
@@ -304,33 +313,40 @@ class FileService:
                 used = await files.usage(owner) + await files.reserved(owner, utcnow())
             if admission is not None and admission.completes is not None:
                 used -= admission.completes.size  # the upload this file completes holds its own room
+            stranger = admission is not None and admission.by_link
             if used >= self.quota:
-                raise TooLarge(f"your storage quota of {self.quota} bytes is used up")
-            limits.append(Limit(self.quota - used, f"the file would exceed your storage quota of {self.quota} bytes"))
+                raise TooLarge(NO_ROOM if stranger else f"your storage quota of {self.quota} bytes is used up")
+            message = NO_ROOM if stranger else f"the file would exceed your storage quota of {self.quota} bytes"
+            limits.append(Limit(self.quota - used, message))
         if admission is not None and admission.limit is not None:
             limits.append(admission.limit)
         return limits
 
-    async def _check_quota(self, files: FileRepository, owner: UserId, size: int, what: str) -> None:
+    async def _check_quota(
+        self, files: FileRepository, owner: UserId, size: int, what: str, *, stranger: bool = False
+    ) -> None:
         """Refuse ``size`` more bytes for ``owner`` if stored files, the room held by
         unfinished uploads and ``size`` together pass the quota. Call it in a write
-        transaction after ``lock_owner``."""
+        transaction after ``lock_owner``. A ``stranger`` (someone sending through an
+        upload link) is told only that there is no room, nothing of the owner's account."""
         if self.quota is None:
             return
         stored, held = await files.usage(owner), await files.reserved(owner, utcnow())
         if stored + held + size > self.quota:
+            if stranger:
+                raise TooLarge(NO_ROOM)
             raise TooLarge(
                 f"{what} would exceed your storage quota of {self.quota} bytes "
                 f"({stored} bytes stored, {held} held by unfinished uploads)"
             )
 
-    async def reserve(self, session: AsyncSession, owner: UserId, size: int) -> None:
+    async def reserve(self, session: AsyncSession, owner: UserId, size: int, *, stranger: bool = False) -> None:
         """In the write transaction that records an unfinished upload of ``size`` bytes:
-        hold ``owner``'s lock and refuse it (``TooLarge``, naming the quota) if it does
-        not fit beside what is stored and what other unfinished uploads hold."""
+        hold ``owner``'s lock and refuse it (``TooLarge``, naming the quota to the owner)
+        if it does not fit beside what is stored and what other unfinished uploads hold."""
         files = FileRepository(session)
         await files.lock_owner(owner)
-        await self._check_quota(files, owner, size, "the upload")
+        await self._check_quota(files, owner, size, "the upload", stranger=stranger)
 
     async def _commit(self, row: File, dek: bytes, admission: Admission | None, event: Event) -> None:
         """Record ``row`` and its audit ``event`` in one transaction, checking the quota
@@ -355,7 +371,8 @@ class FileService:
                 # First: completing an unfinished upload removes it, and with it the room
                 # it held, which this file now takes.
                 await admission.admit(session, row)
-            await self._check_quota(files, UserId(row.owner_id), row.size, "the file")
+            stranger = admission is not None and admission.by_link
+            await self._check_quota(files, UserId(row.owner_id), row.size, "the file", stranger=stranger)
             session.add(row)
             await self.audit.record_in(session, event)
 

@@ -114,6 +114,10 @@ class RequestAdmission:
         return str(self.request_id)
 
     @property
+    def by_link(self) -> bool:
+        return True
+
+    @property
     def completes(self) -> Held | None:
         return None
 
@@ -460,11 +464,15 @@ class SharingService:
         return row
 
     async def public_request(self, token: str, grant: str | None) -> PublicRequest:
+        """What the link still accepts: its files and bytes, less what unfinished uploads
+        through it hold (so the numbers are what an upload started now may take)."""
         row = await self.live_request(token, grant)
+        async with self.db.read() as session:
+            pending, held = await SharingRepository(session).pending(row.id, utcnow())
         return PublicRequest(
             expires_at=row.expires_at,
-            files_left=row.max_files - row.files_received,
-            bytes_left=row.max_bytes - row.bytes_received,
+            files_left=max(row.max_files - row.files_received - pending, 0),
+            bytes_left=max(row.max_bytes - row.bytes_received - held, 0),
             upload_url=f"/r/{token}/files",
         )
 

@@ -122,9 +122,22 @@ class Completion:
     def completes(self) -> Held:
         return Held(self.length)
 
+    @property
+    def by_link(self) -> bool:
+        return self.inner is not None
+
     async def admit(self, session: AsyncSession, row: File) -> None:
-        result = await session.execute(delete(Upload).where(Upload.id == self.upload_id, Upload.offset == self.offset))
+        # Only a live upload completes: one that expired while its last bytes streamed in
+        # holds no room any more (and its parts may be swept), like any late PATCH.
+        result = await session.execute(
+            delete(Upload).where(
+                Upload.id == self.upload_id, Upload.offset == self.offset, Upload.expires_at > utcnow()
+            )
+        )
         if getattr(result, "rowcount", 0) != 1:
+            current = await session.get(Upload, self.upload_id)
+            if current is not None and current.expires_at <= utcnow():
+                raise Gone("this upload has expired")
             raise Conflict("another request has changed this upload")
         if self.inner is not None:
             await self.inner.admit(session, row)
@@ -213,7 +226,7 @@ class UploadService:
             # with a commit while a retirement waits for the key lock).
             row.key_id, row.wrapped_dek = await self.files.wrap_in(session, upload_id.bytes, dek, WrapDomain.UPLOAD)
             row.wrap_format = WRAP_FORMAT
-            await self.files.reserve(session, owner, length)
+            await self.files.reserve(session, owner, length, stranger=holder.request is not None)
             if admission is not None:
                 await admission.reserve(session, length)
             else:
