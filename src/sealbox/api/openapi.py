@@ -134,7 +134,9 @@ def _operation(path: str, method: str, operation: dict[str, Any]) -> None:
         responses.setdefault(str(code), _problem(code))
     if path != "/healthz":
         responses.setdefault("503", _problem(503))
-    if method in CHANGING:
+    if method in CHANGING or (TUS.match(path) and method != "options"):
+        # Cross-site refusals; and a resumable upload, even its HEAD, is a write workflow:
+        # a read-only token is refused there too.
         responses.setdefault("403", _problem(403))
 
     if path.endswith(("/content", "/download")) or path.startswith("/download/"):

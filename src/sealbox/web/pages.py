@@ -20,6 +20,7 @@ from sealbox.accounts.schemas import PasswordChange, Principal, TokenCreate
 from sealbox.audit.service import Actor
 from sealbox.errors import (
     AuthenticationFailed,
+    Conflict,
     Gone,
     InvalidInput,
     NotFound,
@@ -168,8 +169,8 @@ async def login(request: Request) -> Response:
     username, password = fields.get("username", ""), fields.get("password", "")
     try:
         issued = await runtime_of(request).accounts.login(username, password, client_of(request), "session")
-    except SealboxError as exc:
-        status = 429 if exc.code == "rate_limited" else 401
+    except (AuthenticationFailed, RateLimited) as exc:
+        status = 429 if isinstance(exc, RateLimited) else 401
         return page(request, "login.html", status, title="Sign in", error=exc.message, username=username)
     response = see("/files")
     set_session(response, request, issued.access_token, issued.expires_at)
@@ -284,7 +285,7 @@ async def grant(request: Request, user: PageWriter, file_id: str) -> Response:
         if exc.message == "file not found":
             raise
         return await _file_page(request, user, target, 400, error=exc.message)
-    except SealboxError as exc:
+    except Conflict as exc:
         return await _file_page(request, user, target, 409, error=exc.message)
     return see(f"/files/{file_id}")
 
@@ -427,14 +428,14 @@ async def account_page(request: Request, user: PageUser) -> Response:
 @router.post("/account/password")
 async def change_password(request: Request, user: PageWriter) -> Response:
     fields = await form(request)
-    change = PasswordChange(
-        current_password=fields.get("current_password", ""), new_password=fields.get("new_password", "")
-    )
     try:
+        change = PasswordChange(
+            current_password=fields.get("current_password", ""), new_password=fields.get("new_password", "")
+        )
         await runtime_of(request).accounts.change_password(user, change, actor(request, user))
-    except (InvalidInput, PermissionDenied, RateLimited) as exc:
+    except (ValueError, InvalidInput, PermissionDenied, RateLimited) as exc:
         status = 429 if isinstance(exc, RateLimited) else 400
-        return await _account_page(request, user, status, error=exc.message)
+        return await _account_page(request, user, status, error=form_error(exc, "check the passwords"))
     return see_with_flash(
         request, "/account", Flash("Password changed. Your other sessions and tokens were signed out.")
     )
@@ -513,8 +514,8 @@ async def _unlock(request: Request, token: str, path: str, template: str) -> Res
         return page(request, template, 410, title="Link unavailable", gone=exc.message.capitalize())
     except InvalidInput:
         return see(path)  # a link without a password: nothing to unlock, on to its page
-    except SealboxError as exc:
-        status = 429 if exc.code == "rate_limited" else 401
+    except (AuthenticationFailed, RateLimited) as exc:
+        status = 429 if isinstance(exc, RateLimited) else 401
         return page(request, template, status, title="Protected", locked=True, path=path, error=exc.message)
     response = see(path)
     set_grant(response, request, path, issued.grant, issued.expires_at)

@@ -4,7 +4,9 @@
   no inline code (``default-src 'self'``, ``frame-ancestors 'none'``), ``Referrer-Policy:
   no-referrer`` (share tokens in URLs never leak through the Referer),
   ``X-Content-Type-Options: nosniff``. A response that sets its own policy (file content:
-  ``sandbox``) keeps it.
+  ``sandbox``) keeps it. ``Cache-Control: no-store`` on everything but the static files
+  (a response that sets its own keeps it), and ``Vary: Accept`` on a link's paths, which
+  answer a page or JSON.
 - CSRF: every state-changing request (anything but GET, HEAD, OPTIONS) that a browser
   marks as coming from elsewhere is refused, with or without a cookie: ``Sec-Fetch-Site``
   must be ``same-origin`` or ``none`` when the browser sends it; otherwise ``Origin``,
@@ -69,12 +71,21 @@ class BrowserSecurity:
                 await _refuse(send)
                 return
 
+        path: str = scope["path"]
+        cached = path.startswith("/static/")
+        negotiated = path.startswith(("/s/", "/r/"))
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
                 extra = [h for h in HEADERS if h[0] not in present]
                 if b"content-security-policy" not in present:
                     extra.append((b"content-security-policy", CSP.encode()))
+                if not cached and b"cache-control" not in present:
+                    # Pages, listings and files are someone's: no shared or disk cache keeps them.
+                    extra.append((b"cache-control", b"no-store"))
+                if negotiated and b"vary" not in present:
+                    extra.append((b"vary", b"Accept"))  # a link answers a page or JSON
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

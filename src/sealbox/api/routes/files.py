@@ -102,11 +102,12 @@ async def delete_file(file_id: str, request: Request, runtime: RuntimeDep, user:
     return Response(status_code=204)
 
 
-@router.api_route(
-    "/{file_id}/content",
-    methods=["GET", "HEAD"],
-    response_class=Response,
-    responses={**CONTENT, **responses(401, 404, 416, 422, 500, 503)},
+# GET and HEAD as two operations (each with its own id in the OpenAPI document).
+@router.get(
+    "/{file_id}/content", response_class=Response, responses={**CONTENT, **responses(401, 404, 416, 422, 500, 503)}
+)
+@router.head(
+    "/{file_id}/content", response_class=Response, responses={**CONTENT, **responses(401, 404, 416, 422, 500, 503)}
 )
 async def file_content(file_id: str, request: Request, runtime: RuntimeDep, user: CurrentUser) -> Response:
     """Download a file (yours, or one shared with you), or a byte range of it

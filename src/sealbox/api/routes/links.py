@@ -59,11 +59,12 @@ async def unlock_share(token: str, body: UnlockRequest, request: Request, runtim
     return await runtime.sharing.unlock(token, body.password, Actor.link(client_of(request)))
 
 
-@router.api_route(
-    "/s/{token}/download",
-    methods=["GET", "HEAD"],
-    response_class=Response,
-    responses={**CONTENT, **responses(401, 404, 410, 416, 500, 503)},
+# GET and HEAD as two operations (each with its own id in the OpenAPI document).
+@router.get(
+    "/s/{token}/download", response_class=Response, responses={**CONTENT, **responses(401, 404, 410, 416, 500, 503)}
+)
+@router.head(
+    "/s/{token}/download", response_class=Response, responses={**CONTENT, **responses(401, 404, 410, 416, 500, 503)}
 )
 async def share_download(token: str, request: Request, runtime: RuntimeDep, grant: Grant) -> Response:
     """Download the file (`curl -OJ`/`wget --content-disposition` work on a link without a

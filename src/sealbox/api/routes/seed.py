@@ -31,11 +31,12 @@ async def upload(request: Request, runtime: RuntimeDep, user: WritingUser) -> Fi
     return await receive_multipart(request, owner_store(request, runtime, user))
 
 
-@router.api_route(
-    "/download/{file_id}",
-    methods=["GET", "HEAD"],
-    response_class=Response,
-    responses={**CONTENT, **responses(401, 404, 416, 422, 500, 503)},
+# GET and HEAD as two operations (each with its own id in the OpenAPI document).
+@router.get(
+    "/download/{file_id}", response_class=Response, responses={**CONTENT, **responses(401, 404, 416, 422, 500, 503)}
+)
+@router.head(
+    "/download/{file_id}", response_class=Response, responses={**CONTENT, **responses(401, 404, 416, 422, 500, 503)}
 )
 async def download(file_id: str, request: Request, runtime: RuntimeDep, user: CurrentUser) -> Response:
     """Download a file by id (same as `GET /api/v1/files/{id}/content`)."""
