@@ -14,7 +14,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, field_validator
 
+from sealbox.errors import InvalidInput
+
 MAX_INT64 = 2**63 - 1
+MAX_DIGITS = len(str(MAX_INT64))
 # NUL, and any surrogate code point: in a str, a paired surrogate is one code point
 # above U+FFFF, so a code point in D800-DFFF is always a lone one.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -42,10 +45,23 @@ class Input(BaseModel):
         return value
 
 
+def is_count(value: str) -> bool:
+    """Whether ``value`` is a non-negative integer as clients must write one: ASCII digits
+    only (no sign, space, underscore, or other scripts' digits such as ``²`` or ``١``), at
+    most ``MAX_INT64``. The one rule for integers in text: headers, query, forms."""
+    return 0 < len(value) <= MAX_DIGITS and value.isascii() and value.isdigit() and int(value) <= MAX_INT64
+
+
+def parse_count(value: str, what: str) -> int:
+    """``value`` as an integer if ``is_count``; else ``InvalidInput`` naming ``what``."""
+    if not is_count(value):
+        raise InvalidInput(f"{what} must be an integer from 0 to {MAX_INT64}")
+    return int(value)
+
+
 def _digits_only(value: Any) -> Any:
-    # Text (a query parameter) must be plain ASCII digits: no sign, space, underscore or
-    # other scripts' digits, and no more digits than a 64-bit integer has.
-    if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) <= len(str(MAX_INT64))):
+    # Text (a query parameter, a form field) must be a count as ``is_count`` says.
+    if isinstance(value, str) and not is_count(value):
         raise ValueError(f"must be an integer from 0 to {MAX_INT64}, in ASCII digits")
     return value
 

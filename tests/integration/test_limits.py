@@ -8,6 +8,7 @@ import select
 import socket
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import httpx2 as httpx
 import pytest
 
 from sealbox.api import app
-from sealbox.api.limits import BODY_LIMIT
+from sealbox.api.limits import BODY_LIMIT, BODY_TIMEOUT
 from sealbox.api.protocol import HEAD_TIMEOUT, MAX_HEADERS
 from tests.integration.conftest import Account
 from tests.integration.server import Server, named
@@ -341,3 +342,44 @@ def test_tus_errors_are_problems(server: Server, alice: Account) -> None:
         assert response.headers["tus-resumable"] == "1.0.0"
     assert "limit" in too_long.json()["detail"]
     assert too_long.headers["tus-max-size"]
+
+
+def _trickle(server: Server, head: bytes, budget: float) -> bytes:
+    """Send ``head``, then one body byte a second; what the server answers before it
+    closes the connection (or before ``budget`` seconds)."""
+    answer = b""
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(head)
+        deadline = time.monotonic() + budget
+        while time.monotonic() < deadline:
+            readable, _, _ = select.select([sock], [], [], 1)
+            if readable:
+                try:
+                    data = sock.recv(65536)
+                except ConnectionResetError:
+                    data = b""
+                if not data:
+                    return answer
+                answer += data
+                continue
+            try:
+                sock.sendall(b"{")
+            except (BrokenPipeError, ConnectionResetError):
+                return answer
+    raise AssertionError("the connection was still open")
+
+
+def test_trickled_small_bodies_are_refused_and_their_connections_closed(server: Server) -> None:
+    """A body under the cap that arrives a byte a second: 408 once the time for a whole
+    small body has passed, on every kind of route (all at once: the clock is the same)."""
+    paths = ["/api/v1/auth/token", "/login", "/s/x/unlock", "/api/v1/me/tokens"]
+    heads = [
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n".encode()
+        for path in paths
+    ]
+    with ThreadPoolExecutor(len(heads)) as pool:
+        answers = list(pool.map(lambda head: _trickle(server, head, BODY_TIMEOUT * 4), heads))
+    for path, answer in zip(paths, answers, strict=True):
+        assert answer.startswith(b"HTTP/1.1 408"), (path, answer[:200])
+        assert b"did not arrive within" in answer
+    assert httpx.get(f"{server.url}/healthz").status_code == 200

@@ -6,26 +6,14 @@ import re
 import unicodedata
 from urllib.parse import quote, unquote
 
-from sealbox.errors import InvalidInput
-from sealbox.inputs import MAX_INT64
+from sealbox.inputs import MAX_DIGITS, MAX_INT64
+from sealbox.inputs import parse_count as parse_count
 
 _FILENAME_STAR = re.compile(r"""(?:^|;)\s*filename\*\s*=\s*UTF-8'[^']*'([^;\s]*)""", re.IGNORECASE)
 _FILENAME = re.compile(r"""(?:^|;)\s*filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))""", re.IGNORECASE)
 # [0-9], not \d: \d also matches other scripts' digits, which int() would accept.
 _RANGE = re.compile(r"^[ \t]*bytes[ \t]*=[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*$", re.IGNORECASE)
 # No size or offset can be larger than a signed 64-bit column holds.
-MAX_DIGITS = len(str(MAX_INT64))
-
-
-def parse_count(value: str, what: str) -> int:
-    """A non-negative integer from a client: ASCII digits only, at most ``MAX_INT64``.
-
-    Raises ``InvalidInput`` naming ``what`` for anything else (signs, spaces, other
-    scripts' digits such as ``²`` or ``١``, or more digits than a 64-bit column holds).
-    """
-    if not value or len(value) > MAX_DIGITS or not value.isascii() or not value.isdigit() or int(value) > MAX_INT64:
-        raise InvalidInput(f"{what} must be an integer from 0 to {MAX_INT64}")
-    return int(value)
 
 
 def _position(digits: str) -> int:

@@ -12,11 +12,15 @@ Every request body is bounded while it is read, before anything parses it:
   the upload's declared length, quota, an upload link's allowance) as it reads.
 
 Refusals are 413 ``application/problem+json`` naming the limit, with ``Connection:
-close`` so that a client still sending is not read any further.
+close`` so that a client still sending is not read any further. A small body must also
+arrive whole within ``BODY_TIMEOUT`` seconds (408 otherwise); a file stream may take as
+long as it needs, but not stall: the HTTP server closes a connection whose body sends
+nothing for ``sealbox.api.protocol.BODY_IDLE_TIMEOUT`` seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +30,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sealbox.api.errors import problem
 
 BODY_LIMIT = 64 << 10
+# A capped body must arrive whole within this many seconds (a client trickling it byte
+# by byte would hold a connection for hours otherwise): then 408.
+BODY_TIMEOUT = 20.0
 STREAMED_BODY: dict[str, Any] = {"x-sealbox-body": "stream"}
 
 
@@ -69,7 +76,12 @@ class BodyLimit:
         if declared is not None and declared > self.limit:
             await self._refuse(scope, receive, send)
             return
-        body = await self._read(receive)
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT):
+                body = await self._read(receive)
+        except TimeoutError:
+            await self._too_slow(scope, receive, send)
+            return
         if body is None:
             await self._refuse(scope, receive, send)
             return
@@ -99,6 +111,11 @@ class BodyLimit:
             "too_large",
             {"Connection": "close"},
         )
+        await response(scope, receive, send)
+
+    async def _too_slow(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"the request body did not arrive within {BODY_TIMEOUT:g} seconds"
+        response = problem(408, detail, "timeout", {"Connection": "close"})
         await response(scope, receive, send)
 
 

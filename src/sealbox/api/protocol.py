@@ -30,6 +30,9 @@ MAX_HEADER_LINE = 16 << 10
 MAX_HEAD = 64 << 10
 MAX_HEADERS = 100
 HEAD_TIMEOUT = 10.0
+# A request body that sends nothing for this long is dead: the connection is closed (the
+# application sees the client go away). Slow is fine; stalled is not.
+BODY_IDLE_TIMEOUT = 60.0
 
 
 class HeadRefused(Exception):
@@ -45,6 +48,7 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._header_count = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._refused = False
+        self._body_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -52,11 +56,14 @@ class LimitedHttpTools(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        self._stop_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
+        if self._body_timer is not None:
+            self._await_body()  # the body is moving: its idle clock starts again
         if self._in_head:
             if self._head_bytes > MAX_HEAD:
                 # Earlier reads brought more than a whole head may hold, and it has not
@@ -94,8 +101,11 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._in_head = False
         self._stop_head_timer()
         super().on_headers_complete()
+        if self._expects_body():
+            self._await_body()
 
     def on_message_complete(self) -> None:
+        self._stop_body_timer()
         super().on_message_complete()
         # What arrives next is the head of another request.
         self._in_head = True
@@ -126,6 +136,26 @@ class LimitedHttpTools(HttpToolsProtocol):
         if self._head_bytes:
             self._refuse(408, "the request head did not arrive in time")
         else:
+            self.transport.close()
+
+    def _expects_body(self) -> bool:
+        for name, value in self.headers:
+            if name == b"transfer-encoding" or (name == b"content-length" and value not in (b"0", b"")):
+                return True
+        return False
+
+    def _await_body(self) -> None:
+        self._stop_body_timer()
+        self._body_timer = self.loop.call_later(BODY_IDLE_TIMEOUT, self._body_stalled)
+
+    def _stop_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_stalled(self) -> None:
+        self._body_timer = None
+        if not self.transport.is_closing():
             self.transport.close()
 
     def _refuse(self, status: int, message: str) -> None:

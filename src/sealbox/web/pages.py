@@ -30,7 +30,7 @@ from sealbox.errors import (
 )
 from sealbox.files.service import MAX_PAGE, parse_file_id
 from sealbox.ids import FileId
-from sealbox.inputs import MAX_INT64, Count
+from sealbox.inputs import MAX_INT64, Count, parse_count
 from sealbox.sharing.gate import AsUser, ByLink
 from sealbox.sharing.schemas import RequestCreate, ShareCreate, ShareCreated
 from sealbox.web.auth import PageUser, PageWriter, SignInRequired, session_of
@@ -255,8 +255,8 @@ async def share(request: Request, user: PageWriter, file_id: str) -> Response:
     target = parse_file_id(file_id)
     try:
         body = ShareCreate(
-            expires_in_seconds=int(fields.get("expires") or 0) or None,
-            download_limit=int(fields["limit"]) if fields.get("limit") else None,
+            expires_in_seconds=_optional_count(fields, "expires", "the expiry") or None,
+            download_limit=_optional_count(fields, "limit", "the download limit"),
             password=fields.get("password") or None,
             note=fields.get("note") or None,
         )
@@ -373,9 +373,9 @@ async def create_request(request: Request, user: PageWriter) -> Response:
     fields = await form(request)
     try:
         body = RequestCreate(
-            expires_in_seconds=int(fields.get("expires") or 0) or None,
-            max_files=int(fields.get("max_files") or 10),
-            max_bytes=int(fields["max_mib"]) << 20 if fields.get("max_mib") else None,
+            expires_in_seconds=_optional_count(fields, "expires", "the expiry") or None,
+            max_files=_optional_count(fields, "max_files", "the number of files") or 10,
+            max_bytes=_mib(_optional_count(fields, "max_mib", "the size in MiB")),
             password=fields.get("password") or None,
         )
         made = await runtime_of(request).sharing.create_request(user.user_id, body, actor(request, user))
@@ -539,6 +539,20 @@ async def drop_page(request: Request, token: str, grant: str | None) -> Response
 @router.post("/r/{token}")
 async def unlock_drop(request: Request, token: str) -> Response:
     return await _unlock(request, token, f"/r/{token}", "drop.html")
+
+
+def _optional_count(fields: dict[str, str], name: str, what: str) -> int | None:
+    """A form's integer field: empty is ``None``; else ASCII digits (``InvalidInput``)."""
+    value = fields.get(name, "")
+    return parse_count(value, what) if value else None
+
+
+def _mib(value: int | None) -> int | None:
+    if value is None:
+        return None
+    if value > MAX_INT64 >> 20:
+        raise InvalidInput(f"the size in MiB is at most {MAX_INT64 >> 20}")
+    return value << 20
 
 
 def _uuid(value: str, what: str) -> uuid.UUID:
