@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.integration.server import Installation, Server, login
+from tests.integration.server import Installation, Server, login, named
 
 SRC = Path(__file__).parents[2] / "src" / "sealbox"
 COOKIES = {"sealbox_session", "sealbox_flash", "sealbox_grant"}
@@ -31,7 +31,7 @@ def every_cookie(server: Server) -> list[str]:
     """The ``Set-Cookie`` headers of sign-in, a flash, a link unlock and sign-out."""
     token = login(server.url, "admin", server.admin_password or "")
     api = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"})
-    file_id = api.post("/api/v1/files", params={"name": "c.txt"}, content=b"c").json()["id"]
+    file_id = api.post("/api/v1/files", headers=named("c.txt"), content=b"c").json()["id"]
     link = api.post(f"/api/v1/files/{file_id}/shares", json={"password": "link-password-1"}).json()["token"]
     seen: list[str] = []
     # Cookies are carried by hand: a client honours Secure and would not send them back

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.integration.server import SEALBOX, Installation, Server, login
+from tests.integration.server import SEALBOX, Installation, Server, login, named
 
 Damage = Callable[[Path], None]
 
@@ -114,7 +114,7 @@ def test_an_unsafe_keyring_is_refused_on_reload_logged_once_and_shown(
             assert message in ready.json()["detail"]
         # The server keeps its own keys: files still go in and come out.
         data = os.urandom(1000)
-        up = httpx.post(f"{server.url}/api/v1/files", params={"name": "x"}, content=data, headers=auth)
+        up = httpx.post(f"{server.url}/api/v1/files", content=data, headers={**auth, **named("x")})
         assert up.status_code == 201
         down = httpx.get(f"{server.url}/api/v1/files/{up.json()['id']}/content", headers=auth)
         assert down.content == data

@@ -120,7 +120,7 @@ def test_bytes_appended_to_a_blob_are_refused(alice: Account, install: Installat
     """Appended bytes of any length, also after a nearly full last chunk (C-8 bytes here),
     where 16 of them once decoded to the same plaintext size."""
     data = os.urandom(3 * C - 8)
-    file_id = alice.client.post("/api/v1/files", params={"name": "x.bin"}, content=data).json()["id"]
+    file_id = alice.client.post("/api/v1/files", headers=named("x.bin"), content=data).json()["id"]
     key = blob_key(file_id)
     install.blobs.write(key, install.blobs.read(key) + os.urandom(extra))
     assert_refused(alice, file_id, len(data))
