@@ -12,6 +12,7 @@ import base64
 import secrets
 import threading
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import httpx2 as httpx
 import pytest
@@ -144,7 +145,9 @@ def test_no_plaintext_at_rest_through_links(alice: Account, install: Installatio
     downloads through a share link leave no plaintext either."""
     data = canary_content(1 << 20)
     token = alice.client.post("/api/v1/upload-requests", json={}).json()["token"]
-    sent = httpx.post(f"{server.url}/r/{token}/files", headers=named(NAME), params={"uploader": NAME}, content=data)
+    sent = httpx.post(
+        f"{server.url}/r/{token}/files", headers={**named(NAME), "Sealbox-Uploader": quote(NAME, safe="")}, content=data
+    )
     assert sent.status_code == 201
     request_id = alice.client.get("/api/v1/upload-requests").json()[0]["id"]
     received = alice.client.get(f"/api/v1/upload-requests/{request_id}/files").json()

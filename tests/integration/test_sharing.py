@@ -192,7 +192,7 @@ def test_upload_requests(server: Server, alice: Account, install: Installation) 
     assert too_big.status_code == 413
     assert "1000 bytes" in too_big.json()["detail"]
     assert len(install.blobs.stored()) == blobs_before
-    first = httpx.post(f"{base}/files", headers=named("a.txt"), params={"uploader": "Dana"}, content=b"a" * 600)
+    first = httpx.post(f"{base}/files", headers={**named("a.txt"), "Sealbox-Uploader": "Dana"}, content=b"a" * 600)
     assert first.status_code == 201
     assert set(first.json()) == {"name", "size", "received_at"}
     over = httpx.post(f"{base}/files", headers=named("b.txt"), content=b"b" * 401)
