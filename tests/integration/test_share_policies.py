@@ -176,11 +176,12 @@ def test_quota_and_file_size(client: httpx.Client, install: Installation) -> Non
     full = client.post("/api/v1/files", headers=named("more"), content=b"x")
     assert full.status_code == 413
     assert "is used up" in full.json()["detail"]
-    # Uploads through a link count against the owner's quota too.
+    # Uploads through a link count against the owner's quota too, and the sender learns
+    # only that there is no room, nothing of the owner's account.
     token = client.post("/api/v1/upload-requests", json={}).json()["token"]
     via_link = httpx.post(f"{install_url(client)}/r/{token}/files", headers=named("l"), content=b"x")
     assert via_link.status_code == 413
-    assert "quota" in via_link.json()["detail"]
+    assert via_link.json()["detail"] == "the link's owner has no room for this file"
 
 
 def install_url(client: httpx.Client) -> str:
