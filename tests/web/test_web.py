@@ -66,7 +66,7 @@ def test_journey(context: BrowserContext, browser: object, server: Server, rando
     expect(page.get_by_role("link", name=source.name, exact=True)).to_be_visible(timeout=10_000)
 
     page.get_by_role("link", name=source.name, exact=True).click()
-    page.get_by_role("button", name="New link…").click()
+    open_dialog(page, "New link…")
     dialog = page.get_by_role("dialog")
     dialog.get_by_label("Download limit").fill("1")
     dialog.get_by_label("Password").fill("open sesame 2026")
@@ -240,7 +240,7 @@ def test_no_console_error_no_csp_violation_no_foreign_request(context: BrowserCo
     expect(page.get_by_role("link", name=XSS_NAME)).to_be_visible()  # shown as text, not markup
     assert page.locator("img").count() == 0
     page.get_by_role("link", name="tour.txt").first.click()
-    page.get_by_role("button", name="New link…").click()
+    open_dialog(page, "New link…")
     expect(page.get_by_role("dialog")).to_be_visible()
     assert [p for p in problems if "favicon" not in p] == []
     assert foreign == []
@@ -316,7 +316,7 @@ def shoot(browser: object, server: Server) -> None:
             sign_in(page, server)
             page.screenshot(path=SCREENSHOTS / f"files-{label}.png", full_page=True)
             page.goto(f"{server.url}/files/{file_id}")
-            page.get_by_role("button", name="New link…").click()
+            open_dialog(page, "New link…")
             page.screenshot(path=SCREENSHOTS / f"share-dialog-{label}.png")
             visitor = context.browser.new_context(viewport=viewport).new_page()  # type: ignore[union-attr]
             visitor.goto(server.url + share["url"])
@@ -378,3 +378,10 @@ def test_unknown_links_get_a_page_not_a_document(context: BrowserContext, server
         assert response.status == 404
         expect(page.get_by_text("There is no such link.")).to_be_visible()
     assert httpx.get(f"{server.url}/s/no-such-link-at-all-000000").json()["detail"] == "link not found"
+
+
+def open_dialog(page: Page, opener: str) -> None:
+    """Click a button that opens a dialog, once the page's scripts have run (a click
+    before they attach their handler does nothing, as it would for a person)."""
+    page.wait_for_load_state("load")
+    page.get_by_role("button", name=opener).click()
