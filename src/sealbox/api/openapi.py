@@ -24,14 +24,14 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from sealbox.api.errors import PROBLEM, TITLES
+from sealbox.inputs import MAX_INT64
 
 ACCOUNT = "OAuth2PasswordBearer"
 SESSION = "SessionCookie"
 GRANT = "LinkGrant"
 TUS = re.compile(r"^(/api/v1/uploads|/r/\{token\}/uploads)/")
 CHANGING = {"post", "put", "patch", "delete"}
-MAX_INT = 2**63 - 1
-COUNT = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
+COUNT = {"type": "integer", "minimum": 0, "maximum": MAX_INT64}
 DESCRIPTIONS = {
     400: "Malformed request: a header, query or text the server cannot take",
     403: "Refused: a cross-site request, or an action this credential may not perform",
