@@ -21,7 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="64,1024", help="file sizes in MiB, comma-separated (default 64,1024)")
     parser.add_argument("--large", action="store_true", help="add a 4 GiB file")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, systems interleaved in each (default 3)")
-    parser.add_argument("--systems", default="sealbox,sealbox-s3,plain,seed,nginx", help="which systems to run")
+    parser.add_argument(
+        "--systems",
+        default="sealbox,sealbox-s3,sealbox-pg-s3,plain,seed,nginx,copyparty,s3-direct",
+        help="which systems to run",
+    )
     parser.add_argument(
         "--small-n", type=int, default=2000, help="4 KiB uploads and downloads each; 0 skips them (default 2000)"
     )

@@ -10,8 +10,10 @@ import shutil
 import statistics
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx2 as httpx
 
@@ -65,6 +67,7 @@ def _curl(running: Running, args: list[str]) -> tuple[str, str]:
     cmd = ["curl", "-sS", "--fail-with-body", "--max-time", "900", "-w", "%{time_total} %{time_starttransfer}"]
     for header in headers:
         cmd += ["-H", header]
+    cmd += running.curl_args
     result = subprocess.run([*cmd, *args], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise Failed(f"curl exit {result.returncode}: {result.stderr.strip()[:200]}")
@@ -103,9 +106,16 @@ def upload_multipart(running: Running, source: Path, name: str, scratch: Path) -
 TUS_PATCH = 8 * MIB
 
 
-def upload_tus(running: Running, source: Path, name: str) -> Transfer:
-    """A resumable upload over tus: one creation, then PATCHes of 8 MiB on one kept-alive
-    connection, each read from disk just before it is sent."""
+def default_part_size() -> int:
+    """The part size the clients (SDK and CLI) upload over tus by default."""
+    from sealbox.client._ops import CHUNK
+
+    return CHUNK
+
+
+def upload_tus(running: Running, source: Path, name: str, part: int = TUS_PATCH) -> Transfer:
+    """A resumable upload over tus: one creation, then PATCHes of ``part`` bytes on one
+    kept-alive connection, each streamed from disk as it is sent."""
     assert running.tus_endpoint is not None
     size = source.stat().st_size
     tus = {**running.headers, "Tus-Resumable": "1.0.0"}
@@ -123,9 +133,15 @@ def upload_tus(running: Running, source: Path, name: str) -> Transfer:
         offset, file_id = 0, ""
         first = 0.0
         while offset < size:
-            body = f.read(TUS_PATCH)
-            headers = {**tus, "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset)}
-            answer = client.patch(url, content=body, headers=headers)
+            length = min(part, size - offset)
+            headers = {
+                **tus,
+                "Content-Type": "application/offset+octet-stream",
+                "Upload-Offset": str(offset),
+                "Content-Length": str(length),
+            }
+            f.seek(offset)
+            answer = client.patch(url, content=_read(f, length), headers=headers)
             if answer.status_code != 204:
                 raise Failed(f"tus PATCH answered {answer.status_code}: {answer.text[:200]}")
             first = first or time.perf_counter() - start
@@ -133,6 +149,16 @@ def upload_tus(running: Running, source: Path, name: str) -> Transfer:
             file_id = answer.headers.get("sealbox-file-id", file_id)
     elapsed = time.perf_counter() - start
     return Transfer(elapsed, first, cpu_seconds(running) - before, file_id)
+
+
+def _read(f: BinaryIO, length: int) -> Iterator[bytes]:
+    """``length`` bytes of ``f`` in blocks of at most 1 MiB."""
+    while length:
+        block = f.read(min(MIB, length))
+        if not block:
+            raise Failed("the source file ended early")
+        length -= len(block)
+        yield block
 
 
 def download(running: Running, file_id: str) -> Transfer:

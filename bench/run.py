@@ -6,13 +6,14 @@ import dataclasses
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import measure
 from bench.measure import MIB, Failed
-from bench.systems import STARTERS, Running, free_port
+from bench.systems import STARTERS, Running, Unavailable, free_port
 
 SMALL = 4096
 
@@ -45,8 +46,11 @@ class Results:
         self.values.setdefault(figure, {}).setdefault(system, []).append(value)
 
 
+STARTED = time.monotonic()
+
+
 def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(f"[{time.monotonic() - STARTED:4.0f} s] {message}", file=sys.stderr, flush=True)
 
 
 def random_file(path: Path, size: int) -> Path:
@@ -59,7 +63,7 @@ def random_file(path: Path, size: int) -> Path:
     return path
 
 
-def _start(config: Config, system: str, label: str) -> Running | None:
+def _start(config: Config, system: str, label: str) -> Running:
     work = config.work / f"{system}-{label}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -78,8 +82,10 @@ def _warm_up(running: Running, warm: Path, scratch: Path) -> None:
 def _measure_size(config: Config, results: Results, running: Running, source: Path, size: int) -> None:
     mib = size // MIB
     scratch = config.work / "answer.json"
-    _warm_up(running, config.work / "warm.bin", scratch)
     name = running.name
+    if running.owns_process and mib == config.sizes_mib[0]:
+        results.add("rss_ready", name, measure.peak_rss(running) / MIB)
+    _warm_up(running, config.work / "warm.bin", scratch)
     uploaded = None
     if running.raw_upload:
         transfer = measure.upload_raw(running, source, f"raw-{mib}.bin", scratch)
@@ -93,19 +99,32 @@ def _measure_size(config: Config, results: Results, running: Running, source: Pa
             results.add(f"cpu_upload@{mib}", name, transfer.server_cpu)
             uploaded = transfer.file_id
     if running.tus_endpoint:
-        transfer = measure.upload_tus(running, source, f"tus-{mib}.bin")
-        results.add(f"upload_tus@{mib}", name, transfer.mib_per_s(size))
-        raw = results.values.get(f"upload_raw@{mib}", {}).get(name, [None])[-1]
-        results.add(f"tus_vs_raw@{mib}", name, transfer.mib_per_s(size) / raw if raw else None)
+        _measure_tus(results, running, source, size)
     assert uploaded is not None
     transfer = measure.download(running, uploaded)
     results.add(f"download@{mib}", name, transfer.mib_per_s(size))
     results.add(f"ttfb@{mib}", name, transfer.first_byte * 1000)
     results.add(f"cpu_download@{mib}", name, transfer.server_cpu)
-    if size == config.range_size:
+    if size == config.range_size and not running.transfers_only:
         count = config.range_count if name != "seed" else min(3, config.range_count)
         results.add(f"range@{mib}", name, measure.range_latency(running, uploaded, size, count))
-    results.add(f"rss@{mib}", name, measure.peak_rss(running) / MIB)
+    if running.owns_process:
+        results.add(f"rss@{mib}", name, measure.peak_rss(running) / MIB)
+
+
+def _measure_tus(results: Results, running: Running, source: Path, size: int) -> None:
+    """tus uploads in 8 MiB parts and in the clients' default part size (once if they are
+    the same), each as a ratio to the raw upload of the same server in the same round."""
+    mib, name = size // MIB, running.name
+    raw = results.values.get(f"upload_raw@{mib}", {}).get(name, [None])[-1]
+    eight = measure.upload_tus(running, source, f"tus-{mib}.bin", measure.TUS_PATCH)
+    default = eight
+    if measure.default_part_size() != measure.TUS_PATCH:
+        default = measure.upload_tus(running, source, f"tus-default-{mib}.bin", measure.default_part_size())
+    for key, transfer in (("tus", eight), ("tus_default", default)):
+        results.add(f"upload_{key}@{mib}", name, transfer.mib_per_s(size))
+        results.add(f"cpu_upload_{key}@{mib}", name, transfer.server_cpu)
+        results.add(f"{key}_vs_raw@{mib}", name, transfer.mib_per_s(size) / raw if raw else None)
 
 
 def _measure_small(config: Config, results: Results, running: Running) -> None:
@@ -163,9 +182,11 @@ def run(config: Config) -> Results:
         for size in config.sizes_mib:
             for system in list(systems):
                 log(f"round {round_no}: {system}, {size} MiB")
-                running = _start(config, system, f"{size}")
-                if running is None:
-                    results.skipped.append(f"{system}: not installed")
+                try:
+                    running = _start(config, system, f"{size}")
+                except Unavailable as exc:
+                    results.skipped.append(f"{system}: {exc}")
+                    log(f"  {system} skipped: {exc}")
                     systems.remove(system)
                     continue
                 try:
@@ -178,9 +199,11 @@ def run(config: Config) -> Results:
                 finally:
                     running.stop()
         for system in systems if config.small_n else []:
-            log(f"round {round_no}: {system}, {config.small_n} small files")
             running = _start(config, system, "small")
-            assert running is not None
+            if running.transfers_only:
+                running.stop()
+                continue
+            log(f"round {round_no}: {system}, {config.small_n} small files")
             try:
                 _guarded(results, system, "small files", lambda r=running: _measure_small(config, results, r))
             finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -16,9 +17,15 @@ from pathlib import Path
 
 import httpx2 as httpx
 from tests.integration.server import s3_env
-from tests.services import Seaweed, stop_group
+from tests.services import Postgres, Seaweed, stop_group
+
+from bench import copyparty
 
 UVICORN = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--log-level", "warning", "--no-server-header"]
+
+
+class Unavailable(Exception):
+    """A system that cannot run here (not installed, cannot be installed); the message says why."""
 
 
 def free_port() -> int:
@@ -45,6 +52,12 @@ class Running:
     # A header naming a raw upload's file ("{name}" replaced), for servers that take the
     # name from a header instead of the URL.
     raw_name_header: tuple[str, str] | None = None
+    curl_args: list[str] = field(default_factory=list)  # e.g. request signing
+    # False for a service shared by several systems (s3-direct's SeaweedFS): it is not
+    # stopped with the system, and its peak memory is not this system's.
+    owns_process: bool = True
+    # Only the large uploads and downloads are measured (no range reads, no small files).
+    transfers_only: bool = False
 
     def raw_headers(self, name: str) -> dict[str, str]:
         """Headers of a raw upload of ``name``: the server's own, and the name's if any."""
@@ -54,7 +67,8 @@ class Running:
         return {**self.headers, key: value.format(name=name)}
 
     def stop(self) -> None:
-        stop_group(self.proc, timeout=30)
+        if self.owns_process:
+            stop_group(self.proc, timeout=30)
 
     def pids(self) -> list[int]:
         """The server's process tree."""
@@ -123,20 +137,34 @@ def start_sealbox(work: Path, port: int, extra: dict[str, str] | None = None) ->
     )
 
 
-_seaweed: list[Seaweed] = []
+_shared: dict[str, Seaweed | Postgres] = {}
 
 
 def _shared_seaweed(work: Path) -> Seaweed:
     """One SeaweedFS per benchmark run (fresh bucket per server); see ``stop_shared``."""
-    if not _seaweed:
-        _seaweed.append(Seaweed(work.parent / "seaweed").start())
-    return _seaweed[0]
+    if "seaweed" not in _shared:
+        _shared["seaweed"] = Seaweed(work.parent / "seaweed").start()
+    seaweed = _shared["seaweed"]
+    assert isinstance(seaweed, Seaweed)
+    return seaweed
+
+
+def _shared_postgres(work: Path) -> Postgres:
+    """One PostgreSQL per benchmark run (fresh database per server); see ``stop_shared``."""
+    if "postgres" not in _shared:
+        root = work.parent / "postgres"
+        root.mkdir(parents=True, exist_ok=True)
+        _shared["postgres"] = Postgres(root).start()
+    postgres = _shared["postgres"]
+    assert isinstance(postgres, Postgres)
+    return postgres
 
 
 def stop_shared() -> None:
     """Stop the services shared by the systems (before their scratch space is removed)."""
-    while _seaweed:
-        _seaweed.pop().stop()
+    while _shared:
+        _, service = _shared.popitem()
+        service.stop()
 
 
 def start_sealbox_s3(work: Path, port: int) -> Running:
@@ -146,6 +174,37 @@ def start_sealbox_s3(work: Path, port: int) -> Running:
     running = start_sealbox(work, port, env)
     running.name = "sealbox-s3"
     return running
+
+
+def start_sealbox_pg_s3(work: Path, port: int) -> Running:
+    """sealbox as it runs on several machines: records in PostgreSQL, blobs in S3."""
+    seaweed = _shared_seaweed(work)
+    env = {"SEALBOX_DATABASE_URL": _shared_postgres(work).create_database(), **s3_env(seaweed, seaweed.create_bucket())}
+    running = start_sealbox(work, port, env)
+    running.name = "sealbox-pg-s3"
+    return running
+
+
+def start_s3_direct(work: Path, port: int) -> Running:
+    """SeaweedFS alone, driven by the same client over its S3 port with signed requests:
+    the ceiling of sealbox-s3. Its process is shared, so no peak memory is reported."""
+    seaweed = _shared_seaweed(work)
+    bucket = seaweed.create_bucket()
+    settings = s3_env(seaweed, bucket)  # the credentials sealbox-s3 signs with
+    user = f"{settings['SEALBOX_S3__ACCESS_KEY_ID']}:{settings['SEALBOX_S3__SECRET_ACCESS_KEY']}"
+    assert seaweed.proc is not None
+    return Running(
+        name="s3-direct",
+        url=seaweed.endpoint,
+        proc=seaweed.proc,
+        raw_upload=("PUT", f"/{bucket}/{{name}}"),
+        multipart_upload=None,
+        download_path=f"/{bucket}/{{id}}",
+        id_from_json=False,
+        curl_args=["--aws-sigv4", "aws:amz:us-east-1:s3", "--user", user],
+        owns_process=False,
+        transfers_only=True,
+    )
 
 
 def start_plain(work: Path, port: int) -> Running:
@@ -205,11 +264,11 @@ http {{
 """
 
 
-def start_nginx(work: Path, port: int) -> Running | None:
-    """nginx with WebDAV PUT and sendfile, or ``None`` when nginx is not installed."""
+def start_nginx(work: Path, port: int) -> Running:
+    """nginx with WebDAV PUT and sendfile (``Unavailable`` when nginx is not installed)."""
     binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     if binary is None:
-        return None
+        raise Unavailable("not installed")
     (work / "data" / "files").mkdir(parents=True, exist_ok=True)
     conf = work / "nginx.conf"
     # As root, nginx's workers would run as "nobody" and could not write here.
@@ -227,12 +286,41 @@ def start_nginx(work: Path, port: int) -> Running | None:
     )
 
 
-STARTERS: dict[str, Callable[[Path, int], Running | None]] = {
+def start_copyparty(work: Path, port: int) -> Running:
+    """copyparty as its README starts it: one account, one volume it may read and write,
+    the password in the ``PW`` header; everything else on its defaults."""
+    try:
+        interpreter = copyparty.python()
+    except copyparty.NotInstallable as exc:
+        raise Unavailable(f"could not be installed from PyPI ({exc})") from exc
+    data = work / "data"
+    data.mkdir(parents=True)
+    password = secrets.token_urlsafe(16)
+    cmd = [str(interpreter), "-m", "copyparty", "-i", "127.0.0.1", "-p", str(port),
+           "-a", f"bench:{password}", "-v", f"{data}:/:rw,bench"]  # fmt: skip
+    # Its settings, salts and sessions database go to the scratch space, not ~/.config.
+    proc = _spawn(cmd, work, {"XDG_CONFIG_HOME": str(work / "config"), "TMPDIR": str(work)}, "/", port)
+    return Running(
+        name="copyparty",
+        url=f"http://127.0.0.1:{port}",
+        proc=proc,
+        raw_upload=("PUT", "/{name}"),
+        multipart_upload=None,
+        download_path="/{id}",
+        headers={"PW": password},
+        id_from_json=False,
+    )
+
+
+STARTERS: dict[str, Callable[[Path, int], Running]] = {
     "sealbox": start_sealbox,
     "sealbox-s3": start_sealbox_s3,
     "plain": start_plain,
     "seed": start_seed,
     "nginx": start_nginx,
+    "copyparty": start_copyparty,
+    "sealbox-pg-s3": start_sealbox_pg_s3,
+    "s3-direct": start_s3_direct,
 }
 
 
