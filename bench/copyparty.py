@@ -29,9 +29,19 @@ class NotInstallable(Exception):
     """copyparty could not be installed here; the message says why."""
 
 
+def _venv() -> Path:
+    return cache_dir() / "copyparty-venv"
+
+
+def installed() -> Path | None:
+    """The interpreter of copyparty's virtualenv if it is installed, without installing it."""
+    interpreter = _venv() / "bin" / "python"
+    return interpreter if _works(interpreter) else None
+
+
 def python() -> Path:
     """The interpreter of copyparty's virtualenv, creating the environment on first use."""
-    venv = cache_dir() / "copyparty-venv"
+    venv = _venv()
     interpreter = venv / "bin" / "python"
     if _works(interpreter):
         return interpreter

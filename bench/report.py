@@ -161,7 +161,7 @@ def _at_least(target: str, values: list[float], goal: float) -> Check:
 
 
 def _at_most(target: str, value: float | None, goal: float, unit: str) -> Check:
-    return _check(target, value, f"≤ {goal:g}{unit}", None if value is None else value <= goal)
+    return _check(target, value, f"≤ {goal}{unit}", None if value is None else value <= goal)
 
 
 def _large(config: Config) -> int:
@@ -272,8 +272,9 @@ def render(config: Config, results: Results) -> tuple[str, dict[str, object]]:
     header = "| figure | " + " | ".join([*shown, *(f"{a}/{b}" for a, b in pairs)]) + " |"
     rule = "|" + "---|" * (1 + len(shown) + len(pairs))
     info = machine()
-    if "copyparty" in shown:
-        info["copyparty"] = copyparty.version(copyparty.python())
+    interpreter = copyparty.installed() if "copyparty" in shown else None
+    if interpreter is not None:
+        info["copyparty"] = copyparty.version(interpreter)
     checks = targets(config, results)
     earlier = earlier_targets(config, results)
     versions = f"Python {info['python']}, cryptography {info['cryptography']}, {info['openssl']}"
