@@ -164,7 +164,13 @@ def stop_shared() -> None:
     """Stop the services shared by the systems (before their scratch space is removed)."""
     while _shared:
         _, service = _shared.popitem()
-        service.stop()
+        if isinstance(service, Postgres):
+            # Stopped and deleted now, while the directory of its lock file exists: its
+            # exit handler would otherwise take that lock again after the scratch space
+            # is removed, and leave the directory behind.
+            service.server.cleanup()  # type: ignore[attr-defined]
+        else:
+            service.stop()
 
 
 def start_sealbox_s3(work: Path, port: int) -> Running:
@@ -201,7 +207,15 @@ def start_s3_direct(work: Path, port: int) -> Running:
         multipart_upload=None,
         download_path=f"/{bucket}/{{id}}",
         id_from_json=False,
-        curl_args=["--aws-sigv4", "aws:amz:us-east-1:s3", "--user", user],
+        # curl signs the headers but not the body; S3 asks such requests to say so.
+        curl_args=[
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+            "--user",
+            user,
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+        ],
         owns_process=False,
         transfers_only=True,
     )
