@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.report import render, update_readme, write
 from bench.run import Config, run
-from bench.systems import stop_shared
+from bench.systems import STARTERS, stop_shared
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where latest.md/json go")
     parser.add_argument("--readme", action="store_true", help="also put the table in README.md")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.systems.split(",")) - set(STARTERS))
+    if unknown:
+        parser.error(f"unknown system(s) {', '.join(unknown)}; known: {', '.join(STARTERS)}")
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.large:
         sizes.append(4096)

@@ -329,11 +329,11 @@ def start_copyparty(work: Path, port: int) -> Running:
 STARTERS: dict[str, Callable[[Path, int], Running]] = {
     "sealbox": start_sealbox,
     "sealbox-s3": start_sealbox_s3,
+    "sealbox-pg-s3": start_sealbox_pg_s3,
     "plain": start_plain,
     "seed": start_seed,
     "nginx": start_nginx,
     "copyparty": start_copyparty,
-    "sealbox-pg-s3": start_sealbox_pg_s3,
     "s3-direct": start_s3_direct,
 }
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench.__main__ import main
 
 ROOT = Path(__file__).parents[2]
 
@@ -57,3 +58,13 @@ def test_quick_run_writes_tables_with_every_system_and_the_targets(tmp_path: Pat
         assert all(target["measured"] is not None for target in targets.values()), targets
     assert markdown.index("Targets (issue 15):") > markdown.index("Earlier targets")
     assert not list((tmp_path / "work").iterdir()), "scratch space is removed"
+
+
+def test_an_unknown_system_is_refused_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--systems", "sealbox,copyprty", "--dir", str(tmp_path / "work")])
+    assert exit_info.value.code == 2
+    assert "unknown system(s) copyprty; known: sealbox, sealbox-s3, sealbox-pg-s3" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()
