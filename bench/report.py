@@ -197,6 +197,12 @@ def targets(config: Config, results: Results) -> list[Check]:
     ]
     for key, label in versus:
         checks.append(_at_least(f"vs copyparty: {label}", ratios(results, key, "copyparty"), 1.0))
+    # How sealbox's own clients upload (tus, their default part size) against copyparty's PUT:
+    # its resumable uploader speaks a browser protocol the bench does not drive.
+    tus = results.values.get(f"upload_tus_default@{large}", {}).get("sealbox", [])
+    put = results.values.get(f"upload_raw@{large}", {}).get("copyparty", [])
+    values = [a / b for a, b in zip(tus, put, strict=False) if a is not None and b]
+    checks.append(_at_least(f"vs copyparty: upload {size}, sealbox's clients (tus) vs its PUT", values, 1.0))
     for m in config.sizes_mib:
         # Lower is better: sealbox's peak over copyparty's must not exceed 1.
         stats = summary(ratios(results, f"rss@{m}", "copyparty"))

@@ -53,7 +53,7 @@ def test_quick_run_writes_tables_with_every_system_and_the_targets(tmp_path: Pat
     assert "| figure | sealbox | sealbox-s3 | sealbox-pg-s3 | plain | seed" in markdown
     assert document["config"]["client_part_size"] > 0
     targets = {target["target"]: target for target in document["targets"]}
-    assert len(targets) == 17
+    assert len(targets) == 18
     if "copyparty" in systems:  # every row has its figures
         assert all(target["measured"] is not None for target in targets.values()), targets
     assert markdown.index("Targets (issue 15):") > markdown.index("Earlier targets")
