@@ -150,6 +150,13 @@ def test_an_interrupted_upload_resumes(sdk: Any, tmp_path: Path) -> None:
     target = tmp_path / "resumed.bin"
     sdk.download(created.id, target)
     assert target.read_bytes() == data
+    # Run again once finished: the server says it is complete; nothing is sent, the
+    # same file comes back, and no second file appears.
+    before = [f.id for f in sdk.files()]
+    again: list[Progress] = []
+    assert sdk.upload(source, upload_url=urls[0], on_progress=again.append).id == created.id
+    assert [p.done for p in again] == [len(data)]
+    assert [f.id for f in sdk.files()] == before
 
 
 def test_a_partial_download_resumes(sdk: Any, tmp_path: Path) -> None:

@@ -283,6 +283,11 @@ def _tus(
         reply: Reply = yield Call("HEAD", url, headers={**base, **TUS}, authenticated=authenticated)
         if reply.status == 200:
             offset = int(reply.headers["upload-offset"])
+            if offset == size and (not authenticated or "sealbox-file-id" in reply.headers):
+                # Finished already (an earlier run sent the last bytes): nothing to send.
+                if on_progress is not None:
+                    on_progress(Progress(offset, size))
+                return (yield from get_file(reply.headers["sealbox-file-id"])) if authenticated else None
     if offset is None or url is None:
         metadata = _metadata({"filename": name, "filetype": content_type or "", **(extra or {})})
         create = {**base, **TUS, "Upload-Length": str(size), "Upload-Metadata": metadata}

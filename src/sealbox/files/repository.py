@@ -50,9 +50,9 @@ class FileRepository:
     async def reserved(self, owner: UserId, now: datetime) -> int:
         """Bytes held for ``owner``'s unfinished resumable uploads that have not expired
         (their declared lengths, through a link or not): they count against the quota
-        from the moment they are created. Expired ones hold nothing, swept or not."""
+        from the moment they are created. Expired and complete ones hold nothing."""
         query = select(func.coalesce(func.sum(Upload.length), 0)).where(
-            Upload.owner_id == owner, Upload.expires_at > now
+            Upload.owner_id == owner, Upload.expires_at > now, Upload.completed_at.is_(None)
         )
         return int((await self.session.execute(query)).scalar_one())
 

@@ -12,7 +12,7 @@ from sealbox.db.base import Base, UTCDateTime, utcnow
 class Upload(Base):
     """A resumable (tus) upload in progress. It becomes a file made of its parts (with id
     ``file_id``, same data key) when its last bytes arrive, in the transaction that
-    removes this row.
+    marks this row complete.
 
     Each accepted ``PATCH`` body is one encrypted part (``UploadPart``), sealed as a
     sealbox stream under this upload's own key with a fresh salt, so no chunk key and
@@ -47,6 +47,10 @@ class Upload(Base):
     wrap_format: Mapped[int] = mapped_column(SmallInteger, default=2, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # Set when it became its file: the row stays until it expires, so a client that asks
+    # again hears that it is complete (offset = length) instead of starting over. A
+    # complete upload holds no room, no parts, no key and no metadata.
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class UploadPart(Base):

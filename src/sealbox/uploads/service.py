@@ -12,10 +12,11 @@ When the last bytes arrive, the parts become the file's segments, without being 
 again: the file takes the id chosen for it when the upload was created (which the
 parts' headers and the encrypted metadata are bound to) and the upload's data key,
 wrapped again as a file key; its record holds the authenticated segment table
-(``sealbox.crypto.segments``). That happens in one transaction that also removes the
-upload's row, on the condition that its offset has not moved, so an upload becomes
+(``sealbox.crypto.segments``). That happens in one transaction that also marks the
+upload complete, on the condition that its offset has not moved, so an upload becomes
 exactly one file, or none. Until then a crash leaves the last committed offset, from
-which the client resumes.
+which the client resumes. A complete upload answers with its full length (and appends
+nothing) until it expires, so a client that runs again does not upload again.
 """
 
 from __future__ import annotations
@@ -107,12 +108,13 @@ class Checksum:
 @dataclass(frozen=True)
 class Completion:
     """Turns the upload into a file only if its offset is still the one this request
-    started from; the upload's row goes in the file's transaction."""
+    started from; in the file's transaction, the upload's row is marked complete."""
 
     upload_id: uuid.UUID
     offset: int
     length: int
     inner: RequestAdmission | None
+    expires_at: datetime  # how long the complete upload still answers
 
     @property
     def target(self) -> str:
@@ -133,16 +135,36 @@ class Completion:
     async def admit(self, session: AsyncSession, row: File) -> None:
         # Only a live upload completes: one that expired while its last bytes streamed in
         # holds no room any more (and its parts may be swept), like any late PATCH.
+        now = utcnow()
         result = await session.execute(
-            delete(Upload).where(
-                Upload.id == self.upload_id, Upload.offset == self.offset, Upload.expires_at > utcnow()
+            update(Upload)
+            .where(
+                Upload.id == self.upload_id,
+                Upload.offset == self.offset,
+                Upload.expires_at > now,
+                Upload.completed_at.is_(None),
+            )
+            # From now on it holds no room (see ``FileRepository.reserved``) and no key:
+            # the data key lives on only in the file's row, so deleting the file still
+            # shreds it. Its parts are the file's segments now.
+            .values(
+                offset=self.length,
+                completed_at=now,
+                expires_at=self.expires_at,
+                key_id="",
+                wrapped_dek=b"",
+                wrap_format=WRAP_FORMAT,
+                name_enc=b"",
+                content_type_enc=None,
+                uploader_enc=None,
             )
         )
         if getattr(result, "rowcount", 0) != 1:
             current = await session.get(Upload, self.upload_id)
-            if current is not None and current.expires_at <= utcnow():
+            if current is not None and current.expires_at <= now:
                 raise Gone("this upload has expired")
             raise Conflict("another request has changed this upload")
+        await session.execute(delete(UploadPart).where(UploadPart.upload_id == self.upload_id))
         if self.inner is not None:
             await self.inner.admit(session, row)
 
@@ -188,7 +210,8 @@ class UploadService:
         return self.files.unwrap(row.key_id, row.id.bytes, row.wrapped_dek, WrapDomain.UPLOAD, row.wrap_format)
 
     def _state(self, row: Upload) -> UploadState:
-        return UploadState(row.id, row.offset, row.length, row.expires_at)
+        file_id = str(row.bound_id) if row.completed_at is not None else None
+        return UploadState(row.id, row.offset, row.length, row.expires_at, file_id)
 
     async def create(
         self,
@@ -258,7 +281,10 @@ class UploadService:
 
     async def _refuse_if_too_many(self, session: AsyncSession, owner: UserId) -> None:
         query = select(func.count()).where(
-            Upload.owner_id == owner, Upload.request_id.is_(None), Upload.expires_at > utcnow()
+            Upload.owner_id == owner,
+            Upload.request_id.is_(None),
+            Upload.expires_at > utcnow(),
+            Upload.completed_at.is_(None),
         )
         pending = int((await session.execute(query)).scalar_one())
         if pending >= self.max_pending:
@@ -297,6 +323,12 @@ class UploadService:
         row = row or await self._held(upload_id, holder)
         if offset != row.offset:
             raise Conflict(f"the upload is at offset {row.offset}, not {offset}")
+        if row.completed_at is not None:
+            # Complete already (a client that did not hear the answer, or runs again):
+            # nothing is appended and nothing is created; the answer is the same.
+            async for _ in limited(body, Limit(0, "the upload is complete: nothing may follow its end")):
+                pass
+            return self._state(row)
         hasher = CHECKSUMS[checksum.algorithm]() if checksum is not None else None
         dek = self._dek(row)
         sealer = Sealer(dek, row.bound_id.bytes)
@@ -375,7 +407,7 @@ class UploadService:
             if request is None:
                 raise Gone("this link has been revoked")
         inner = admission_for(request) if request is not None else None
-        completion = Completion(row.id, row.offset, row.length, inner)
+        completion = Completion(row.id, row.offset, row.length, inner, utcnow() + self.lifetime)
         file = File(
             id=row.bound_id,
             owner_id=row.owner_id,
@@ -413,7 +445,7 @@ class UploadService:
             if written is not None:
                 await self._discard(written)
             raise
-        return UploadState(row.id, row.length, row.length, row.expires_at, created.id)
+        return UploadState(row.id, row.length, row.length, completion.expires_at, created.id)
 
     @staticmethod
     def _content_type(row: Upload, dek: bytes) -> bytes:
@@ -426,7 +458,8 @@ class UploadService:
         return fields.encrypt("content_type", check_content_type(None, name))
 
     async def terminate(self, upload_id: uuid.UUID, holder: Holder) -> None:
-        """Cancel an upload: its row and parts go at once."""
+        """Cancel an upload: its row and parts go at once. A complete upload's row goes;
+        its file stays (delete that as a file)."""
         row = await self._held(upload_id, holder)
         parts = await self._parts(row.id)
         async with self.db.write() as session:
