@@ -23,7 +23,7 @@ from sealbox.errors import Conflict, Gone, NotFound, TooLarge
 from sealbox.files.repository import FileRepository
 from sealbox.files.service import FileService
 from sealbox.ids import UserId
-from sealbox.models import Upload
+from sealbox.models import File, Upload
 from sealbox.storage.memory import MemoryStore
 from sealbox.uploads.service import Holder, UploadService
 
@@ -138,3 +138,25 @@ def test_complete_uploads_are_not_pending(tmp_path: Path) -> None:
             await uploads.create(Holder(user_id=owner), 10, "third.bin", None, None)
 
     _run(tmp_path, scenario, max_pending=2)
+
+
+def test_cancelling_a_complete_upload_keeps_its_file(tmp_path: Path) -> None:
+    async def scenario(files: FileService, uploads: UploadService, owner: UserId) -> None:
+        holder = Holder(user_id=owner)
+        row = await _complete(uploads, owner, 1000)
+        file_id = str(row.bound_id)
+        await uploads.terminate(row.id, holder)
+        with pytest.raises(NotFound):
+            await uploads.state(row.id, holder)
+        assert await _listed(files, owner) == [file_id]
+        opened = await files.open(await _file(files, row.bound_id))
+        assert len(b"".join([bytes(p) async for p in opened.content(0, 999)])) == 1000
+
+    _run(tmp_path, scenario)
+
+
+async def _file(files: FileService, file_id: uuid.UUID) -> File:
+    async with files.db.read() as session:
+        row = await session.get(File, file_id)
+    assert row is not None
+    return row

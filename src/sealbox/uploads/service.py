@@ -463,7 +463,12 @@ class UploadService:
         row = await self._held(upload_id, holder)
         parts = await self._parts(row.id)
         async with self.db.write() as session:
-            await session.execute(delete(Upload).where(Upload.id == row.id))
+            cancelled = await session.execute(delete(Upload).where(Upload.id == row.id, Upload.completed_at.is_(None)))
+            if getattr(cancelled, "rowcount", 0) != 1:
+                # Complete, perhaps since the parts were read: they are its file's
+                # segments now and stay; only the row goes.
+                await session.execute(delete(Upload).where(Upload.id == row.id))
+                return
         for part in parts:
             await self._discard(part.key)
 
