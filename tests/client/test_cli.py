@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
+from sealbox.client._ops import CHUNK
 from tests.integration.server import SEALBOX, Installation, Server, login
 from tests.proxy import Proxy
 
@@ -113,9 +114,9 @@ def _wait_for(check: object, seconds: float = 60) -> None:
 
 def test_an_upload_cut_midway_resumes_when_run_again(server: Server, home: Path) -> None:
     sign_in(home, server.url, "admin", server.admin_password or "")
-    data = os.urandom(SIZE)
+    data = os.urandom(CHUNK + 30_000_000)  # one whole part and about 1.5 s more
     (home / "big.bin").write_bytes(data)
-    slow = Proxy(server.port, rate=20_000_000)  # about 2.5 s for the whole file
+    slow = Proxy(server.port, rate=20_000_000)  # about 5 s for the whole file
     try:
         saved = home / "config" / "sealbox" / "profiles" / "default.json"
         profile = json.loads(saved.read_text())
@@ -131,7 +132,7 @@ def test_an_upload_cut_midway_resumes_when_run_again(server: Server, home: Path)
             head = httpx.head(url, headers={"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {token}"})
             return int(head.headers.get("upload-offset", 0))
 
-        _wait_for(lambda: stored() >= 8 << 20)
+        _wait_for(lambda: stored() >= CHUNK)
         os.killpg(first.pid, signal.SIGKILL)  # the connection dies with the process
         first.wait()
         again = sealbox(home, "upload", "big.bin", "--json")  # the same command, through the same network

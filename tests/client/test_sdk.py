@@ -22,6 +22,7 @@ from sealbox.client import (
     TransportError,
     ValidationError,
 )
+from sealbox.client._ops import CHUNK
 from tests.integration.server import Installation, Server
 from tests.proxy import Proxy
 
@@ -133,7 +134,7 @@ class Stop(Exception):
 
 
 def test_an_interrupted_upload_resumes(sdk: Any, tmp_path: Path) -> None:
-    data = os.urandom(20_000_000)
+    data = os.urandom(CHUNK + 1_000_000)
     source = tmp_path / "resume.bin"
     source.write_bytes(data)
     urls: list[str] = []
@@ -146,10 +147,17 @@ def test_an_interrupted_upload_resumes(sdk: Any, tmp_path: Path) -> None:
         sdk.upload(source, on_upload_url=urls.append, on_progress=stop_after_first_part)
     seen: list[Progress] = []
     created = sdk.upload(source, upload_url=urls[0], on_progress=seen.append)
-    assert seen[0].done == 8 << 20  # it went on from the part already stored
+    assert seen[0].done == CHUNK  # it went on from the part already stored
     target = tmp_path / "resumed.bin"
     sdk.download(created.id, target)
     assert target.read_bytes() == data
+    # Run again once finished: the server says it is complete; nothing is sent, the
+    # same file comes back, and no second file appears.
+    before = [f.id for f in sdk.files()]
+    again: list[Progress] = []
+    assert sdk.upload(source, upload_url=urls[0], on_progress=again.append).id == created.id
+    assert [p.done for p in again] == [len(data)]
+    assert [f.id for f in sdk.files()] == before
 
 
 def test_a_partial_download_resumes(sdk: Any, tmp_path: Path) -> None:

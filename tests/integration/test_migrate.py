@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from tests.integration.server import SEALBOX, Installation, Server, login, named, s3_env
+from tests.integration.server import SEALBOX, Installation, S3Blobs, Server, login, named, s3_env
 from tests.services import Seaweed
 
 
@@ -64,3 +64,53 @@ def test_migrate_local_to_s3_interrupted_and_resumed(tmp_path: Path, seaweed: Se
         on_s3.stop()
     third = local.cli("storage", "migrate", "--to", "s3")
     assert "0 blobs copied and verified, 50 already there" in third.stderr
+
+
+def test_migrate_copies_every_segment_of_a_resumable_upload(tmp_path: Path, seaweed: Seaweed) -> None:
+    """A file made of segments moves segment by segment; one segment already in the
+    target (an interrupted run) is verified and kept, the others are copied."""
+    bucket = seaweed.create_bucket()
+    on_bucket = s3_env(seaweed, bucket)
+    local = Installation(tmp_path, {**on_bucket, "SEALBOX_STORAGE": "local"})
+    server = Server(local).start()
+    assert server.admin_password is not None
+    password = server.admin_password
+    token = login(server.url, "admin", password)
+    tus = {"Tus-Resumable": "1.0.0"}
+    parts = [os.urandom(300_000), os.urandom(70_000), os.urandom(5)]
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as client:
+        plain = os.urandom(100_000)
+        plain_id = client.post("/api/v1/files", headers=named("p.bin"), content=plain).json()["id"]
+        created = client.post("/api/v1/uploads/", headers={**tus, "Upload-Length": str(sum(map(len, parts)))})
+        url, offset = created.headers["location"], 0
+        for part in parts:
+            sent = client.patch(
+                url,
+                content=part,
+                headers={**tus, "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset)},
+            )
+            assert sent.status_code == 204, sent.text
+            offset += len(part)
+        tus_id = sent.headers["sealbox-file-id"]
+    server.stop()
+    segments = [str(row[0]) for row in local.sql("SELECT key FROM file_segments ORDER BY seq")]
+    assert len(segments) == 3
+    # As an interrupted run would have left it: the first segment is already there.
+    first_blob = (local.data_dir / "blobs" / segments[0]).read_bytes()
+    S3Blobs(seaweed, bucket).write(segments[0], first_blob)
+
+    moved = local.cli("storage", "migrate", "--to", "s3")
+    assert moved.returncode == 0, moved.stderr
+    assert "2 blobs copied and verified, 0 already there" in moved.stderr
+    assert set(seaweed.objects(bucket)) >= set(segments)
+
+    on_s3 = Server(Installation(tmp_path, on_bucket)).start()
+    try:
+        token = login(on_s3.url, "admin", password)
+        with httpx.Client(base_url=on_s3.url, headers={"Authorization": f"Bearer {token}"}) as client:
+            assert client.get(f"/api/v1/files/{tus_id}/content").content == b"".join(parts)
+            assert client.get(f"/api/v1/files/{plain_id}/content").content == plain
+    finally:
+        on_s3.stop()
+    again = local.cli("storage", "migrate", "--to", "s3")
+    assert "0 blobs copied and verified, 2 already there" in again.stderr

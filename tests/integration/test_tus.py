@@ -140,7 +140,20 @@ def test_patch_appends_at_the_offset_and_only_there(alice: Account) -> None:
     assert last.headers["upload-offset"] == str(len(data))
     assert content(alice, last.headers["sealbox-file-id"]) == data
     assert "core.bin" in listed(alice)
-    assert head(alice, url).status_code == 404  # the upload became a file
+    # The upload became a file, and says so until it expires: a client that asks again
+    # hears there is nothing left to send; repeating the last PATCH creates nothing.
+    done = head(alice, url)
+    assert done.status_code == 200
+    assert (done.headers["upload-offset"], done.headers["upload-length"]) == (str(len(data)), str(len(data)))
+    assert done.headers["sealbox-file-id"] == last.headers["sealbox-file-id"]
+    again = patch(alice, url, len(data), b"")
+    assert again.status_code == 204
+    assert again.headers["sealbox-file-id"] == last.headers["sealbox-file-id"]
+    more = patch(alice, url, len(data), b"x")
+    assert more.status_code == 413
+    assert more.json()["detail"] == "the upload is complete: nothing may follow its end"
+    names = [f["name"] for f in alice.client.get("/api/v1/files", params={"limit": 1000}).json()["items"]]
+    assert names.count("core.bin") == 1
 
 
 def test_patch_needs_the_offset_stream_content_type(alice: Account) -> None:

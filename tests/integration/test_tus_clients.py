@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import signal
@@ -14,10 +15,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import httpx2 as httpx
 import pytest
 from tusclient import client as tus_client
+from tusclient.storage.filestorage import FileStorage
+from tusclient.uploader import Uploader
 
 from tests.integration.conftest import Account
 from tests.integration.server import Installation, Server, login
@@ -87,6 +91,71 @@ def test_tus_js_client_interrupted_and_resumed(server: Server, alice: Account, d
     assert 0 < offset < SIZE
     file_id = node(url)
     assert downloaded(alice, file_id) == data.read_bytes()
+
+
+def file_ids(account: Account) -> list[str]:
+    return [f["id"] for f in account.client.get("/api/v1/files", params={"limit": 1000}).json()["items"]]
+
+
+def test_tuspy_run_again_after_completion_uploads_nothing(
+    server: Server, alice: Account, tmp_path: Path, install: Installation
+) -> None:
+    """tuspy with a URL store, run twice on the same file: the second run asks the
+    server, hears the upload is complete, and sends no byte and creates no file."""
+    path = tmp_path / "again.bin"
+    path.write_bytes(os.urandom(3_000_000))
+    storage = FileStorage(str(tmp_path / "tuspy-urls.json"))
+
+    def uploader() -> Uploader:
+        client = tus_client.TusClient(
+            f"{server.url}/api/v1/uploads/", headers={"Authorization": f"Bearer {alice.token}"}
+        )
+        return client.uploader(str(path), chunk_size=1 << 20, store_url=True, url_storage=storage)
+
+    first = uploader()
+    first.upload()
+    file_id = first.request.response_headers["sealbox-file-id"]
+    before, uploads = file_ids(alice), install.sql("SELECT count(*) FROM uploads")
+    second = uploader()
+    assert second.url == first.url  # found by the file's fingerprint
+    assert second.offset == path.stat().st_size  # the server says: complete
+    second.upload()
+    assert second.request is None  # not one PATCH
+    assert file_ids(alice) == before  # no duplicate
+    assert install.sql("SELECT count(*) FROM uploads") == uploads  # and no new upload
+    assert downloaded(alice, file_id) == path.read_bytes()
+
+
+def test_tus_js_client_run_again_after_completion_uploads_nothing(
+    server: Server, alice: Account, tmp_path: Path, node_client: Path
+) -> None:
+    """tus-js-client with a URL store (fingerprints kept after success), run twice: the
+    second run sends one HEAD, hears the upload is complete and finishes with the same
+    file; no PATCH, no POST, no duplicate."""
+    path = tmp_path / "again-js.bin"
+    path.write_bytes(os.urandom(3_000_000))
+    store = tmp_path / "js-urls.json"
+
+    def run() -> dict[str, Any]:
+        done = subprocess.run(
+            ["node", str(node_client), f"{server.url}/api/v1/uploads/", alice.token, str(path), f"store:{store}"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return cast(dict[str, Any], json.loads(done.stdout))
+
+    first = run()
+    assert first["methods"][0] == "POST"
+    before = file_ids(alice)
+    second = run()
+    assert second["methods"] == ["HEAD"]
+    assert second["url"] == first["url"]
+    assert second["fileId"] == first["fileId"]
+    assert file_ids(alice) == before
+    assert downloaded(alice, second["fileId"]) == path.read_bytes()
 
 
 @pytest.fixture

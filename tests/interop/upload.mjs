@@ -2,18 +2,30 @@
 //
 //   node upload.mjs ENDPOINT TOKEN PATH stop    uploads about half, aborts, prints the upload URL
 //   node upload.mjs ENDPOINT TOKEN PATH URL     resumes URL to the end, prints the new file's id
+//   node upload.mjs ENDPOINT TOKEN PATH store:FILE
+//                                                uploads with a URL store (fingerprints in FILE),
+//                                                resuming what it remembers; prints JSON:
+//                                                {"fileId", "url", "methods": [requests sent]}
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { Upload } from "tus-js-client";
+import { FileUrlStorage, Upload } from "tus-js-client";
 
 const [endpoint, token, path, mode] = process.argv.slice(2);
 const file = readFileSync(path);
+const stored = mode.startsWith("store:");
+const methods = [];
 let fileId = null;
 
 const upload = new Upload(file, {
   endpoint,
-  uploadUrl: mode === "stop" ? null : mode,
+  uploadUrl: mode === "stop" || stored ? null : mode,
+  urlStorage: stored ? new FileUrlStorage(mode.slice("store:".length)) : undefined,
+  storeFingerprintForResuming: stored,
+  removeFingerprintOnSuccess: false,
   headers: { Authorization: `Bearer ${token}` },
+  onBeforeRequest: (request) => {
+    methods.push(request.getMethod());
+  },
   chunkSize: 8 * 1024 * 1024,
   metadata: { filename: basename(path), filetype: "application/octet-stream" },
   retryDelays: [],
@@ -33,11 +45,20 @@ const upload = new Upload(file, {
     process.exit(1);
   },
   onSuccess: () => {
-    console.log(fileId);
+    console.log(stored ? JSON.stringify({ fileId, url: upload.url, methods }) : fileId);
   },
 });
 
-if (mode !== "stop") {
-  console.error(`resuming ${mode}`);
+if (stored) {
+  upload.findPreviousUploads().then((previous) => {
+    if (previous.length > 0) {
+      upload.resumeFromPreviousUpload(previous[0]);
+    }
+    upload.start();
+  });
+} else {
+  if (mode !== "stop") {
+    console.error(`resuming ${mode}`);
+  }
+  upload.start();
 }
-upload.start();

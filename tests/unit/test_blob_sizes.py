@@ -1,6 +1,6 @@
 """A blob is accepted only if its size is exactly the sealed size of the plaintext size
 recorded for it: bytes appended to it, of any length, are refused by every reader
-(a file's blob, and each part of a resumable upload that a completion reads)."""
+(a file's blob, and each segment of a file made of a resumable upload's parts)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from sealbox.db.session import Database
 from sealbox.errors import IntegrityFailure
 from sealbox.files.service import FileService, blob_key, open_sealed
 from sealbox.ids import FileId, UserId
-from sealbox.models import Upload, UploadPart
+from sealbox.models import UploadPart
 from sealbox.sharing.gate import AsUser, Gate
 from sealbox.storage.memory import MemoryStore
 from sealbox.uploads.service import Holder, UploadService
@@ -134,7 +134,10 @@ def test_a_stored_file_with_bytes_appended_is_refused(tmp_path: Path, extra: int
 
 
 @pytest.mark.parametrize("extra", [1, 15, 16, 17, 64])
-def test_an_upload_part_with_bytes_appended_fails_the_completion(tmp_path: Path, extra: int) -> None:
+def test_a_file_segment_with_bytes_appended_is_refused(tmp_path: Path, extra: int) -> None:
+    """A completed upload keeps its parts as the file's segments; one of them extended
+    (before or after the completion) makes the file unreadable before any byte."""
+
     async def scenario(files: FileService, uploads: UploadService, owner: UserId, store: MemoryStore) -> None:
         first, second = os.urandom(2 * C - 4), os.urandom(100)
         holder = Holder(user_id=owner)
@@ -144,11 +147,9 @@ def test_an_upload_part_with_bytes_appended_fails_the_completion(tmp_path: Path,
             part = await session.get(UploadPart, (row.id, 0))
         assert part is not None
         await store.put(part.key, _source(store.blobs[part.key][0] + os.urandom(extra)))
+        done = await uploads.append(row.id, holder, len(first), _source(second), None, ACTOR)
+        assert done.file_id == str(row.bound_id)
         with pytest.raises(IntegrityFailure, match="stored data failed authentication"):
-            await uploads.append(row.id, holder, len(first), _source(second), None, ACTOR)
-        async with files.db.read() as session:
-            assert await session.get(Upload, row.id) is not None  # the upload was not consumed
-            assert (await files.list(owner, 10, None)).items == []
-        assert not any(key.startswith("files/") for key in store.blobs)
+            await Gate(files.db, files, files.audit).open(AsUser(owner, ACTOR), FileId(row.bound_id))
 
     _run(tmp_path, scenario)

@@ -83,3 +83,70 @@ def test_existing_tokens_get_the_kind_the_code_that_made_them_gave(tmp_path: Pat
         "personal named like a sign-in": "personal",
         "personal": "personal",
     }
+
+
+def test_existing_files_and_parts_keep_their_format_through_0009(tmp_path: Path) -> None:
+    """Migration 0009: every existing file is one blob (``segments`` 0), every stored
+    part was sealed in 64 KiB chunks and stays with its upload (bound to the upload's own
+    id); going back to 0008 keeps every row while no file is made of segments and is
+    refused once one is (it would lose the file)."""
+    import pytest
+    from alembic import command
+
+    from sealbox.db.migrate import _config
+
+    ids = {"user": f"{1:032x}", "upload": f"{2:032x}", "file": f"{3:032x}"}
+
+    async def run() -> None:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+        try:
+            async with db.engine.begin() as conn:
+                await conn.run_sync(lambda sync: command.upgrade(_config(sync), "0008"))
+                await conn.execute(
+                    text(
+                        "INSERT INTO users (id, username, password_hash, is_admin, is_active, created_at) "
+                        "VALUES (:user, 'u', 'h', 0, 1, '2026-01-01 00:00:00')"
+                    ),
+                    ids,
+                )
+                await conn.execute(
+                    text(
+                        "INSERT INTO files (id, owner_id, name_enc, content_type_enc, size, chunk_log2, key_id, "
+                        "wrapped_dek, header_tag, created_at) VALUES (:file, :user, x'00', x'00', 5, 16, "
+                        "'k1', x'00', x'00', '2026-01-01 00:00:00')"
+                    ),
+                    ids,
+                )
+                await conn.execute(
+                    text(
+                        "INSERT INTO uploads (id, owner_id, length, offset, name_enc, key_id, wrapped_dek, "
+                        "created_at, expires_at) VALUES (:upload, :user, 9, 4, x'00', 'k1', x'00', "
+                        "'2026-01-01 00:00:00', '2030-01-01 00:00:00')"
+                    ),
+                    ids,
+                )
+                await conn.execute(
+                    text(
+                        "INSERT INTO upload_parts (upload_id, seq, key, size, header_tag) "
+                        "VALUES (:upload, 0, 'uploads/a/b', 4, x'00')"
+                    ),
+                    ids,
+                )
+            await upgrade(db)
+            async with db.engine.begin() as conn:
+                assert (await conn.execute(text("SELECT segments FROM files"))).scalar_one() == 0
+                assert (await conn.execute(text("SELECT chunk_log2 FROM upload_parts"))).scalar_one() == 16
+                assert (await conn.execute(text("SELECT file_id FROM uploads"))).scalar_one() is None
+                await conn.run_sync(lambda sync: command.downgrade(_config(sync), "0008"))
+                assert (await conn.execute(text("SELECT count(*) FROM files"))).scalar_one() == 1
+                assert (await conn.execute(text("SELECT count(*) FROM upload_parts"))).scalar_one() == 1
+            await upgrade(db)
+            async with db.engine.begin() as conn:
+                await conn.execute(text("UPDATE files SET segments = 1"))
+            with pytest.raises(RuntimeError, match="files made of segments exist"):
+                async with db.engine.begin() as conn:
+                    await conn.run_sync(lambda sync: command.downgrade(_config(sync), "0008"))
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())

@@ -16,6 +16,13 @@ from tests.integration.server import Installation, Server, login, named
 from tests.web.conftest import sign_in
 
 MIB = 1 << 20
+# The page's part size, read from its script so these tests follow it.
+_CHUNK = re.search(
+    r"const CHUNK = (\d+) \* 1024 \* 1024;",
+    (Path(__file__).parents[2] / "src" / "sealbox" / "web" / "static" / "js" / "tus.js").read_text(),
+)
+assert _CHUNK is not None
+PART = int(_CHUNK.group(1)) * MIB
 SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
 MakeFile = Callable[[str, int], Path]
 XSS_NAME = '"><img src=x onerror="document.title=1">.txt'
@@ -40,7 +47,7 @@ def upload_through_page(page: Page, path: Path) -> None:
 def test_journey(context: BrowserContext, browser: object, server: Server, random_file: MakeFile) -> None:
     page = context.new_page()
     sign_in(page, server)
-    source = random_file("report-2026.bin", 20 * MIB)
+    source = random_file("report-2026.bin", 2 * PART + 4 * MIB)
     slowed: list[str] = []
 
     def slow_patch(route: Route, request: Request) -> None:
@@ -61,7 +68,7 @@ def test_journey(context: BrowserContext, browser: object, server: Server, rando
     assert any(text.startswith("done") for text in seen)
     progress = re.compile(r"^\d+% · [\d.]+ (bytes|KiB|MiB|GiB)/s · \d+ (s|min) left$")  # percent, speed, time left
     assert any(progress.match(text) for text in seen), seen
-    assert len(slowed) == 3  # 20 MiB in 8 MiB PATCHes
+    assert len(slowed) == 3  # two whole parts and a bit: three PATCHes
     page.wait_for_load_state()
     expect(page.get_by_role("link", name=source.name, exact=True)).to_be_visible(timeout=10_000)
 
@@ -113,7 +120,7 @@ def test_upload_resumes_after_a_cut_network_and_a_reload(
     token = login(server.url, "admin", server.admin_password or "")
 
     # The network drops for a while in the middle of an upload: it goes on by itself.
-    source = random_file("cut.bin", 20 * MIB)
+    source = random_file("cut.bin", PART + 4 * MIB)
     patches: list[int] = []
 
     def drop_after_first(route: Route, request: Request) -> None:
@@ -134,7 +141,7 @@ def test_upload_resumes_after_a_cut_network_and_a_reload(
         assert client.get(f"/api/v1/files/{file_id}/content").content == source.read_bytes()
 
     # The page is reloaded mid-upload: choosing the same file again continues it.
-    second = random_file("reload.bin", 20 * MIB)
+    second = random_file("reload.bin", PART + 4 * MIB)
     sent: list[str] = []
 
     def only_first_patch(route: Route, request: Request) -> None:

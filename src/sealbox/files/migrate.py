@@ -1,4 +1,4 @@
-"""Copy every file's blob to another store, as ciphertext, verified and resumable.
+"""Copy every file's blob (or segments) to another store, as ciphertext, verified and resumable.
 
 Blobs are copied byte for byte (never decrypted: the copy needs no key). A copy counts
 as done only when the target's bytes hash the same as the source's; a blob already in
@@ -26,8 +26,8 @@ BATCH = 200
 @dataclass(frozen=True)
 class Step:
     file_id: uuid.UUID
-    copied: bool  # False: already in the target, verified by size and header tag
-    size: int  # bytes of ciphertext
+    copied: bool  # False: already in the target (every segment), verified by size and header tag
+    size: int  # bytes of ciphertext (all its segments)
 
 
 async def _digest(store: BlobStore, key: str, size: int) -> str:
@@ -61,7 +61,8 @@ async def _copy(source: BlobStore, target: BlobStore, key: str, size: int) -> No
 
 
 async def migrate(db: Database, source: BlobStore, target: BlobStore) -> AsyncIterator[Step]:
-    """Copy every file's blob from ``source`` to ``target``; yield one ``Step`` per file.
+    """Copy every file's blob (or, for a file made of segments, each of its segments)
+    from ``source`` to ``target``; yield one ``Step`` per file.
 
     Raises ``IntegrityFailure`` if a blob is missing from the source or a copy does not
     verify, and ``Unavailable`` if a store cannot be reached.
@@ -69,22 +70,26 @@ async def migrate(db: Database, source: BlobStore, target: BlobStore) -> AsyncIt
     after: uuid.UUID | None = None
     while True:
         async with db.read() as session:
-            records = await FileRepository(session).blob_records(after, BATCH)
+            files = FileRepository(session)
+            records = await files.blob_records(after, BATCH)
+            segments = await files.segment_keys([record[0] for record in records if record[4]])
         if not records:
             return
-        for file_id, plain_size, header_tag, chunk_log2 in records:
-            key = blob_key(file_id)
-            size = sealed_size(plain_size, chunk_log2)
+        for file_id, plain_size, header_tag, chunk_log2, _ in records:
+            blobs = [(key, sealed_size(size, log2), tag) for key, size, log2, tag in segments.get(file_id, [])] or [
+                (blob_key(file_id), sealed_size(plain_size, chunk_log2), header_tag)
+            ]
+            copied = False
             try:
-                if await _already_there(target, key, size, header_tag):
-                    yield Step(file_id, False, size)
-                    continue
-                await _copy(source, target, key, size)
+                for key, size, tag in blobs:
+                    if not await _already_there(target, key, size, tag):
+                        await _copy(source, target, key, size)
+                        copied = True
             except BlobNotFound as exc:
                 raise IntegrityFailure(f"the blob of file {file_id} is missing from the source") from exc
             except StorageUnavailable as exc:
                 raise Unavailable(str(exc)) from exc
-            yield Step(file_id, True, size)
+            yield Step(file_id, copied, sum(size for _, size, _ in blobs))
         after = records[-1][0]
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.ids import FileId, UserId
-from sealbox.models import File, RetiredKey, Upload, User
+from sealbox.models import File, FileSegment, RetiredKey, Upload, User
 
 
 class FileRepository:
@@ -18,6 +18,30 @@ class FileRepository:
     async def get(self, file_id: FileId) -> File | None:
         return await self.session.get(File, file_id)
 
+    async def segments(self, file_id: uuid.UUID) -> Sequence[FileSegment]:
+        """The segments of a file made of segments, in order (none for a one-blob file)."""
+        query = select(FileSegment).where(FileSegment.file_id == file_id).order_by(FileSegment.seq)
+        return (await self.session.execute(query)).scalars().all()
+
+    async def segment_keys(self, file_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[tuple[str, int, int, bytes]]]:
+        """(key, plaintext size, chunk_log2, header_tag) of each segment of ``file_ids``, in order."""
+        query = (
+            select(
+                FileSegment.file_id, FileSegment.key, FileSegment.size, FileSegment.chunk_log2, FileSegment.header_tag
+            )
+            .where(FileSegment.file_id.in_(file_ids))
+            .order_by(FileSegment.file_id, FileSegment.seq)
+        )
+        found: dict[uuid.UUID, list[tuple[str, int, int, bytes]]] = {}
+        for file_id, key, size, chunk_log2, tag in (await self.session.execute(query)).all():
+            found.setdefault(file_id, []).append((key, size, chunk_log2, tag))
+        return found
+
+    async def known_segment_keys(self, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` that are segments of a file."""
+        result = await self.session.execute(select(FileSegment.key).where(FileSegment.key.in_(keys)))
+        return set(result.scalars().all())
+
     async def usage(self, owner: UserId) -> int:
         """Bytes stored by ``owner``."""
         query = select(func.coalesce(func.sum(File.size), 0)).where(File.owner_id == owner)
@@ -26,9 +50,9 @@ class FileRepository:
     async def reserved(self, owner: UserId, now: datetime) -> int:
         """Bytes held for ``owner``'s unfinished resumable uploads that have not expired
         (their declared lengths, through a link or not): they count against the quota
-        from the moment they are created. Expired ones hold nothing, swept or not."""
+        from the moment they are created. Expired and complete ones hold nothing."""
         query = select(func.coalesce(func.sum(Upload.length), 0)).where(
-            Upload.owner_id == owner, Upload.expires_at > now
+            Upload.owner_id == owner, Upload.expires_at > now, Upload.completed_at.is_(None)
         )
         return int((await self.session.execute(query)).scalar_one())
 
@@ -54,13 +78,15 @@ class FileRepository:
         result = await self.session.execute(select(File.id).where(File.id.in_(ids)))
         return set(result.scalars().all())
 
-    async def blob_records(self, after: uuid.UUID | None, limit: int) -> Sequence[tuple[uuid.UUID, int, bytes, int]]:
-        """(id, size, header_tag, chunk_log2) of every file, in id order, for blob copies."""
-        query = select(File.id, File.size, File.header_tag, File.chunk_log2).order_by(File.id).limit(limit)
+    async def blob_records(
+        self, after: uuid.UUID | None, limit: int
+    ) -> Sequence[tuple[uuid.UUID, int, bytes, int, int]]:
+        """(id, size, header_tag, chunk_log2, segments) of every file, in id order, for blob copies."""
+        query = select(File.id, File.size, File.header_tag, File.chunk_log2, File.segments).order_by(File.id)
         if after is not None:
             query = query.where(File.id > after)
-        rows = (await self.session.execute(query)).all()
-        return [(row[0], row[1], row[2], row[3]) for row in rows]
+        rows = (await self.session.execute(query.limit(limit))).all()
+        return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
 
     async def count(self) -> int:
         return int((await self.session.execute(select(func.count()).select_from(File))).scalar_one())

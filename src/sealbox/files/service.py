@@ -11,8 +11,9 @@ import asyncio
 import base64
 import contextlib
 import hmac
+import itertools
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -24,6 +25,7 @@ from sealbox import names
 from sealbox.audit.service import Actor, Audit, Event
 from sealbox.crypto.errors import IntegrityError, UnknownKeyId
 from sealbox.crypto.keys import WRAP_FORMAT, FieldCipher, KeyProvider, WrapDomain, new_dek, wrap_domain
+from sealbox.crypto.segments import table_tag, verify_table
 from sealbox.crypto.stream import HEADER_LEN, Opener, Sealer, parse_header, sealed_size
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
@@ -32,13 +34,15 @@ from sealbox.files.names import check_content_type
 from sealbox.files.repository import FileRepository
 from sealbox.files.schemas import FilePage, FileRead
 from sealbox.ids import FileId, UserId
-from sealbox.models import File
+from sealbox.models import File, FileSegment
 from sealbox.storage.base import BlobNotFound, BlobStore, StorageUnavailable
 
 log = structlog.get_logger()
 BLOB_PREFIX = "files"
 SMALL_BLOB = 256 << 10
 MAX_PAGE = 1000
+# Segments of one file authenticated concurrently when it is opened (header, final chunk).
+OPEN_SEGMENTS_AT_ONCE = 8
 
 
 def blob_key(file_id: uuid.UUID) -> str:
@@ -127,22 +131,47 @@ def stored_data_errors() -> Iterator[None]:
         raise Unavailable("file storage is unavailable") from exc
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One authenticated segment of a file made of segments, ready to read."""
+
+    start: int  # where its plaintext begins in the file
+    opener: Opener
+    key: str
+
+
 @dataclass
 class Download:
     """An authorised, authenticated file ready to stream: the header and the final
-    chunk have verified, so the size is known to be right."""
+    chunk have verified (of every segment, for a file made of segments, and its segment
+    table too), so the size is known to be right."""
 
     file: FileRead
-    _opener: Opener
+    _opener: Opener | None
     _store: BlobStore
     _key: str
     _blob: bytes | None = None  # the whole blob, when it is small enough to read at once
+    _segments: tuple[Segment, ...] = ()
 
     async def content(self, start: int, end: int) -> AsyncIterator[bytearray | memoryview]:
         """Plaintext bytes ``start..end`` inclusive; raises ``IntegrityFailure`` midway
         if stored data fails authentication (the caller must then abort the response)."""
-        async for piece in _content(self._opener, self._store, self._key, self._blob, start, end):
-            yield piece
+        if self._opener is not None:
+            async for piece in _content(self._opener, self._store, self._key, self._blob, start, end):
+                yield piece
+            return
+        # A file made of segments: the offsets map to (segment, offset) by the cumulative
+        # sizes; each segment is read as a one-blob file is.
+        for segment in self._segments:
+            size = segment.opener.plain_size
+            if segment.start + size <= start or size == 0:
+                continue
+            if segment.start > end:
+                return
+            first = max(start, segment.start) - segment.start
+            last = min(end, segment.start + size - 1) - segment.start
+            async for piece in _content(segment.opener, self._store, segment.key, None, first, last):
+                yield piece
 
 
 async def _content(
@@ -156,19 +185,6 @@ async def _content(
             sealed = _one(blob[offset : offset + length])
         async for piece in opener.open_range(sealed, start, end):
             yield piece
-
-
-async def plaintext(
-    store: BlobStore, key: str, dek: bytes, bound_id: bytes, tag: bytes, size: int
-) -> AsyncIterator[bytearray | memoryview]:
-    """The whole plaintext of a sealed blob (see ``open_sealed``), authenticated as it
-    streams; raises ``IntegrityFailure`` if any of it fails."""
-    if size == 0:
-        await open_sealed(store, key, dek, bound_id, tag, size)
-        return
-    opener, blob = await open_sealed(store, key, dek, bound_id, tag, size)
-    async for piece in _content(opener, store, key, blob, 0, size - 1):
-        yield piece
 
 
 async def open_sealed(
@@ -348,7 +364,9 @@ class FileService:
         await files.lock_owner(owner)
         await self._check_quota(files, owner, size, "the upload", stranger=stranger)
 
-    async def _commit(self, row: File, dek: bytes, admission: Admission | None, event: Event) -> None:
+    async def _commit(
+        self, row: File, dek: bytes, admission: Admission | None, event: Event, extra: Sequence[object] = ()
+    ) -> None:
         """Record ``row`` and its audit ``event`` in one transaction, checking the quota
         and the admission (if any) in it too. The file key is wrapped in that
         transaction (see ``wrap_in``): an upload that streamed through a rotation and a
@@ -358,7 +376,7 @@ class FileService:
             row.key_id, row.wrapped_dek = await self.wrap_in(session, row.id.bytes, dek, WrapDomain.FILE)
             row.wrap_format = WRAP_FORMAT
 
-        if self.quota is None and admission is None:
+        if self.quota is None and admission is None and not extra:
             # Shares a commit with concurrent uploads.
             await self.audit.record(event, rows=(row,), prepare=wrap)
             return
@@ -374,6 +392,9 @@ class FileService:
             stranger = admission is not None and admission.by_link
             await self._check_quota(files, UserId(row.owner_id), row.size, "the file", stranger=stranger)
             session.add(row)
+            if extra:
+                await session.flush()  # the file's row first: the extra rows refer to it
+                session.add_all(extra)
             await self.audit.record_in(session, event)
 
     async def upload(
@@ -433,6 +454,29 @@ class FileService:
             raise
         return self._read(row, dek)
 
+    async def record_segments(
+        self, row: File, dek: bytes, segments: Sequence[FileSegment], admission: Admission, actor: Actor
+    ) -> FileRead:
+        """Record ``row`` as the file made of ``segments`` (in order, their blobs durable).
+
+        Each segment is a sealbox stream under ``dek`` bound to ``row.id``; the row gets
+        the segment table's tag (in ``header_tag``) and the total size. With no segments,
+        ``row`` is an empty one-blob file whose blob and header tag are in place. One transaction
+        wraps ``dek`` as a file key, runs ``admission`` (which completes the upload the
+        segments came from), checks the quota and adds the row, its segments and the
+        audit event; nothing is recorded if any of it refuses.
+        """
+        entries = [(segment.header_tag, segment.size) for segment in segments]
+        row.segments = len(entries)
+        row.size = sum(size for _, size in entries)
+        if entries:
+            row.header_tag = table_tag(dek, row.id.bytes, entries)
+        for seq, segment in enumerate(segments):
+            segment.file_id, segment.seq = row.id, seq
+        event = Event("file.upload", actor, UserId(row.owner_id), FileId(row.id), admission.target, {"bytes": row.size})
+        await self._commit(row, dek, admission, event, segments)
+        return self._read(row, dek)
+
     def describe(self, row: File, dek: bytes | None = None) -> FileRead:
         """The file's metadata, decrypted (the caller has authorised the reader); pass
         ``dek`` if it is unwrapped already."""
@@ -470,11 +514,15 @@ class FileService:
         blob fails, the sweeper removes it later.
         """
         async with self.db.write() as session:
-            if not await FileRepository(session).remove(owner, file_id):
+            files = FileRepository(session)
+            segments = (await files.segment_keys([file_id])).get(file_id, [])
+            if not await files.remove(owner, file_id):
                 raise NotFound("file not found")
         await self.audit.record(Event("file.delete", actor, owner, file_id))
         with contextlib.suppress(StorageUnavailable):
             await self.store.delete(blob_key(file_id))
+            for key, *_ in segments:
+                await self.store.delete(key)
 
     async def delete_all(self, owner: UserId, actor: Actor) -> int:
         """Delete every file of ``owner`` (rows first, then blobs); return how many."""
@@ -498,8 +546,39 @@ class FileService:
         dek = self.dek(row)
         info = self._read(row, dek)
         key = blob_key(row.id)
+        if row.segments:
+            return Download(info, None, self.store, key, None, await self._open_segments(row, dek))
         opener, blob = await open_sealed(self.store, key, dek, row.id.bytes, row.header_tag, row.size)
         return Download(info, opener, self.store, key, blob)
+
+    async def _open_segments(self, row: File, dek: bytes) -> tuple[Segment, ...]:
+        """Authenticate a file made of segments before any of its bytes is released:
+        the segment table against its tag (order, count, sizes, header tags), then every
+        segment's header and final chunk against the table, a few at a time."""
+        async with self.db.read() as session:
+            segments = list(await FileRepository(session).segments(row.id))
+        entries = [(segment.header_tag, segment.size) for segment in segments]
+        try:
+            if len(entries) != row.segments or sum(size for _, size in entries) != row.size:
+                raise IntegrityError("segment table does not match its file")
+            verify_table(dek, row.id.bytes, entries, row.header_tag)
+        except IntegrityError as exc:
+            raise IntegrityFailure("stored data failed authentication") from exc
+        gate = asyncio.Semaphore(OPEN_SEGMENTS_AT_ONCE)
+
+        async def open_one(segment: FileSegment) -> Opener:
+            async with gate:
+                opener, _ = await open_sealed(
+                    self.store, segment.key, dek, row.id.bytes, segment.header_tag, segment.size
+                )
+                return opener
+
+        openers = await asyncio.gather(*(open_one(segment) for segment in segments))
+        starts = list(itertools.accumulate((segment.size for segment in segments), initial=0))[:-1]
+        return tuple(
+            Segment(start, opener, segment.key)
+            for start, opener, segment in zip(starts, openers, segments, strict=True)
+        )
 
     async def referenced_key_ids(self) -> set[str]:
         async with self.db.read() as session:

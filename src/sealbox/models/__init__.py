@@ -1,7 +1,7 @@
 """ORM models. Importing this package registers every table on ``Base.metadata``."""
 
 from sealbox.models.audit import AuditEvent, AuditHead
-from sealbox.models.file import File
+from sealbox.models.file import File, FileSegment
 from sealbox.models.key import KeyHolder, RetiredKey
 from sealbox.models.login_failure import LoginFailure
 from sealbox.models.share import Grant, Share, Unlock, UploadRequest
@@ -14,6 +14,7 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "File",
+    "FileSegment",
     "Grant",
     "KeyHolder",
     "LoginFailure",

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, SmallInteger, String, Uuid
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, SmallInteger, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sealbox.db.base import Base, UTCDateTime, utcnow
@@ -30,7 +30,12 @@ class File(Base):
     # 2: wrapped with the file-key prefix (crypto.keys.WrapDomain.FILE), as every key is
     # wrapped now; 1: the older shared prefix, re-wrapped when 'sealbox serve' starts.
     wrap_format: Mapped[int] = mapped_column(SmallInteger, default=2, server_default="1")
+    # The tag that pins the stored content: the header tag of the file's one blob, or,
+    # for a file made of segments, its segment table's tag (sealbox.crypto.segments).
     header_tag: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # 0: the file is one blob under ``files.service.blob_key(id)``; n > 0: it is the n
+    # ``FileSegment`` rows below, in order (a completed resumable upload).
+    segments: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Set for files received through an upload-request link; the uploader's own
     # description of themselves is ciphertext like the name.
@@ -38,3 +43,18 @@ class File(Base):
         ForeignKey("upload_requests.id", ondelete="SET NULL"), nullable=True, index=True
     )
     uploader_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class FileSegment(Base):
+    """One segment of a file made of segments: a complete sealbox stream of its bytes
+    under the file's key, with its own salt. The segment table (``File.header_tag``)
+    authenticates the order, the count, each header tag and each size."""
+
+    __tablename__ = "file_segments"
+
+    file_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)  # plaintext bytes
+    chunk_log2: Mapped[int] = mapped_column(SmallInteger)
+    header_tag: Mapped[bytes] = mapped_column(LargeBinary(32))

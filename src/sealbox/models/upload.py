@@ -10,8 +10,9 @@ from sealbox.db.base import Base, UTCDateTime, utcnow
 
 
 class Upload(Base):
-    """A resumable (tus) upload in progress. It becomes an ordinary file when its last
-    bytes arrive, in the transaction that removes this row.
+    """A resumable (tus) upload in progress. It becomes a file made of its parts (with id
+    ``file_id``, same data key) when its last bytes arrive, in the transaction that
+    marks this row complete.
 
     Each accepted ``PATCH`` body is one encrypted part (``UploadPart``), sealed as a
     sealbox stream under this upload's own key with a fresh salt, so no chunk key and
@@ -25,6 +26,15 @@ class Upload(Base):
     request_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("upload_requests.id", ondelete="CASCADE"), nullable=True, index=True
     )
+    # The id of the file it becomes, chosen at creation: parts and metadata are bound to
+    # it. Null for uploads created before it existed: they use their own id.
+    file_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+
+    @property
+    def bound_id(self) -> uuid.UUID:
+        """The id its parts and metadata are bound to, and that its file will have."""
+        return self.file_id or self.id
+
     length: Mapped[int] = mapped_column(BigInteger)
     offset: Mapped[int] = mapped_column(BigInteger, default=0)
     name_enc: Mapped[bytes] = mapped_column(LargeBinary)
@@ -37,6 +47,10 @@ class Upload(Base):
     wrap_format: Mapped[int] = mapped_column(SmallInteger, default=2, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # Set when it became its file: the row stays until it expires, so a client that asks
+    # again hears that it is complete (offset = length) instead of starting over. A
+    # complete upload holds no room, no parts, no key and no metadata.
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class UploadPart(Base):
@@ -48,4 +62,5 @@ class UploadPart(Base):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     key: Mapped[str] = mapped_column(String(200), unique=True)
     size: Mapped[int] = mapped_column(BigInteger)  # plaintext bytes
+    chunk_log2: Mapped[int] = mapped_column(SmallInteger, default=16, server_default="16")
     header_tag: Mapped[bytes] = mapped_column(LargeBinary(32))

@@ -71,7 +71,7 @@ class SharingRepository:
         """Unfinished resumable uploads through the link that have not expired: how many,
         and the bytes they declared."""
         query = select(func.count(), func.coalesce(func.sum(Upload.length), 0)).where(
-            Upload.request_id == request_id, Upload.expires_at > now
+            Upload.request_id == request_id, Upload.expires_at > now, Upload.completed_at.is_(None)
         )
         count, held = (await self.session.execute(query)).one()
         return int(count), int(held)

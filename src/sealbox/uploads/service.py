@@ -8,16 +8,20 @@ ever at rest in plaintext, and because every part has its own payload key, retry
 part (after a dropped connection, a checksum failure or a crash) never seals different
 bytes under a key and nonce used before.
 
-When the last bytes arrive, the parts are opened in order (each authenticated against
-its record) and streamed through ``FileService.upload``, which seals them as one
-ordinary blob under a new file key and records the file; the upload's row is deleted
-in that same transaction, on the condition that its offset has not moved, so an upload
-becomes exactly one file, or none. Until then a crash leaves the last committed offset,
-from which the client resumes.
+When the last bytes arrive, the parts become the file's segments, without being read
+again: the file takes the id chosen for it when the upload was created (which the
+parts' headers and the encrypted metadata are bound to) and the upload's data key,
+wrapped again as a file key; its record holds the authenticated segment table
+(``sealbox.crypto.segments``). That happens in one transaction that also marks the
+upload complete, on the condition that its offset has not moved, so an upload becomes
+exactly one file, or none. Until then a crash leaves the last committed offset, from
+which the client resumes. A complete upload answers with its full length (and appends
+nothing) until it expires, so a client that runs again does not upload again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -25,7 +29,6 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,7 +37,7 @@ from sealbox import names
 from sealbox.audit.service import Actor
 from sealbox.crypto.errors import IntegrityError
 from sealbox.crypto.keys import WRAP_FORMAT, FieldCipher, KeyProvider, WrapDomain, new_dek
-from sealbox.crypto.stream import Sealer
+from sealbox.crypto.stream import DEFAULT_CHUNK_LOG2, Sealer
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
 from sealbox.errors import (
@@ -48,9 +51,11 @@ from sealbox.errors import (
     Unavailable,
 )
 from sealbox.files.names import check_content_type
-from sealbox.files.service import Admission, FileService, Held, Limit, limited, plaintext
+from sealbox.files.repository import FileRepository
+from sealbox.files.schemas import FileRead
+from sealbox.files.service import FileService, Held, Limit, blob_key, limited
 from sealbox.ids import UserId
-from sealbox.models import File, Upload, UploadPart, UploadRequest
+from sealbox.models import File, FileSegment, Upload, UploadPart, UploadRequest
 from sealbox.sharing.service import RequestAdmission, admission_for
 from sealbox.storage.base import BlobStore, StorageUnavailable
 
@@ -103,12 +108,13 @@ class Checksum:
 @dataclass(frozen=True)
 class Completion:
     """Turns the upload into a file only if its offset is still the one this request
-    started from; the upload's row goes in the file's transaction."""
+    started from; in the file's transaction, the upload's row is marked complete."""
 
     upload_id: uuid.UUID
     offset: int
     length: int
     inner: RequestAdmission | None
+    expires_at: datetime  # how long the complete upload still answers
 
     @property
     def target(self) -> str:
@@ -129,18 +135,51 @@ class Completion:
     async def admit(self, session: AsyncSession, row: File) -> None:
         # Only a live upload completes: one that expired while its last bytes streamed in
         # holds no room any more (and its parts may be swept), like any late PATCH.
+        now = utcnow()
         result = await session.execute(
-            delete(Upload).where(
-                Upload.id == self.upload_id, Upload.offset == self.offset, Upload.expires_at > utcnow()
+            update(Upload)
+            .where(
+                Upload.id == self.upload_id,
+                Upload.offset == self.offset,
+                Upload.expires_at > now,
+                Upload.completed_at.is_(None),
+            )
+            # From now on it holds no room (see ``FileRepository.reserved``) and no key:
+            # the data key lives on only in the file's row, so deleting the file still
+            # shreds it. Its parts are the file's segments now.
+            .values(
+                offset=self.length,
+                completed_at=now,
+                expires_at=self.expires_at,
+                key_id="",
+                wrapped_dek=b"",
+                wrap_format=WRAP_FORMAT,
+                name_enc=b"",
+                content_type_enc=None,
+                uploader_enc=None,
             )
         )
         if getattr(result, "rowcount", 0) != 1:
             current = await session.get(Upload, self.upload_id)
-            if current is not None and current.expires_at <= utcnow():
+            if current is not None and current.expires_at <= now:
                 raise Gone("this upload has expired")
             raise Conflict("another request has changed this upload")
+        await session.execute(delete(UploadPart).where(UploadPart.upload_id == self.upload_id))
         if self.inner is not None:
             await self.inner.admit(session, row)
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""
+
+
+async def _succeeded(task: asyncio.Future[FileRead]) -> bool:
+    try:
+        await task
+    except Exception:
+        return False
+    return True
 
 
 async def _hashed(source: AsyncIterable[bytes], hasher: hashlib._Hash | None) -> AsyncIterator[bytes]:
@@ -171,7 +210,8 @@ class UploadService:
         return self.files.unwrap(row.key_id, row.id.bytes, row.wrapped_dek, WrapDomain.UPLOAD, row.wrap_format)
 
     def _state(self, row: Upload) -> UploadState:
-        return UploadState(row.id, row.offset, row.length, row.expires_at)
+        file_id = str(row.bound_id) if row.completed_at is not None else None
+        return UploadState(row.id, row.offset, row.length, row.expires_at, file_id)
 
     async def create(
         self,
@@ -196,6 +236,10 @@ class UploadService:
         owner = UserId(holder.request.owner_id) if holder.request is not None else holder.user_id
         assert owner is not None
         upload_id = uuid.uuid4()
+        # The id the file will have: chosen now, since the parts and the metadata are
+        # bound to it as they are written. It is not the upload's id, which is in the
+        # upload's URL: someone sending through a link never learns a file's id.
+        file_id = uuid.uuid4()
         name = name or f"upload-{upload_id.hex[:8]}"
         name = names.file_name(name)
         uploader = names.uploader_name(uploader)
@@ -205,10 +249,11 @@ class UploadService:
             if length > limit.size:
                 raise TooLarge(limit.message)
         dek = new_dek()
-        fields = FieldCipher(dek, upload_id.bytes)
+        fields = FieldCipher(dek, file_id.bytes)
         now = utcnow()
         row = Upload(
             id=upload_id,
+            file_id=file_id,
             owner_id=owner,
             request_id=holder.request.id if holder.request is not None else None,
             length=length,
@@ -236,7 +281,10 @@ class UploadService:
 
     async def _refuse_if_too_many(self, session: AsyncSession, owner: UserId) -> None:
         query = select(func.count()).where(
-            Upload.owner_id == owner, Upload.request_id.is_(None), Upload.expires_at > utcnow()
+            Upload.owner_id == owner,
+            Upload.request_id.is_(None),
+            Upload.expires_at > utcnow(),
+            Upload.completed_at.is_(None),
         )
         pending = int((await session.execute(query)).scalar_one())
         if pending >= self.max_pending:
@@ -275,9 +323,15 @@ class UploadService:
         row = row or await self._held(upload_id, holder)
         if offset != row.offset:
             raise Conflict(f"the upload is at offset {row.offset}, not {offset}")
+        if row.completed_at is not None:
+            # Complete already (a client that did not hear the answer, or runs again):
+            # nothing is appended and nothing is created; the answer is the same.
+            async for _ in limited(body, Limit(0, "the upload is complete: nothing may follow its end")):
+                pass
+            return self._state(row)
         hasher = CHECKSUMS[checksum.algorithm]() if checksum is not None else None
         dek = self._dek(row)
-        sealer = Sealer(dek, row.id.bytes)
+        sealer = Sealer(dek, row.bound_id.bytes)
         key = part_key(row.id)
         left = row.length - row.offset
         source = _hashed(
@@ -297,7 +351,13 @@ class UploadService:
         if sealer.plain_size == 0:
             await self._discard(key)
             return self._state(row)
-        part = UploadPart(upload_id=row.id, key=key, size=sealer.plain_size, header_tag=sealer.header.tag)
+        part = UploadPart(
+            upload_id=row.id,
+            key=key,
+            size=sealer.plain_size,
+            chunk_log2=sealer.header.chunk_log2,
+            header_tag=sealer.header.tag,
+        )
         new_offset = row.offset + sealer.plain_size
         if new_offset == row.length:
             return await self._complete(row, dek, part, actor)
@@ -331,14 +391,15 @@ class UploadService:
             return list((await session.execute(query)).scalars().all())
 
     async def _complete(self, row: Upload, dek: bytes, last: UploadPart | None, actor: Actor) -> UploadState:
+        """Turn the upload into the file made of its parts, without reading them again.
+
+        The file takes the id chosen when the upload was created (``Upload.file_id``), so
+        the parts (bound to that id by their headers) and the encrypted name, type and
+        uploader (bound to it by ``FieldCipher``, with a file's column labels) are the
+        file's as they are; its key is the upload's key, wrapped again as a file key in
+        the committing transaction. An upload with no bytes becomes a one-blob file.
+        """
         parts = await self._parts(row.id) + ([last] if last is not None else [])
-        fields = FieldCipher(dek, row.id.bytes)
-        try:
-            name = fields.decrypt("name", row.name_enc)
-            content_type = fields.decrypt("content_type", row.content_type_enc) if row.content_type_enc else None
-            uploader = fields.decrypt("uploader", row.uploader_enc) if row.uploader_enc else None
-        except IntegrityError as exc:
-            raise IntegrityFailure("stored upload metadata failed authentication") from exc
         request = None
         if row.request_id is not None:
             async with self.db.read() as session:
@@ -346,32 +407,68 @@ class UploadService:
             if request is None:
                 raise Gone("this link has been revoked")
         inner = admission_for(request) if request is not None else None
-        completion: Admission = Completion(row.id, row.offset, row.length, inner)
-
-        async def content() -> AsyncIterator[bytes]:
-            for part in parts:
-                async for piece in plaintext(self.store, part.key, dek, row.id.bytes, part.header_tag, part.size):
-                    # Sealer copies each piece as it takes it, so the opener's buffer needs no copy here.
-                    yield cast(bytes, piece)
-
+        completion = Completion(row.id, row.offset, row.length, inner, utcnow() + self.lifetime)
+        file = File(
+            id=row.bound_id,
+            owner_id=row.owner_id,
+            name_enc=row.name_enc,
+            content_type_enc=row.content_type_enc or self._content_type(row, dek),
+            size=0,
+            chunk_log2=parts[0].chunk_log2 if parts else DEFAULT_CHUNK_LOG2,
+            header_tag=b"",
+            created_at=utcnow(),
+            uploader_enc=row.uploader_enc,
+        )
+        written: str | None = last.key if last is not None else None
+        if not parts:
+            written = blob_key(row.bound_id)
+            sealer = Sealer(dek, row.bound_id.bytes)
+            try:
+                await self.store.put(written, sealer.seal(_nothing()))
+            except StorageUnavailable as exc:
+                raise Unavailable("file storage is unavailable") from exc
+            file.header_tag = sealer.header.tag
+        segments = [
+            FileSegment(key=part.key, size=part.size, chunk_log2=part.chunk_log2, header_tag=part.header_tag)
+            for part in parts
+        ]
+        commit = asyncio.ensure_future(self.files.record_segments(file, dek, segments, completion, actor))
         try:
-            created = await self.files.upload(
-                UserId(row.owner_id), name, content_type, content(), actor, admission=completion, uploader=uploader
-            )
-        except BaseException:
-            if last is not None:
-                await self._discard(last.key)
+            created = await asyncio.shield(commit)
+        except asyncio.CancelledError:
+            # The commit goes on without us: keep the last blob if it succeeds, so a
+            # recorded file always has all its bytes.
+            if written is not None and not await _succeeded(commit):
+                await self._discard(written)
             raise
-        for part in parts:
-            await self._discard(part.key)
-        return UploadState(row.id, row.length, row.length, row.expires_at, created.id)
+        except BaseException:
+            if written is not None:
+                await self._discard(written)
+            raise
+        return UploadState(row.id, row.length, row.length, completion.expires_at, created.id)
+
+    @staticmethod
+    def _content_type(row: Upload, dek: bytes) -> bytes:
+        """Encrypted content type for an upload recorded without one: the guess from its name."""
+        fields = FieldCipher(dek, row.bound_id.bytes)
+        try:
+            name = fields.decrypt("name", row.name_enc)
+        except IntegrityError as exc:
+            raise IntegrityFailure("stored upload metadata failed authentication") from exc
+        return fields.encrypt("content_type", check_content_type(None, name))
 
     async def terminate(self, upload_id: uuid.UUID, holder: Holder) -> None:
-        """Cancel an upload: its row and parts go at once."""
+        """Cancel an upload: its row and parts go at once. A complete upload's row goes;
+        its file stays (delete that as a file)."""
         row = await self._held(upload_id, holder)
         parts = await self._parts(row.id)
         async with self.db.write() as session:
-            await session.execute(delete(Upload).where(Upload.id == row.id))
+            cancelled = await session.execute(delete(Upload).where(Upload.id == row.id, Upload.completed_at.is_(None)))
+            if getattr(cancelled, "rowcount", 0) != 1:
+                # Complete, perhaps since the parts were read: they are its file's
+                # segments now and stay; only the row goes.
+                await session.execute(delete(Upload).where(Upload.id == row.id))
+                return
         for part in parts:
             await self._discard(part.key)
 
@@ -380,8 +477,9 @@ class UploadService:
             await self.store.delete(key)
 
     async def sweep(self, older_than: timedelta) -> int:
-        """Remove expired uploads (rows and parts), and parts without a row older than
-        ``older_than`` (a crash between writing a part and recording it)."""
+        """Remove expired uploads (rows and parts), and parts older than ``older_than``
+        that are neither a part of an upload nor a segment of a file (a crash between
+        writing a part and recording it; a deleted file whose segments were not removed)."""
         now = utcnow()
         removed = 0
         async with self.db.read() as session:
@@ -389,15 +487,23 @@ class UploadService:
         for upload_id in expired:
             parts = await self._parts(upload_id)
             async with self.db.write() as session:
-                await session.execute(delete(Upload).where(Upload.id == upload_id, Upload.expires_at <= now))
+                gone = await session.execute(delete(Upload).where(Upload.id == upload_id, Upload.expires_at <= now))
+            if getattr(gone, "rowcount", 0) != 1:
+                continue  # completed (its parts are a file's segments now) or removed meanwhile
             for part in parts:
                 await self._discard(part.key)
                 removed += 1
         cutoff = now - older_than
-        async with self.db.read() as session:
-            known = set((await session.execute(select(UploadPart.key))).scalars())
-        async for key, modified in self.store.list(PART_PREFIX):
-            if modified < cutoff and key not in known:
-                await self._discard(key)
-                removed += 1
+        candidates = [key async for key, modified in self.store.list(PART_PREFIX) if modified < cutoff]
+        for i in range(0, len(candidates), 500):
+            batch = candidates[i : i + 500]
+            # A part of an upload in progress, or a segment of a file: both are live.
+            async with self.db.read() as session:
+                query = select(UploadPart.key).where(UploadPart.key.in_(batch))
+                known = set((await session.execute(query)).scalars())
+                known |= await FileRepository(session).known_segment_keys(batch)
+            for key in batch:
+                if key not in known:
+                    await self._discard(key)
+                    removed += 1
         return removed
