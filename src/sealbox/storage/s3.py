@@ -77,14 +77,34 @@ class S3Store:
             raise StorageUnavailable(f"object storage failed: {type(exc).__name__}") from exc
         return size
 
-    async def get_range(self, key: str, start: int, length: int, piece: int = READ_PIECE) -> AsyncIterator[bytes]:
+    async def get_range(
+        self, key: str, start: int, length: int, piece: int = READ_PIECE
+    ) -> AsyncIterator[bytes | bytearray]:
         path = self._path(key)
         if length <= 0:
             return
         try:
             result = await obstore.get_async(self._store, path, options={"range": (start, start + length)})
+            # obstore hands over network frames joined to at least ``piece`` bytes, so
+            # rarely exactly ``piece``: cut them into pieces of exactly that size (the
+            # size a reader decrypts in place) with one copy each, straight out of
+            # obstore's buffers.
+            left = length
+            buf, fill = bytearray(min(piece, left)), 0
             async for data in result.stream(min_chunk_size=piece):
-                yield bytes(data)
+                view = memoryview(data)
+                if len(view) > left - fill:
+                    raise StorageUnavailable("object storage returned more than the range asked for")
+                while view:
+                    take = min(len(buf) - fill, len(view))
+                    buf[fill : fill + take] = view[:take]
+                    fill, view = fill + take, view[take:]
+                    if fill == len(buf):
+                        left -= fill
+                        yield buf
+                        buf, fill = bytearray(min(piece, left)), 0
+            if fill:
+                yield buf[:fill]
         except FileNotFoundError:  # obstore signals a missing object with it
             raise BlobNotFound(key) from None
         except BaseError as exc:
