@@ -88,23 +88,25 @@ class S3Store:
             # obstore hands over network frames joined to at least ``piece`` bytes, so
             # rarely exactly ``piece``: cut them into pieces of exactly that size (the
             # size a reader decrypts in place) with one copy each, straight out of
-            # obstore's buffers.
+            # obstore's buffers. Pieces grow by appending: ``bytearray(n)`` would first
+            # zero what the copy then overwrites (~4 % of a download's CPU in a profile).
             left = length
-            buf, fill = bytearray(min(piece, left)), 0
+            buf = bytearray()
             async for data in result.stream(min_chunk_size=piece):
                 view = memoryview(data)
-                if len(view) > left - fill:
+                if len(view) > left - len(buf):
                     raise StorageUnavailable("object storage returned more than the range asked for")
                 while view:
-                    take = min(len(buf) - fill, len(view))
-                    buf[fill : fill + take] = view[:take]
-                    fill, view = fill + take, view[take:]
-                    if fill == len(buf):
-                        left -= fill
+                    want = min(piece, left)
+                    take = min(want - len(buf), len(view))
+                    buf += view[:take]
+                    view = view[take:]
+                    if len(buf) == want:
+                        left -= want
                         yield buf
-                        buf, fill = bytearray(min(piece, left)), 0
-            if fill:
-                yield buf[:fill]
+                        buf = bytearray()
+            if buf:
+                yield buf
         except FileNotFoundError:  # obstore signals a missing object with it
             raise BlobNotFound(key) from None
         except BaseError as exc:
