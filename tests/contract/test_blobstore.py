@@ -71,6 +71,23 @@ def test_ranged_reads_at_sealed_chunk_boundaries(store: BlobStore) -> None:
             assert run(store.read("files/cd/chunks", start, length)) == data[start : start + length]
 
 
+@pytest.mark.parametrize("piece", [65552, 1 << 20, 16 * (1 << 20) + 16], ids=["64k-chunk", "1mib", "16-chunks"])
+def test_ranged_reads_come_in_pieces_of_the_size_asked(store: BlobStore, piece: int) -> None:
+    # Readers decrypt pieces of exactly ``piece`` bytes where they lie; a piece of
+    # another size costs them a copy. Only the last piece may be shorter.
+    data = os.urandom(3 * (1 << 20) + 12345)
+    run(store.put("files/ef/pieces", _chunks(data[:7], data[7:])))
+    for start, length in ((0, len(data)), (88, len(data) - 88), (5000, 2 * (1 << 20) + 1)):
+
+        async def pieces(start: int = start, length: int = length) -> list[bytes]:
+            return [bytes(p) async for p in store.get_range("files/ef/pieces", start, length, piece)]
+
+        got = run(pieces())
+        assert b"".join(got) == data[start : start + length]
+        assert all(len(p) == piece for p in got[:-1]), [len(p) for p in got]
+        assert 0 < len(got[-1]) <= piece
+
+
 def test_concurrent_puts_of_different_keys(store: BlobStore) -> None:
     blobs = {f"files/{i:02x}/concurrent{i}": os.urandom(100_000 + i * 70_000) for i in range(12)}
 

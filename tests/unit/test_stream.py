@@ -13,10 +13,12 @@ from hypothesis import strategies as st
 
 from sealbox.crypto.errors import FormatError, IntegrityError
 from sealbox.crypto.stream import (
+    ALLOWED_CHUNK_LOG2,
     HEADER_LEN,
     TAG_LEN,
     Opener,
     Sealer,
+    chunk_log2_for,
     parse_header,
     plain_size_of,
     sealed_size,
@@ -231,3 +233,13 @@ def test_source_errors_propagate_through_sealing() -> None:
 
     with pytest.raises(ConnectionResetError):
         asyncio.run(run())
+
+
+@pytest.mark.parametrize("size_hint", [None, 0, 1, 65536, 1 << 20, 4 << 20, 1 << 30, 64 << 30])
+def test_chosen_chunk_size_is_one_readers_accept(size_hint: int | None) -> None:
+    chunk_log2 = chunk_log2_for(size_hint)
+    assert chunk_log2 in ALLOWED_CHUNK_LOG2
+    data = os.urandom(3 * (1 << chunk_log2) + 5)
+    blob, _ = seal(data, chunk_log2=chunk_log2)
+    assert blob[6] == chunk_log2  # recorded in the header, so readers never guess it
+    assert open_blob(blob) == data

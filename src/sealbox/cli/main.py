@@ -106,8 +106,12 @@ def serve(
     # Replace this process with a fresh uvicorn: the server then carries none of the CLI's
     # imports or the first start's memory, keeps this process id, and reads the same
     # settings from the environment (flags were written there above).
+    # glibc gives each thread that allocates its own arena (up to 8 per core), and memory
+    # freed in one stays there: the worker threads of file I/O, the database and
+    # obstore then hold several MiB each. Two arenas measured best (docs/deploy.md).
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     argv = [
-        sys.executable, "-m", "uvicorn", "sealbox.api.app:app_from_env", "--factory",
+        sys.executable, "-m", "sealbox.api.server", "sealbox.api.app:app_from_env", "--factory",
         "--host", settings.host, "--port", str(settings.port), "--workers", str(settings.workers),
         "--no-server-header",
         # Every line the server writes is JSON, uvicorn's own included (sealbox/logs.py).

@@ -49,7 +49,7 @@ async def _already_there(target: BlobStore, key: str, size: int, header_tag: byt
 async def _copy(source: BlobStore, target: BlobStore, key: str, size: int) -> None:
     digest = hashlib.sha256()
 
-    async def stream() -> AsyncIterator[bytes]:
+    async def stream() -> AsyncIterator[bytes | bytearray]:
         async for piece in source.get_range(key, 0, size):
             digest.update(piece)
             yield piece

@@ -26,7 +26,7 @@ from sealbox.audit.service import Actor, Audit, Event
 from sealbox.crypto.errors import IntegrityError, UnknownKeyId
 from sealbox.crypto.keys import WRAP_FORMAT, FieldCipher, KeyProvider, WrapDomain, new_dek, wrap_domain
 from sealbox.crypto.segments import table_tag, verify_table
-from sealbox.crypto.stream import HEADER_LEN, Opener, Sealer, parse_header, sealed_size
+from sealbox.crypto.stream import HEADER_LEN, Opener, Sealer, chunk_log2_for, parse_header, sealed_size
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
 from sealbox.errors import IntegrityFailure, InvalidInput, KeyMissing, NotFound, TooLarge, Unavailable
@@ -420,7 +420,7 @@ class FileService:
         limit = min(await self.limits(owner, admission), key=lambda limit: limit.size)
         file_id = FileId(uuid.uuid4())
         dek = new_dek()
-        sealer = Sealer(dek, file_id.bytes)
+        sealer = Sealer(dek, file_id.bytes, chunk_log2_for(None))
         key = blob_key(file_id)
         try:
             await self.store.put(key, sealer.seal(limited(source, limit)))

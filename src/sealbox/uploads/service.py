@@ -37,7 +37,7 @@ from sealbox import names
 from sealbox.audit.service import Actor
 from sealbox.crypto.errors import IntegrityError
 from sealbox.crypto.keys import WRAP_FORMAT, FieldCipher, KeyProvider, WrapDomain, new_dek
-from sealbox.crypto.stream import DEFAULT_CHUNK_LOG2, Sealer
+from sealbox.crypto.stream import DEFAULT_CHUNK_LOG2, Sealer, chunk_log2_for
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
 from sealbox.errors import (
@@ -331,7 +331,7 @@ class UploadService:
             return self._state(row)
         hasher = CHECKSUMS[checksum.algorithm]() if checksum is not None else None
         dek = self._dek(row)
-        sealer = Sealer(dek, row.bound_id.bytes)
+        sealer = Sealer(dek, row.bound_id.bytes, chunk_log2_for(row.length))
         key = part_key(row.id)
         left = row.length - row.offset
         source = _hashed(
@@ -422,7 +422,7 @@ class UploadService:
         written: str | None = last.key if last is not None else None
         if not parts:
             written = blob_key(row.bound_id)
-            sealer = Sealer(dek, row.bound_id.bytes)
+            sealer = Sealer(dek, row.bound_id.bytes, chunk_log2_for(0))
             try:
                 await self.store.put(written, sealer.seal(_nothing()))
             except StorageUnavailable as exc:
