@@ -7,8 +7,11 @@ from datetime import datetime
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sealbox.db.base import Columns
 from sealbox.ids import FileId, UserId
 from sealbox.models import File, RetiredKey, Upload, User
+
+FILES = Columns(File)
 
 
 class FileRepository:

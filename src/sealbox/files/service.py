@@ -54,6 +54,15 @@ def parse_file_id(value: str) -> FileId:
         raise NotFound("file not found") from None
 
 
+def file_ref(value: str) -> FileId | None:
+    """A client-supplied id, or ``None`` when it is malformed (a file that does not
+    exist, said only after the caller has authenticated)."""
+    try:
+        return FileId(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
 def etag_of(header_tag: bytes) -> str:
     # The header tag is an HMAC under a per-file key: it changes with every write and
     # reveals nothing about the plaintext, unlike a content hash.

@@ -27,17 +27,26 @@ import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import Select, and_, null, select
+from sqlalchemy.orm import aliased
+
+from sealbox.accounts.authority import Action, Presented, authorise
+from sealbox.accounts.repository import HOLDER_COLUMNS, holder_query
+from sealbox.accounts.schemas import Principal
+from sealbox.accounts.service import principal_of
 from sealbox.audit.service import Actor, Audit, Detail, Event
 from sealbox.crypto.tokens import token_hash
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
 from sealbox.errors import AuthenticationFailed, Gone, NotFound
+from sealbox.files.repository import FILES
 from sealbox.files.schemas import FileRead
 from sealbox.files.service import Download, FileService
 from sealbox.ids import FileId, UserId
-from sealbox.models import File, Share, UploadRequest
-from sealbox.sharing.repository import SharingRepository
+from sealbox.models import File, Grant, Share, Unlock, UploadRequest, User
+from sealbox.sharing.repository import SHARES, SharingRepository
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,17 @@ class AsUser:
 
 
 @dataclass(frozen=True)
+class WithCredential:
+    """A signed-in account's credential as presented (a bearer token or the session
+    cookie), not yet resolved: the gate resolves it in the same query as the file, and
+    the authority (``sealbox.accounts.authority``) decides whether it counts."""
+
+    token: str
+    presented: Presented
+    client: str | None
+
+
+@dataclass(frozen=True)
 class ByLink:
     """Whoever holds a share link's token (and, for a password, an unlock grant)."""
 
@@ -57,7 +77,7 @@ class ByLink:
     actor: Actor
 
 
-Access = AsUser | ByLink
+Access = AsUser | WithCredential | ByLink
 
 
 def check_live(link: Share | UploadRequest, now: datetime) -> None:
@@ -72,11 +92,23 @@ def check_live(link: Share | UploadRequest, now: datetime) -> None:
         raise Gone(f"this link has received all the {link.max_files} files it accepts")
 
 
+def check_owner(owner_active: bool) -> None:
+    """``Gone`` while the link's owner is disabled."""
+    if not owner_active:
+        raise Gone("this link is suspended")
+
+
+def check_password(link: Share | UploadRequest, unlocked: bool) -> None:
+    """``AuthenticationFailed`` for a link with a password that was not ``unlocked`` (by
+    a live grant for it)."""
+    if link.password_hash is not None and not unlocked:
+        raise AuthenticationFailed("this link needs its password: POST it to the link's /unlock first")
+
+
 async def check_open(repo: SharingRepository, link: Share | UploadRequest, now: datetime) -> None:
     """``check_live``, and ``Gone`` while the link's owner is disabled."""
     check_live(link, now)
-    if not await repo.owner_active(link.owner_id):
-        raise Gone("this link is suspended")
+    check_owner(await repo.owner_active(link.owner_id))
 
 
 async def check_unlocked(
@@ -84,8 +116,7 @@ async def check_unlocked(
 ) -> None:
     if link.password_hash is None:
         return
-    if not grant or not await repo.unlocked(token_hash(grant), link.id, now):
-        raise AuthenticationFailed("this link needs its password: POST it to the link's /unlock first")
+    check_password(link, bool(grant) and await repo.unlocked(token_hash(grant or ""), link.id, now))
 
 
 def downloads_left(share: Share, size: int) -> int | None:
@@ -154,6 +185,45 @@ class Opened:
         self._gate.refund(share.id, unsent, self._charged - unsent)
 
 
+_owner = aliased(User)
+
+
+def _reader(access: WithCredential, row: tuple[Any, ...] | None) -> Principal:
+    """The principal of an unresolved credential from its query's row, if the authority
+    accepts it for reading."""
+    principal = principal_of(row[:HOLDER_COLUMNS] if row is not None else None, access.presented)
+    authorise(principal, Action.READ)
+    return principal
+
+
+def _account_query(access: AsUser | WithCredential, file_id: FileId) -> Select[*tuple[Any, ...]]:
+    """The file ``file_id``, whether its owner is enabled and the account's grant for it
+    (a row with NULLs when there is no such file), after the credential's holder when
+    ``access`` is an unresolved credential (no row when it resolves to no one)."""
+    columns = (*FILES.columns, _owner.id, _owner.is_active, Grant.id)
+    if isinstance(access, AsUser):
+        query = select(*columns).select_from(File).where(File.id == file_id)
+        query = query.join(_owner, _owner.id == File.owner_id)
+        return query.outerjoin(Grant, and_(Grant.file_id == File.id, Grant.grantee_id == access.user_id))
+    query = holder_query(token_hash(access.token), utcnow()).add_columns(*columns)
+    query = query.outerjoin(File, File.id == file_id).outerjoin(_owner, _owner.id == File.owner_id)
+    return query.outerjoin(Grant, and_(Grant.file_id == File.id, Grant.grantee_id == User.id))
+
+
+def _link_query(access: ByLink, now: datetime) -> Select[*tuple[Any, ...]]:
+    """The link with this token, its file, whether its owner is enabled and, when a grant
+    came with it, the link's id if that grant unlocks it."""
+    unlocked = Unlock.link_id if access.grant else null()
+    query = select(*SHARES.columns, *FILES.columns, User.is_active, unlocked).select_from(Share)
+    query = query.join(File, File.id == Share.file_id).join(User, User.id == Share.owner_id)
+    if access.grant:
+        query = query.outerjoin(
+            Unlock,
+            and_(Unlock.link_id == Share.id, Unlock.token_hash == token_hash(access.grant), Unlock.expires_at > now),
+        )
+    return query.where(Share.token_hash == token_hash(access.token))
+
+
 class Gate:
     def __init__(self, db: Database, files: FileService, audit: Audit) -> None:
         self.db = db
@@ -164,46 +234,66 @@ class Gate:
     async def authorise(self, access: Access, file_id: FileId | None = None) -> Authorised:
         """The authorisation function: which file ``access`` may read, and how.
 
-        For an account: the file ``file_id`` if they own it or hold a grant for it
-        (``NotFound`` otherwise, the same as for a file that does not exist). For a
-        link: its file, if the link exists (``NotFound``), is live (``Gone``) and is
-        unlocked when it has a password (``AuthenticationFailed``).
+        For an account: the file ``file_id`` if they own it or hold a grant for it whose
+        owner is enabled (``NotFound`` otherwise, the same as for a file that does not
+        exist). A credential not yet resolved is resolved first, in the same query, and
+        must be accepted (``AuthenticationFailed``). For a link: its file, if the link
+        exists (``NotFound``), is live and its owner enabled (``Gone``) and is unlocked
+        when it has a password (``AuthenticationFailed``). One database round trip.
         """
-        if isinstance(access, AsUser):
-            if file_id is None:
-                raise NotFound("file not found")
-            row = await self.files.record(file_id)
-            if row is None:
-                raise NotFound("file not found")
-            if row.owner_id == access.user_id:
-                return Authorised(row, "owner")
-            async with self.db.read() as session:
-                repo = SharingRepository(session)
-                grant = await repo.grant_for(file_id, access.user_id)
-                if grant is None or not await repo.owner_active(row.owner_id):
-                    raise NotFound("file not found")
-            return Authorised(row, "grant")
+        authorised, _ = await self._resolve(access, file_id)
+        return authorised
+
+    async def _resolve(self, access: Access, file_id: FileId | None) -> tuple[Authorised, Actor]:
+        if isinstance(access, ByLink):
+            return await self._by_link(access), access.actor
+        if isinstance(access, WithCredential) and file_id is None:
+            # Authenticate first: a malformed id must not answer before the credential.
+            rows = await self.db.rows(holder_query(token_hash(access.token), utcnow()))
+            _reader(access, tuple(rows[0]) if rows else None)
+            raise NotFound("file not found")
+        if file_id is None:
+            raise NotFound("file not found")
+        rows = await self.db.rows(_account_query(access, file_id))
+        row: tuple[Any, ...] | None = tuple(rows[0]) if rows else None
+        if isinstance(access, WithCredential):
+            principal = _reader(access, row)
+            user_id, actor = principal.user_id, principal.actor(access.client)
+            row = row[HOLDER_COLUMNS:] if row is not None else None
+        else:
+            user_id, actor = access.user_id, access.actor
+        if row is None or row[-3] is None:  # no such file (the owner's id comes back NULL)
+            raise NotFound("file not found")
+        file = FILES.build(row[: len(FILES)])
+        owner_active, granted = row[-2], row[-1]
+        if file.owner_id == user_id:
+            return Authorised(file, "owner"), actor
+        if granted is None or not owner_active:
+            raise NotFound("file not found")
+        return Authorised(file, "grant"), actor
+
+    async def _by_link(self, access: ByLink) -> Authorised:
         now = utcnow()
-        async with self.db.read() as session:
-            repo = SharingRepository(session)
-            share = await repo.share_by_token(token_hash(access.token))
-            if share is None:
-                raise NotFound("link not found")
-            await check_open(repo, share, now)
-            await check_unlocked(repo, share, access.grant, now)
-        row = await self.files.record(FileId(share.file_id))
-        if row is None:
+        rows = await self.db.rows(_link_query(access, now))
+        if not rows:
             raise NotFound("link not found")
-        return Authorised(row, "link", share)
+        row = tuple(rows[0])
+        share = SHARES.build(row[: len(SHARES)])
+        file = FILES.build(row[len(SHARES) : len(SHARES) + len(FILES)])
+        owner_active, unlocked = row[-2], row[-1]
+        check_live(share, now)
+        check_owner(bool(owner_active))
+        check_password(share, unlocked is not None)
+        return Authorised(file, "link", share)
 
     async def describe(self, access: Access, file_id: FileId | None = None) -> tuple[FileRead, Authorised]:
         authorised = await self.authorise(access, file_id)
         return self.files.describe(authorised.row), authorised
 
     async def open(self, access: Access, file_id: FileId | None = None) -> Opened:
-        authorised = await self.authorise(access, file_id)
+        authorised, actor = await self._resolve(access, file_id)
         download = await self.files.open(authorised.row)
-        return Opened(download, self, authorised, access.actor)
+        return Opened(download, self, authorised, actor)
 
     def refund(self, share_id: uuid.UUID, unsent: int, sent: int) -> None:
         task = asyncio.get_running_loop().create_task(self._refund(share_id, unsent, sent))
