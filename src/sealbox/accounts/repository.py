@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.models import ApiToken, LoginFailure, User
@@ -48,18 +48,20 @@ class UserRepository:
         await self.session.flush()
 
 
-def holder_query(token_hash: str, now: datetime) -> Select[*tuple[Any, ...]]:
-    """The columns of ``TokenHolder`` for the active user holding an unexpired token with
-    this hash (no row otherwise). Others extend it, to resolve a credential in the same
-    query as what the request asks for; ``HOLDER_COLUMNS`` columns come first."""
+def holder_query() -> Select[*tuple[Any, ...]]:
+    """The columns of ``TokenHolder`` for the active user holding an unexpired token whose
+    hash is bound as ``token_hash``, at the time bound as ``now`` (no row otherwise).
+    Others extend it, to resolve a credential in the same query as what the request
+    asks for; its ``HOLDER_COLUMNS`` columns come first."""
     return (
         select(User.id, User.username, User.is_admin, ApiToken.id, ApiToken.scope, ApiToken.kind)
         .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == token_hash, User.is_active.is_(True))
-        .where((ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now))
+        .where(ApiToken.token_hash == bindparam("token_hash"), User.is_active.is_(True))
+        .where((ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > bindparam("now")))
     )
 
 
+HOLDER = holder_query()
 HOLDER_COLUMNS = 6
 
 

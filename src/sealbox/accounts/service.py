@@ -14,12 +14,12 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sealbox import names
 from sealbox.accounts.authority import Presented, accepts
 from sealbox.accounts.repository import (
+    HOLDER,
     HOLDER_COLUMNS,
     LoginFailureRepository,
     TokenHolder,
     TokenRepository,
     UserRepository,
-    holder_query,
 )
 from sealbox.accounts.schemas import (
     Kind,
@@ -232,7 +232,7 @@ class AccountService:
         Looked up in the database on every request, so disabling an account or revoking
         a token takes effect on the next request, in every server process.
         """
-        rows = await self.db.rows(holder_query(token_hash(token), utcnow()))
+        rows = await self.db.rows(HOLDER, {"token_hash": token_hash(token), "now": utcnow()})
         return principal_of(rows[0][:HOLDER_COLUMNS] if rows else None, presented)
 
     async def create_token(self, principal: Principal, request: TokenCreate, actor: Actor) -> TokenCreated:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
@@ -132,16 +132,20 @@ class Database:
                 raise
             raise translated from exc
 
-    async def rows(self, statement: Executable) -> Sequence[Row[*tuple[Any, ...]]]:
-        """The rows of one read-only Core statement, in one round trip (see the module's
-        description). Each call sees one consistent snapshot."""
+    async def rows(self, statement: Executable, values: Mapping[str, Any]) -> Sequence[Row[*tuple[Any, ...]]]:
+        """The rows of one read-only Core statement with its bound ``values``, in one round
+        trip (see the module's description). Each call sees one consistent snapshot.
+
+        Build hot statements once, with ``bindparam``: building one per call costs more
+        than running it."""
         try:
             if self._hot is None:
                 async with self.engine.connect() as conn:
-                    return (await conn.execute(statement)).all()
+                    return (await conn.execute(statement, values)).all()
             if self._threads is None:
                 self._threads = ThreadPoolExecutor(HOT_READERS, thread_name_prefix="sealbox-read")
-            return await asyncio.get_running_loop().run_in_executor(self._threads, self._fetch, self._hot, statement)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._threads, self._fetch, self._hot, statement, values)
         except (DBAPIError, StatementError, OverflowError, UnicodeEncodeError) as exc:
             translated = _translated(exc)
             if translated is exc:
@@ -149,9 +153,9 @@ class Database:
             raise translated from exc
 
     @staticmethod
-    def _fetch(engine: Engine, statement: Executable) -> Sequence[Row[*tuple[Any, ...]]]:
+    def _fetch(engine: Engine, statement: Executable, values: Mapping[str, Any]) -> Sequence[Row[*tuple[Any, ...]]]:
         with engine.connect() as conn:
-            return conn.execute(statement).all()
+            return conn.execute(statement, values).all()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:

@@ -29,11 +29,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, null, select
+from sqlalchemy import Select, and_, bindparam, null, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from sealbox.accounts.authority import Action, Presented, authorise
-from sealbox.accounts.repository import HOLDER_COLUMNS, holder_query
+from sealbox.accounts.repository import HOLDER, HOLDER_COLUMNS, holder_query
 from sealbox.accounts.schemas import Principal
 from sealbox.accounts.service import principal_of
 from sealbox.audit.service import Actor, Audit, Detail, Event
@@ -152,18 +153,6 @@ class Opened:
         length = end - start + 1
         share = self._authorised.share
         row = self._authorised.row
-        if share is not None:
-            amount = max(length, 1) if share.bytes_left is not None else 0
-            now = utcnow()
-            async with self._gate.db.write() as session:
-                repo = SharingRepository(session)
-                if not await repo.charge(share.id, now, amount, start == 0):
-                    current = await session.get(Share, share.id, populate_existing=True)
-                    if current is None:
-                        raise Gone("this link has been revoked")
-                    check_live(current, now)
-                    raise Gone(f"this link's download limit allows only {current.bytes_left} more bytes")
-            self._charged = amount
         # Every response that sends bytes is one event, ranges included (a range names its
         # first byte): a download in many ranges cannot pass unrecorded, and group commit
         # keeps a burst of them to a few transactions.
@@ -171,7 +160,26 @@ class Opened:
         detail: Detail = {"via": self._authorised.via, "bytes": max(length, 0)}
         if length != row.size:
             detail = {**detail, "start": start}
-        self._gate.audit.record_soon(Event("file.download", self._actor, row.owner_id, row.id, target, detail))
+        event = Event("file.download", self._actor, row.owner_id, row.id, target, detail)
+        if share is None:
+            self._gate.audit.record_soon(event)
+            return
+        amount = max(length, 1) if share.bytes_left is not None else 0
+        now = utcnow()
+        share_id = share.id
+
+        async def charge(session: AsyncSession) -> None:
+            if not await SharingRepository(session).charge(share_id, now, amount, start == 0):
+                current = await session.get(Share, share_id, populate_existing=True)
+                if current is None:
+                    raise Gone("this link has been revoked")
+                check_live(current, now)
+                raise Gone(f"this link's download limit allows only {current.bytes_left} more bytes")
+
+        # The charge and its event share one transaction, and concurrent downloads share
+        # its commit: the allowance is taken, durably, before the headers are sent.
+        await self._gate.audit.record(event, prepare=charge)
+        self._charged = amount
 
     def finish(self, unsent: int) -> None:
         """After a response: give back to a link's allowance what a cut-short one did
@@ -196,32 +204,42 @@ def _reader(access: WithCredential, row: tuple[Any, ...] | None) -> Principal:
     return principal
 
 
-def _account_query(access: AsUser | WithCredential, file_id: FileId) -> Select[*tuple[Any, ...]]:
-    """The file ``file_id``, whether its owner is enabled and the account's grant for it
-    (a row with NULLs when there is no such file), after the credential's holder when
-    ``access`` is an unresolved credential (no row when it resolves to no one)."""
+def _account_query(by_credential: bool) -> Select[*tuple[Any, ...]]:
+    """The file bound as ``file_id``, its owner's id, whether that owner is enabled, and
+    the reading account's grant for it; with ``by_credential``, after the holder of the
+    credential bound as ``token_hash`` (``HOLDER``): no row when the credential resolves
+    to no one, NULLs after the holder when there is no such file. Otherwise the account
+    is bound as ``user_id``."""
     columns = (*FILES.columns, _owner.id, _owner.is_active, Grant.id)
-    if isinstance(access, AsUser):
-        query = select(*columns).select_from(File).where(File.id == file_id)
+    if not by_credential:
+        query = select(*columns).select_from(File).where(File.id == bindparam("file_id"))
         query = query.join(_owner, _owner.id == File.owner_id)
-        return query.outerjoin(Grant, and_(Grant.file_id == File.id, Grant.grantee_id == access.user_id))
-    query = holder_query(token_hash(access.token), utcnow()).add_columns(*columns)
-    query = query.outerjoin(File, File.id == file_id).outerjoin(_owner, _owner.id == File.owner_id)
+        return query.outerjoin(Grant, and_(Grant.file_id == File.id, Grant.grantee_id == bindparam("user_id")))
+    query = holder_query().add_columns(*columns)
+    query = query.outerjoin(File, File.id == bindparam("file_id")).outerjoin(_owner, _owner.id == File.owner_id)
     return query.outerjoin(Grant, and_(Grant.file_id == File.id, Grant.grantee_id == User.id))
 
 
-def _link_query(access: ByLink, now: datetime) -> Select[*tuple[Any, ...]]:
-    """The link with this token, its file, whether its owner is enabled and, when a grant
-    came with it, the link's id if that grant unlocks it."""
-    unlocked = Unlock.link_id if access.grant else null()
+def _link_query(with_grant: bool) -> Select[*tuple[Any, ...]]:
+    """The link whose token hash is bound as ``token_hash``, its file, whether its owner
+    is enabled and, ``with_grant``, the link's id if the grant whose hash is bound as
+    ``grant_hash`` unlocks it at the time bound as ``now``."""
+    unlocked = Unlock.link_id if with_grant else null()
     query = select(*SHARES.columns, *FILES.columns, User.is_active, unlocked).select_from(Share)
     query = query.join(File, File.id == Share.file_id).join(User, User.id == Share.owner_id)
-    if access.grant:
-        query = query.outerjoin(
-            Unlock,
-            and_(Unlock.link_id == Share.id, Unlock.token_hash == token_hash(access.grant), Unlock.expires_at > now),
+    if with_grant:
+        live = and_(
+            Unlock.link_id == Share.id,
+            Unlock.token_hash == bindparam("grant_hash"),
+            Unlock.expires_at > bindparam("now"),
         )
-    return query.where(Share.token_hash == token_hash(access.token))
+        query = query.outerjoin(Unlock, live)
+    return query.where(Share.token_hash == bindparam("token_hash"))
+
+
+# Built once: building a statement costs more than running it.
+BY_CREDENTIAL, BY_USER = _account_query(True), _account_query(False)
+BY_LINK, BY_LINK_WITH_GRANT = _link_query(False), _link_query(True)
 
 
 class Gate:
@@ -249,12 +267,16 @@ class Gate:
             return await self._by_link(access), access.actor
         if isinstance(access, WithCredential) and file_id is None:
             # Authenticate first: a malformed id must not answer before the credential.
-            rows = await self.db.rows(holder_query(token_hash(access.token), utcnow()))
+            rows = await self.db.rows(HOLDER, {"token_hash": token_hash(access.token), "now": utcnow()})
             _reader(access, tuple(rows[0]) if rows else None)
             raise NotFound("file not found")
         if file_id is None:
             raise NotFound("file not found")
-        rows = await self.db.rows(_account_query(access, file_id))
+        if isinstance(access, WithCredential):
+            values = {"token_hash": token_hash(access.token), "now": utcnow(), "file_id": file_id}
+            rows = await self.db.rows(BY_CREDENTIAL, values)
+        else:
+            rows = await self.db.rows(BY_USER, {"file_id": file_id, "user_id": access.user_id})
         row: tuple[Any, ...] | None = tuple(rows[0]) if rows else None
         if isinstance(access, WithCredential):
             principal = _reader(access, row)
@@ -274,7 +296,10 @@ class Gate:
 
     async def _by_link(self, access: ByLink) -> Authorised:
         now = utcnow()
-        rows = await self.db.rows(_link_query(access, now))
+        values: dict[str, object] = {"token_hash": token_hash(access.token)}
+        if access.grant:
+            values |= {"grant_hash": token_hash(access.grant), "now": now}
+        rows = await self.db.rows(BY_LINK_WITH_GRANT if access.grant else BY_LINK, values)
         if not rows:
             raise NotFound("link not found")
         row = tuple(rows[0])
