@@ -38,10 +38,12 @@ T = TypeVar("T")
 # keep both cores busy while a few reads wait on the disk, and small enough that 16 or
 # more concurrent clients queue for a thread instead of opening connections.
 HOT_READERS = 4
-# The asynchronous engine's pool on SQLite (each connection is an aiosqlite thread):
-# sized so that the writer and the ordinary reads of 16 concurrent clients find an open
-# connection instead of opening (and closing) overflow ones per request.
-SQLITE_POOL = 16
+# The asynchronous engine's pool (on SQLite each connection is an aiosqlite thread):
+# SQLAlchemy's default of 5 kept connections and 10 overflow ones made 16 concurrent
+# clients open (and close) a connection on a large share of their requests. POOL are
+# kept open (16 clients, each holding at most one at a time, the group committer and a
+# margin); as many again may be opened for a burst.
+POOL = 20
 
 
 def _sqlite_setup(sync: Engine) -> None:
@@ -98,8 +100,9 @@ class Database:
         # pool's own rollback on checkin is a second, wasted round trip to the driver's
         # thread (there are five per query); PostgreSQL keeps it as a safety net.
         reset = None if self.is_sqlite else "rollback"
-        pool: dict[str, Any] = {"pool_size": SQLITE_POOL, "max_overflow": SQLITE_POOL} if self.is_sqlite else {}
-        self.engine = create_async_engine(url, pool_pre_ping=not self.is_sqlite, pool_reset_on_return=reset, **pool)
+        self.engine = create_async_engine(
+            url, pool_pre_ping=not self.is_sqlite, pool_reset_on_return=reset, pool_size=POOL, max_overflow=POOL
+        )
         self._hot: Engine | None = None
         self._threads: ThreadPoolExecutor | None = None
         if self.is_sqlite:
@@ -131,6 +134,11 @@ class Database:
             if translated is exc:
                 raise
             raise translated from exc
+
+    @property
+    def engines(self) -> tuple[Engine, ...]:
+        """Every engine this database runs statements on (to attach event listeners)."""
+        return (self.engine.sync_engine,) if self._hot is None else (self.engine.sync_engine, self._hot)
 
     async def rows(self, statement: Executable, values: Mapping[str, Any]) -> Sequence[Row[*tuple[Any, ...]]]:
         """The rows of one read-only Core statement with its bound ``values``, in one round
