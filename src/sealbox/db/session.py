@@ -189,8 +189,12 @@ class Database:
         """
         if self.is_sqlite:
             return
+        held = "sealbox_keys_exclusive" if exclusive else "sealbox_keys_shared"
+        if session.info.get(held):
+            return  # taken already in this transaction (a group commit wraps many keys)
         function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
         await session.execute(text(f"SELECT {function}(:key)"), {"key": KEY_LOCK})
+        session.info[held] = True
 
     async def ping(self) -> None:
         """Raise ``Unavailable`` unless the database answers a trivial query."""

@@ -303,12 +303,16 @@ class FileService:
         """
         await self.db.lock_keys(session)
         key_id, wrapped = self.keyring.wrap(bound_id, dek, domain)
-        if await FileRepository(session).is_retired(key_id):
+        # Asked once per transaction and key: the key lock holds the answer until the
+        # commit, and a group commit wraps many keys under one primary key.
+        live: set[str] = session.info.setdefault("sealbox_live_keys", set())
+        if key_id not in live and await FileRepository(session).is_retired(key_id):
             log.warning("keys.primary_retired", key_id=key_id)
             raise Unavailable(
                 f"this server's primary master key {key_id} has been retired: its keyring is out of date "
                 "(see docs/keys.md, several hosts)"
             )
+        live.add(key_id)
         return key_id, wrapped
 
     async def limits(self, owner: UserId, admission: Admission | None) -> list[Limit]:
