@@ -182,3 +182,27 @@ def test_concurrent_downloads_open_no_connection_per_request(settings: Settings)
         assert counted.connections == 0
 
     run(settings, scenario)
+
+
+def test_a_listing_page_is_one_statement(settings: Settings) -> None:
+    async def scenario(runtime: Runtime) -> None:
+        owner, _ = await _account(runtime, "owner")
+        names = [f"f{i}.txt" for i in range(5)]
+        for name in names:
+            await runtime.files.upload(owner, name, None, _body(), ACTOR)
+        seen: list[str] = []
+        cursor: str | None = None
+        pages = 0
+        while True:
+            with counting(runtime) as counted:
+                page = await runtime.files.list(owner, 2, cursor)
+            assert len(counted.statements) == 1, counted.statements
+            seen += [item.name for item in page.items]
+            pages += 1
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert seen == names[::-1]  # newest first, each once
+        assert pages == 3
+
+    run(settings, scenario)

@@ -3,8 +3,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import Integer, Select, and_, bindparam, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.db.base import Columns
@@ -12,6 +13,22 @@ from sealbox.ids import FileId, UserId
 from sealbox.models import File, RetiredKey, Upload, User
 
 FILES = Columns(File)
+
+
+def _page_query(after: bool) -> Select[*tuple[Any, ...]]:
+    """``FILES`` columns of the files of the owner bound as ``owner``, newest first,
+    keyset-paginated on (created_at, id) after the values bound as ``created_at`` and
+    ``file_id`` when ``after``; at most the number bound as ``limit``."""
+    query = select(*FILES.columns).where(File.owner_id == bindparam("owner"))
+    if after:
+        created = bindparam("created_at", type_=File.created_at.type)
+        earlier = or_(File.created_at < created, and_(File.created_at == created, File.id < bindparam("file_id")))
+        query = query.where(earlier)
+    return query.order_by(File.created_at.desc(), File.id.desc()).limit(bindparam("limit", type_=Integer))
+
+
+# Built once: listing runs on every page load and sync.
+FIRST_PAGE, NEXT_PAGE = _page_query(False), _page_query(True)
 
 
 class FileRepository:

@@ -29,7 +29,7 @@ from sealbox.db.base import utcnow
 from sealbox.db.session import Database
 from sealbox.errors import IntegrityFailure, InvalidInput, KeyMissing, NotFound, TooLarge, Unavailable
 from sealbox.files.names import check_content_type
-from sealbox.files.repository import FileRepository
+from sealbox.files.repository import FILES, FIRST_PAGE, NEXT_PAGE, FileRepository
 from sealbox.files.schemas import FilePage, FileRead
 from sealbox.ids import FileId, UserId
 from sealbox.models import File
@@ -469,8 +469,13 @@ class FileService:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
         after = _decode_cursor(cursor) if cursor else None
-        async with self.db.read() as session:
-            rows = await FileRepository(session).page(owner, limit + 1, after)
+        # One plain statement, no ORM session: listings are among the most frequent requests.
+        if after is None:
+            found = await self.db.rows(FIRST_PAGE, {"owner": owner, "limit": limit + 1})
+        else:
+            values = {"owner": owner, "limit": limit + 1, "created_at": after[0], "file_id": after[1]}
+            found = await self.db.rows(NEXT_PAGE, values)
+        rows = [FILES.build(row) for row in found]
         items = [self._read(row) for row in rows[:limit]]
         more = len(rows) > limit
         last = rows[limit - 1] if more else None
