@@ -100,14 +100,17 @@ class Database:
         # pool's own rollback on checkin is a second, wasted round trip to the driver's
         # thread (there are five per query); PostgreSQL keeps it as a safety net.
         reset = None if self.is_sqlite else "rollback"
-        self.engine = create_async_engine(
-            url, pool_pre_ping=not self.is_sqlite, pool_reset_on_return=reset, pool_size=POOL, max_overflow=POOL
-        )
+        # An in-memory SQLite database lives in one connection (SQLAlchemy's StaticPool).
+        in_memory = self.is_sqlite and make_url(url).database in (None, "", ":memory:")
+        pool = {} if in_memory else {"pool_size": POOL, "max_overflow": POOL}
+        self.engine = create_async_engine(url, pool_pre_ping=not self.is_sqlite, pool_reset_on_return=reset, **pool)
         self._hot: Engine | None = None
         self._threads: ThreadPoolExecutor | None = None
         if self.is_sqlite:
             _sqlite_setup(self.engine.sync_engine)
-            # The same file through the standard library's driver, for ``rows``.
+        if self.is_sqlite and not in_memory:
+            # The same file through the standard library's driver, for ``rows`` (an
+            # in-memory database is one per connection, so it has no second engine).
             hot_url = make_url(url).set(drivername="sqlite")
             # A connection moves between the reader threads, one thread at a time.
             self._hot = create_engine(
