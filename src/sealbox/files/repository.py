@@ -30,6 +30,16 @@ def _page_query(after: bool) -> Select[*tuple[Any, ...]]:
 # Built once: listing runs on every page load and sync.
 FIRST_PAGE, NEXT_PAGE = _page_query(False), _page_query(True)
 
+# What the owner bound as ``owner`` stores, and what their unfinished uploads unexpired
+# at the time bound as ``now`` hold (see ``FileRepository.usage`` and ``reserved``), in
+# one statement: the early quota answer before an upload streams.
+USAGE = select(
+    select(func.coalesce(func.sum(File.size), 0)).where(File.owner_id == bindparam("owner")).scalar_subquery(),
+    select(func.coalesce(func.sum(Upload.length), 0))
+    .where(Upload.owner_id == bindparam("owner"), Upload.expires_at > bindparam("now"))
+    .scalar_subquery(),
+)
+
 
 class FileRepository:
     def __init__(self, session: AsyncSession) -> None:

@@ -29,7 +29,7 @@ from sealbox.db.base import utcnow
 from sealbox.db.session import Database
 from sealbox.errors import IntegrityFailure, InvalidInput, KeyMissing, NotFound, TooLarge, Unavailable
 from sealbox.files.names import check_content_type
-from sealbox.files.repository import FILES, FIRST_PAGE, NEXT_PAGE, FileRepository
+from sealbox.files.repository import FILES, FIRST_PAGE, NEXT_PAGE, USAGE, FileRepository
 from sealbox.files.schemas import FilePage, FileRead
 from sealbox.ids import FileId, UserId
 from sealbox.models import File
@@ -321,9 +321,8 @@ class FileService:
         transaction that records the file checks again."""
         limits = [Limit(self.max_upload_size, f"the file is larger than the limit of {self.max_upload_size} bytes")]
         if self.quota is not None:
-            async with self.db.read() as session:
-                files = FileRepository(session)
-                used = await files.usage(owner) + await files.reserved(owner, utcnow())
+            (stored, held), *_ = await self.db.rows(USAGE, {"owner": owner, "now": utcnow()})
+            used = int(stored) + int(held)
             if admission is not None and admission.completes is not None:
                 used -= admission.completes.size  # the upload this file completes holds its own room
             stranger = admission is not None and admission.by_link
