@@ -101,6 +101,16 @@ def test_concurrent_puts_of_different_keys(store: BlobStore) -> None:
         assert run(_read_all(store, key, 0, len(data))) == data
 
 
+@pytest.mark.parametrize("size", [0, 1, (256 << 10) - 1, 256 << 10, (256 << 10) + 1, 3 << 20])
+def test_put_stores_every_byte_whether_held_whole_or_streamed(store: BlobStore, size: int) -> None:
+    """Around the size up to which a local blob is held and written in one call."""
+    data = os.urandom(size)
+    pieces = [data[i : i + 100_000] for i in range(0, size, 100_000)] or [b""]
+    assert run(store.put("files/ab/sized", _chunks(*pieces))) == size
+    assert run(store.size("files/ab/sized")) == size
+    assert run(_read_all(store, "files/ab/sized", 0, size)) == data
+
+
 def test_put_replaces_atomically(store: BlobStore) -> None:
     run(store.put("k", _chunks(b"old")))
     run(store.put("k", _chunks(b"new!")))

@@ -82,3 +82,22 @@ def test_a_cancelled_caller_does_not_cancel_the_commit(tmp_path: Path) -> None:
         assert await _count(db) == 1
 
     run(tmp_path, scenario)
+
+
+def test_hot_reads_see_every_committed_write(tmp_path: Path) -> None:
+    """``rows`` reads through its own connections (reader threads on SQLite): a row is
+    visible to it as soon as the write that added it has committed, never before."""
+
+    async def scenario(db: Database) -> None:
+        names = select(User.username).order_by(User.username)
+        assert list(await db.rows(names, {})) == []
+        async with db.write() as session:
+            session.add(User(username="first", password_hash="x"))
+            await session.flush()
+            assert list(await db.rows(names, {})) == []  # not committed yet
+        assert [row.username for row in await db.rows(names, {})] == ["first"]
+        await inserter(db).submit(User(username="second", password_hash="x"))
+        found = await asyncio.gather(*(db.rows(names, {}) for _ in range(20)))
+        assert {tuple(row.username for row in rows) for rows in found} == {("first", "second")}
+
+    run(tmp_path, scenario)

@@ -5,8 +5,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.models import ApiToken, LoginFailure, User
@@ -47,6 +48,23 @@ class UserRepository:
         await self.session.flush()
 
 
+def holder_query() -> Select[*tuple[Any, ...]]:
+    """The columns of ``TokenHolder`` for the active user holding an unexpired token whose
+    hash is bound as ``token_hash``, at the time bound as ``now`` (no row otherwise).
+    Others extend it, to resolve a credential in the same query as what the request
+    asks for; its ``HOLDER_COLUMNS`` columns come first."""
+    return (
+        select(User.id, User.username, User.is_admin, ApiToken.id, ApiToken.scope, ApiToken.kind)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == bindparam("token_hash"), User.is_active.is_(True))
+        .where((ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > bindparam("now")))
+    )
+
+
+HOLDER = holder_query()
+HOLDER_COLUMNS = 6
+
+
 @dataclass(frozen=True)
 class TokenHolder:
     user_id: uuid.UUID
@@ -64,20 +82,6 @@ class TokenRepository:
     async def add(self, token: ApiToken) -> None:
         self.session.add(token)
         await self.session.flush()
-
-    async def holder(self, token_hash: str, now: datetime) -> TokenHolder | None:
-        """The active user holding an unexpired token with this hash.
-
-        Plain columns, not ORM objects: this runs on every request.
-        """
-        query = (
-            select(User.id, User.username, User.is_admin, ApiToken.id, ApiToken.scope, ApiToken.kind)
-            .join(ApiToken, ApiToken.user_id == User.id)
-            .where(ApiToken.token_hash == token_hash, User.is_active.is_(True))
-            .where((ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now))
-        )
-        row = (await self.session.execute(query)).first()
-        return TokenHolder(*row) if row is not None else None
 
     async def of_user(self, user_id: uuid.UUID) -> Sequence[ApiToken]:
         query = select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.created_at)

@@ -7,13 +7,20 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from sealbox import names
 from sealbox.accounts.authority import Presented, accepts
-from sealbox.accounts.repository import LoginFailureRepository, TokenRepository, UserRepository
+from sealbox.accounts.repository import (
+    HOLDER,
+    HOLDER_COLUMNS,
+    LoginFailureRepository,
+    TokenHolder,
+    TokenRepository,
+    UserRepository,
+)
 from sealbox.accounts.schemas import (
     Kind,
     PasswordChange,
@@ -127,6 +134,20 @@ def _not_yourself(user_id: UserId, actor: Actor | None, what: str) -> None:
         raise Conflict(f"administrators cannot {what} here: another administrator or the operator can")
 
 
+def principal_of(holder: Sequence[Any] | None, presented: Presented) -> Principal:
+    """The principal of a credential from the ``holder_query`` columns found for it
+    (``None``: none found), as it was ``presented``. Raises ``AuthenticationFailed``, the
+    same for an unknown token and one presented where its kind is not accepted."""
+    if holder is None:
+        raise AuthenticationFailed("invalid or expired token")
+    found = TokenHolder(*holder)
+    if not accepts(presented, found.kind):
+        raise AuthenticationFailed("invalid or expired token")
+    return Principal(
+        UserId(found.user_id), found.username, found.is_admin, found.token_id, _scope(found.scope), _kind(found.kind)
+    )
+
+
 class AccountService:
     def __init__(
         self, db: Database, audit: Audit, token_ttl: timedelta, login_policy: LoginPolicy | None = None
@@ -211,18 +232,8 @@ class AccountService:
         Looked up in the database on every request, so disabling an account or revoking
         a token takes effect on the next request, in every server process.
         """
-        async with self.db.read() as session:
-            found = await TokenRepository(session).holder(token_hash(token), utcnow())
-        if found is None or not accepts(presented, found.kind):
-            raise AuthenticationFailed("invalid or expired token")
-        return Principal(
-            UserId(found.user_id),
-            found.username,
-            found.is_admin,
-            found.token_id,
-            _scope(found.scope),
-            _kind(found.kind),
-        )
+        rows = await self.db.rows(HOLDER, {"token_hash": token_hash(token), "now": utcnow()})
+        return principal_of(rows[0][:HOLDER_COLUMNS] if rows else None, presented)
 
     async def create_token(self, principal: Principal, request: TokenCreate, actor: Actor) -> TokenCreated:
         """A personal API token; the token itself is returned only here."""

@@ -13,12 +13,12 @@ from fastapi import Depends, Request
 from sealbox.accounts.schemas import Principal
 from sealbox.audit.service import Actor
 from sealbox.runtime import Runtime
-from sealbox.web.auth import AdminUser, CurrentUser, WritingUser
+from sealbox.web.auth import AdminUser, CurrentUser, Reader, WritingUser
 from sealbox.web.context import client_of, runtime_of
 
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 
-__all__ = ["AdminUser", "CurrentUser", "RuntimeDep", "WritingUser", "actor_of"]
+__all__ = ["AdminUser", "CurrentUser", "Reader", "RuntimeDep", "WritingUser", "actor_of"]
 
 
 def actor_of(request: Request, user: Principal) -> Actor:

@@ -24,7 +24,7 @@ from datetime import datetime
 
 import structlog
 from pydantic import BaseModel
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.db.base import utcnow
@@ -35,6 +35,7 @@ from sealbox.models import AuditEvent, AuditHead
 log = structlog.get_logger()
 
 GENESIS = bytes(32)
+_EVENT_KEYS = tuple(attr.key for attr in AuditEvent.__mapper__.column_attrs)
 MAX_PAGE = 1000
 Detail = Mapping[str, str | int | bool | None]
 
@@ -138,6 +139,12 @@ Prepare = Callable[[AsyncSession], Awaitable[None]]
 Entry = tuple[tuple[Event, ...], tuple[object, ...], Prepare | None]
 
 
+# Plain statements, built once: appending runs on every upload and download.
+_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+_INSERT = insert(AuditEvent.__table__)  # type: ignore[arg-type]
+_MOVE_HEAD = update(AuditHead).where(AuditHead.id == 1)
+
+
 async def _append(session: AsyncSession, batch: list[Entry]) -> None:
     # The rows' own preparation (wrapping a file key takes the key lock) comes before the
     # audit head's lock: every writer takes the key lock first, the head last.
@@ -145,9 +152,9 @@ async def _append(session: AsyncSession, batch: list[Entry]) -> None:
         if prepare is not None:
             await prepare(session)
     # FOR UPDATE serialises appenders on PostgreSQL; SQLite's write lock already does.
-    head = (await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())).scalar_one()
-    seq, prev = head.seq, head.hash
+    seq, prev = (await session.execute(_HEAD)).one()
     now = utcnow()
+    appended: list[dict[str, object]] = []
     for events, rows, _ in batch:
         session.add_all(rows)
         for event in events:
@@ -166,9 +173,13 @@ async def _append(session: AsyncSession, batch: list[Entry]) -> None:
                 prev_hash=prev,
             )
             row.hash = prev = chain_hash(row.prev_hash, row)
-            session.add(row)
+            appended.append({key: getattr(row, key) for key in _EVENT_KEYS})
             log.info("audit", seq=seq, action=event.action, actor=row.actor, hash=row.hash.hex())
-    await session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
+    if appended:
+        # The events are inserted as plain rows (one statement for the batch), not
+        # flushed as objects; the callers' rows are flushed by the commit.
+        await session.execute(_INSERT, appended)
+    await session.execute(_MOVE_HEAD.values(seq=seq, hash=prev))
 
 
 class Audit:

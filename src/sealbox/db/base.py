@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import ColumnElement, DateTime, MetaData
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -46,3 +47,24 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+M = TypeVar("M", bound=Base)
+
+
+class Columns(Generic[M]):
+    """A model's mapped columns, to select as plain values (Core, no session) and to build
+    a detached instance from: what the hot paths use instead of ORM queries."""
+
+    def __init__(self, model: type[M]) -> None:
+        attrs = model.__mapper__.column_attrs
+        self.model = model
+        self.keys = tuple(attr.key for attr in attrs)
+        self.columns: tuple[ColumnElement[Any], ...] = tuple(attr.columns[0] for attr in attrs)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def build(self, values: Sequence[Any]) -> M:
+        """An instance holding ``values`` (in the order of ``columns``), attached to no session."""
+        return self.model(**dict(zip(self.keys, values, strict=True)))

@@ -8,30 +8,45 @@ On SQLite, write transactions start with ``BEGIN IMMEDIATE`` (a deferred transac
 that reads then writes fails with "database is locked" under concurrency, whatever the
 busy timeout) and are serialised by an in-process lock, which is far cheaper than
 letting them contend for the file lock.
+
+The hot paths (a request's credential, file and grant; a link with its file) read with
+``rows``: one Core statement, no ORM objects, in one round trip. On SQLite that is one
+thread hop to a small fixed set of reader threads, each with its own connection
+(aiosqlite would take four or five hops per statement); on PostgreSQL psycopg is
+asynchronous and needs no thread at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Engine, Executable, Row, create_engine, event, make_url, text
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError, StatementError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from sealbox.errors import InvalidInput, Unavailable
 
 _WRITE = "sealbox_write"
 KEY_LOCK = 0x5EA1B1
 T = TypeVar("T")
+# Reader threads for ``Database.rows`` on SQLite, each with its own connection: enough to
+# keep both cores busy while a few reads wait on the disk, and small enough that 16 or
+# more concurrent clients queue for a thread instead of opening connections.
+HOT_READERS = 4
+# The asynchronous engine's pool (on SQLite each connection is an aiosqlite thread):
+# SQLAlchemy's default of 5 kept connections and 10 overflow ones made 16 concurrent
+# clients open (and close) a connection on a large share of their requests. POOL are
+# kept open (16 clients, each holding at most one at a time, the group committer and a
+# margin); as many again may be opened for a burst.
+POOL = 20
 
 
-def _sqlite_setup(engine: AsyncEngine) -> None:
-    sync = engine.sync_engine
-
+def _sqlite_setup(sync: Engine) -> None:
     @event.listens_for(sync, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
@@ -85,9 +100,27 @@ class Database:
         # pool's own rollback on checkin is a second, wasted round trip to the driver's
         # thread (there are five per query); PostgreSQL keeps it as a safety net.
         reset = None if self.is_sqlite else "rollback"
-        self.engine = create_async_engine(url, pool_pre_ping=not self.is_sqlite, pool_reset_on_return=reset)
+        # An in-memory SQLite database lives in one connection (SQLAlchemy's StaticPool).
+        in_memory = self.is_sqlite and make_url(url).database in (None, "", ":memory:")
+        pool = {} if in_memory else {"pool_size": POOL, "max_overflow": POOL}
+        self.engine = create_async_engine(url, pool_pre_ping=not self.is_sqlite, pool_reset_on_return=reset, **pool)
+        self._hot: Engine | None = None
+        self._threads: ThreadPoolExecutor | None = None
         if self.is_sqlite:
-            _sqlite_setup(self.engine)
+            _sqlite_setup(self.engine.sync_engine)
+        if self.is_sqlite and not in_memory:
+            # The same file through the standard library's driver, for ``rows`` (an
+            # in-memory database is one per connection, so it has no second engine).
+            hot_url = make_url(url).set(drivername="sqlite")
+            # A connection moves between the reader threads, one thread at a time.
+            self._hot = create_engine(
+                hot_url,
+                pool_size=HOT_READERS,
+                max_overflow=0,
+                pool_reset_on_return=None,
+                connect_args={"check_same_thread": False},
+            )
+            _sqlite_setup(self._hot)
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writer = async_sessionmaker(self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False)
         self._write_lock = asyncio.Lock()
@@ -104,6 +137,36 @@ class Database:
             if translated is exc:
                 raise
             raise translated from exc
+
+    @property
+    def engines(self) -> tuple[Engine, ...]:
+        """Every engine this database runs statements on (to attach event listeners)."""
+        return (self.engine.sync_engine,) if self._hot is None else (self.engine.sync_engine, self._hot)
+
+    async def rows(self, statement: Executable, values: Mapping[str, Any]) -> Sequence[Row[*tuple[Any, ...]]]:
+        """The rows of one read-only Core statement with its bound ``values``, in one round
+        trip (see the module's description). Each call sees one consistent snapshot.
+
+        Build hot statements once, with ``bindparam``: building one per call costs more
+        than running it."""
+        try:
+            if self._hot is None:
+                async with self.engine.connect() as conn:
+                    return (await conn.execute(statement, values)).all()
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(HOT_READERS, thread_name_prefix="sealbox-read")
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._threads, self._fetch, self._hot, statement, values)
+        except (DBAPIError, StatementError, OverflowError, UnicodeEncodeError) as exc:
+            translated = _translated(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    @staticmethod
+    def _fetch(engine: Engine, statement: Executable, values: Mapping[str, Any]) -> Sequence[Row[*tuple[Any, ...]]]:
+        with engine.connect() as conn:
+            return conn.execute(statement, values).all()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -129,8 +192,12 @@ class Database:
         """
         if self.is_sqlite:
             return
+        held = "sealbox_keys_exclusive" if exclusive else "sealbox_keys_shared"
+        if session.info.get(held):
+            return  # taken already in this transaction (a group commit wraps many keys)
         function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
         await session.execute(text(f"SELECT {function}(:key)"), {"key": KEY_LOCK})
+        session.info[held] = True
 
     async def ping(self) -> None:
         """Raise ``Unavailable`` unless the database answers a trivial query."""
@@ -138,6 +205,11 @@ class Database:
             await session.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=True)
+            self._threads = None
+        if self._hot is not None:
+            self._hot.dispose()
         await self.engine.dispose()
 
 

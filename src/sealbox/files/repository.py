@@ -3,12 +3,42 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import Integer, Select, and_, bindparam, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sealbox.db.base import Columns
 from sealbox.ids import FileId, UserId
 from sealbox.models import File, FileSegment, RetiredKey, Upload, User
+
+FILES = Columns(File)
+
+
+def _page_query(after: bool) -> Select[*tuple[Any, ...]]:
+    """``FILES`` columns of the files of the owner bound as ``owner``, newest first,
+    keyset-paginated on (created_at, id) after the values bound as ``created_at`` and
+    ``file_id`` when ``after``; at most the number bound as ``limit``."""
+    query = select(*FILES.columns).where(File.owner_id == bindparam("owner"))
+    if after:
+        created = bindparam("created_at", type_=File.created_at.type)
+        earlier = or_(File.created_at < created, and_(File.created_at == created, File.id < bindparam("file_id")))
+        query = query.where(earlier)
+    return query.order_by(File.created_at.desc(), File.id.desc()).limit(bindparam("limit", type_=Integer))
+
+
+# Built once: listing runs on every page load and sync.
+FIRST_PAGE, NEXT_PAGE = _page_query(False), _page_query(True)
+
+# What the owner bound as ``owner`` stores, and what their unfinished uploads unexpired
+# at the time bound as ``now`` hold (see ``FileRepository.usage`` and ``reserved``), in
+# one statement: the early quota answer before an upload streams.
+USAGE = select(
+    select(func.coalesce(func.sum(File.size), 0)).where(File.owner_id == bindparam("owner")).scalar_subquery(),
+    select(func.coalesce(func.sum(Upload.length), 0))
+    .where(Upload.owner_id == bindparam("owner"), Upload.expires_at > bindparam("now"))
+    .scalar_subquery(),
+)
 
 
 class FileRepository:

@@ -31,7 +31,7 @@ from sealbox.db.base import utcnow
 from sealbox.db.session import Database
 from sealbox.errors import IntegrityFailure, InvalidInput, KeyMissing, NotFound, TooLarge, Unavailable
 from sealbox.files.names import check_content_type
-from sealbox.files.repository import FileRepository
+from sealbox.files.repository import FILES, FIRST_PAGE, NEXT_PAGE, USAGE, FileRepository
 from sealbox.files.schemas import FilePage, FileRead
 from sealbox.ids import FileId, UserId
 from sealbox.models import File, FileSegment
@@ -56,6 +56,15 @@ def parse_file_id(value: str) -> FileId:
         return FileId(uuid.UUID(value))
     except ValueError:
         raise NotFound("file not found") from None
+
+
+def file_ref(value: str) -> FileId | None:
+    """A client-supplied id, or ``None`` when it is malformed (a file that does not
+    exist, said only after the caller has authenticated)."""
+    try:
+        return FileId(uuid.UUID(value))
+    except ValueError:
+        return None
 
 
 def etag_of(header_tag: bytes) -> str:
@@ -310,12 +319,16 @@ class FileService:
         """
         await self.db.lock_keys(session)
         key_id, wrapped = self.keyring.wrap(bound_id, dek, domain)
-        if await FileRepository(session).is_retired(key_id):
+        # Asked once per transaction and key: the key lock holds the answer until the
+        # commit, and a group commit wraps many keys under one primary key.
+        live: set[str] = session.info.setdefault("sealbox_live_keys", set())
+        if key_id not in live and await FileRepository(session).is_retired(key_id):
             log.warning("keys.primary_retired", key_id=key_id)
             raise Unavailable(
                 f"this server's primary master key {key_id} has been retired: its keyring is out of date "
                 "(see docs/keys.md, several hosts)"
             )
+        live.add(key_id)
         return key_id, wrapped
 
     async def limits(self, owner: UserId, admission: Admission | None) -> list[Limit]:
@@ -324,9 +337,8 @@ class FileService:
         transaction that records the file checks again."""
         limits = [Limit(self.max_upload_size, f"the file is larger than the limit of {self.max_upload_size} bytes")]
         if self.quota is not None:
-            async with self.db.read() as session:
-                files = FileRepository(session)
-                used = await files.usage(owner) + await files.reserved(owner, utcnow())
+            (stored, held), *_ = await self.db.rows(USAGE, {"owner": owner, "now": utcnow()})
+            used = int(stored) + int(held)
             if admission is not None and admission.completes is not None:
                 used -= admission.completes.size  # the upload this file completes holds its own room
             stranger = admission is not None and admission.by_link
@@ -500,8 +512,13 @@ class FileService:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
         after = _decode_cursor(cursor) if cursor else None
-        async with self.db.read() as session:
-            rows = await FileRepository(session).page(owner, limit + 1, after)
+        # One plain statement, no ORM session: listings are among the most frequent requests.
+        if after is None:
+            found = await self.db.rows(FIRST_PAGE, {"owner": owner, "limit": limit + 1})
+        else:
+            values = {"owner": owner, "limit": limit + 1, "created_at": after[0], "file_id": after[1]}
+            found = await self.db.rows(NEXT_PAGE, values)
+        rows = [FILES.build(row) for row in found]
         items = [self._read(row) for row in rows[:limit]]
         more = len(rows) > limit
         last = rows[limit - 1] if more else None

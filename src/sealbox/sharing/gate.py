@@ -27,17 +27,27 @@ import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import Select, and_, bindparam, null, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from sealbox.accounts.authority import Action, Presented, authorise
+from sealbox.accounts.repository import HOLDER, HOLDER_COLUMNS, holder_query
+from sealbox.accounts.schemas import Principal
+from sealbox.accounts.service import principal_of
 from sealbox.audit.service import Actor, Audit, Detail, Event
 from sealbox.crypto.tokens import token_hash
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
 from sealbox.errors import AuthenticationFailed, Gone, NotFound
+from sealbox.files.repository import FILES
 from sealbox.files.schemas import FileRead
 from sealbox.files.service import Download, FileService
 from sealbox.ids import FileId, UserId
-from sealbox.models import File, Share, UploadRequest
-from sealbox.sharing.repository import SharingRepository
+from sealbox.models import File, Grant, Share, Unlock, UploadRequest, User
+from sealbox.sharing.repository import SHARES, SharingRepository
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,17 @@ class AsUser:
 
 
 @dataclass(frozen=True)
+class WithCredential:
+    """A signed-in account's credential as presented (a bearer token or the session
+    cookie), not yet resolved: the gate resolves it in the same query as the file, and
+    the authority (``sealbox.accounts.authority``) decides whether it counts."""
+
+    token: str
+    presented: Presented
+    client: str | None
+
+
+@dataclass(frozen=True)
 class ByLink:
     """Whoever holds a share link's token (and, for a password, an unlock grant)."""
 
@@ -57,7 +78,7 @@ class ByLink:
     actor: Actor
 
 
-Access = AsUser | ByLink
+Access = AsUser | WithCredential | ByLink
 
 
 def check_live(link: Share | UploadRequest, now: datetime) -> None:
@@ -72,11 +93,23 @@ def check_live(link: Share | UploadRequest, now: datetime) -> None:
         raise Gone(f"this link has received all the {link.max_files} files it accepts")
 
 
+def check_owner(owner_active: bool) -> None:
+    """``Gone`` while the link's owner is disabled."""
+    if not owner_active:
+        raise Gone("this link is suspended")
+
+
+def check_password(link: Share | UploadRequest, unlocked: bool) -> None:
+    """``AuthenticationFailed`` for a link with a password that was not ``unlocked`` (by
+    a live grant for it)."""
+    if link.password_hash is not None and not unlocked:
+        raise AuthenticationFailed("this link needs its password: POST it to the link's /unlock first")
+
+
 async def check_open(repo: SharingRepository, link: Share | UploadRequest, now: datetime) -> None:
     """``check_live``, and ``Gone`` while the link's owner is disabled."""
     check_live(link, now)
-    if not await repo.owner_active(link.owner_id):
-        raise Gone("this link is suspended")
+    check_owner(await repo.owner_active(link.owner_id))
 
 
 async def check_unlocked(
@@ -84,8 +117,7 @@ async def check_unlocked(
 ) -> None:
     if link.password_hash is None:
         return
-    if not grant or not await repo.unlocked(token_hash(grant), link.id, now):
-        raise AuthenticationFailed("this link needs its password: POST it to the link's /unlock first")
+    check_password(link, bool(grant) and await repo.unlocked(token_hash(grant or ""), link.id, now))
 
 
 def downloads_left(share: Share, size: int) -> int | None:
@@ -121,18 +153,6 @@ class Opened:
         length = end - start + 1
         share = self._authorised.share
         row = self._authorised.row
-        if share is not None:
-            amount = max(length, 1) if share.bytes_left is not None else 0
-            now = utcnow()
-            async with self._gate.db.write() as session:
-                repo = SharingRepository(session)
-                if not await repo.charge(share.id, now, amount, start == 0):
-                    current = await session.get(Share, share.id, populate_existing=True)
-                    if current is None:
-                        raise Gone("this link has been revoked")
-                    check_live(current, now)
-                    raise Gone(f"this link's download limit allows only {current.bytes_left} more bytes")
-            self._charged = amount
         # Every response that sends bytes is one event, ranges included (a range names its
         # first byte): a download in many ranges cannot pass unrecorded, and group commit
         # keeps a burst of them to a few transactions.
@@ -140,7 +160,26 @@ class Opened:
         detail: Detail = {"via": self._authorised.via, "bytes": max(length, 0)}
         if length != row.size:
             detail = {**detail, "start": start}
-        self._gate.audit.record_soon(Event("file.download", self._actor, row.owner_id, row.id, target, detail))
+        event = Event("file.download", self._actor, row.owner_id, row.id, target, detail)
+        if share is None:
+            self._gate.audit.record_soon(event)
+            return
+        amount = max(length, 1) if share.bytes_left is not None else 0
+        now = utcnow()
+        share_id = share.id
+
+        async def charge(session: AsyncSession) -> None:
+            if not await SharingRepository(session).charge(share_id, now, amount, start == 0):
+                current = await session.get(Share, share_id, populate_existing=True)
+                if current is None:
+                    raise Gone("this link has been revoked")
+                check_live(current, now)
+                raise Gone(f"this link's download limit allows only {current.bytes_left} more bytes")
+
+        # The charge and its event share one transaction, and concurrent downloads share
+        # its commit: the allowance is taken, durably, before the headers are sent.
+        await self._gate.audit.record(event, prepare=charge)
+        self._charged = amount
 
     def finish(self, unsent: int) -> None:
         """After a response: give back to a link's allowance what a cut-short one did
@@ -154,6 +193,55 @@ class Opened:
         self._gate.refund(share.id, unsent, self._charged - unsent)
 
 
+_owner = aliased(User)
+
+
+def _reader(access: WithCredential, row: tuple[Any, ...] | None) -> Principal:
+    """The principal of an unresolved credential from its query's row, if the authority
+    accepts it for reading."""
+    principal = principal_of(row[:HOLDER_COLUMNS] if row is not None else None, access.presented)
+    authorise(principal, Action.READ)
+    return principal
+
+
+def _account_query(by_credential: bool) -> Select[*tuple[Any, ...]]:
+    """The file bound as ``file_id``, its owner's id, whether that owner is enabled, and
+    the reading account's grant for it; with ``by_credential``, after the holder of the
+    credential bound as ``token_hash`` (``HOLDER``): no row when the credential resolves
+    to no one, NULLs after the holder when there is no such file. Otherwise the account
+    is bound as ``user_id``."""
+    columns = (*FILES.columns, _owner.id, _owner.is_active, Grant.id)
+    if not by_credential:
+        query = select(*columns).select_from(File).where(File.id == bindparam("file_id"))
+        query = query.join(_owner, _owner.id == File.owner_id)
+        return query.outerjoin(Grant, and_(Grant.file_id == File.id, Grant.grantee_id == bindparam("user_id")))
+    query = holder_query().add_columns(*columns)
+    query = query.outerjoin(File, File.id == bindparam("file_id")).outerjoin(_owner, _owner.id == File.owner_id)
+    return query.outerjoin(Grant, and_(Grant.file_id == File.id, Grant.grantee_id == User.id))
+
+
+def _link_query(with_grant: bool) -> Select[*tuple[Any, ...]]:
+    """The link whose token hash is bound as ``token_hash``, its file, whether its owner
+    is enabled and, ``with_grant``, the link's id if the grant whose hash is bound as
+    ``grant_hash`` unlocks it at the time bound as ``now``."""
+    unlocked = Unlock.link_id if with_grant else null()
+    query = select(*SHARES.columns, *FILES.columns, User.is_active, unlocked).select_from(Share)
+    query = query.join(File, File.id == Share.file_id).join(User, User.id == Share.owner_id)
+    if with_grant:
+        live = and_(
+            Unlock.link_id == Share.id,
+            Unlock.token_hash == bindparam("grant_hash"),
+            Unlock.expires_at > bindparam("now"),
+        )
+        query = query.outerjoin(Unlock, live)
+    return query.where(Share.token_hash == bindparam("token_hash"))
+
+
+# Built once: building a statement costs more than running it.
+BY_CREDENTIAL, BY_USER = _account_query(True), _account_query(False)
+BY_LINK, BY_LINK_WITH_GRANT = _link_query(False), _link_query(True)
+
+
 class Gate:
     def __init__(self, db: Database, files: FileService, audit: Audit) -> None:
         self.db = db
@@ -164,46 +252,73 @@ class Gate:
     async def authorise(self, access: Access, file_id: FileId | None = None) -> Authorised:
         """The authorisation function: which file ``access`` may read, and how.
 
-        For an account: the file ``file_id`` if they own it or hold a grant for it
-        (``NotFound`` otherwise, the same as for a file that does not exist). For a
-        link: its file, if the link exists (``NotFound``), is live (``Gone``) and is
-        unlocked when it has a password (``AuthenticationFailed``).
+        For an account: the file ``file_id`` if they own it or hold a grant for it whose
+        owner is enabled (``NotFound`` otherwise, the same as for a file that does not
+        exist). A credential not yet resolved is resolved first, in the same query, and
+        must be accepted (``AuthenticationFailed``). For a link: its file, if the link
+        exists (``NotFound``), is live and its owner enabled (``Gone``) and is unlocked
+        when it has a password (``AuthenticationFailed``). One database round trip.
         """
-        if isinstance(access, AsUser):
-            if file_id is None:
-                raise NotFound("file not found")
-            row = await self.files.record(file_id)
-            if row is None:
-                raise NotFound("file not found")
-            if row.owner_id == access.user_id:
-                return Authorised(row, "owner")
-            async with self.db.read() as session:
-                repo = SharingRepository(session)
-                grant = await repo.grant_for(file_id, access.user_id)
-                if grant is None or not await repo.owner_active(row.owner_id):
-                    raise NotFound("file not found")
-            return Authorised(row, "grant")
+        authorised, _ = await self._resolve(access, file_id)
+        return authorised
+
+    async def _resolve(self, access: Access, file_id: FileId | None) -> tuple[Authorised, Actor]:
+        if isinstance(access, ByLink):
+            return await self._by_link(access), access.actor
+        if isinstance(access, WithCredential) and file_id is None:
+            # Authenticate first: a malformed id must not answer before the credential.
+            rows = await self.db.rows(HOLDER, {"token_hash": token_hash(access.token), "now": utcnow()})
+            _reader(access, tuple(rows[0]) if rows else None)
+            raise NotFound("file not found")
+        if file_id is None:
+            raise NotFound("file not found")
+        if isinstance(access, WithCredential):
+            values = {"token_hash": token_hash(access.token), "now": utcnow(), "file_id": file_id}
+            rows = await self.db.rows(BY_CREDENTIAL, values)
+        else:
+            rows = await self.db.rows(BY_USER, {"file_id": file_id, "user_id": access.user_id})
+        row: tuple[Any, ...] | None = tuple(rows[0]) if rows else None
+        if isinstance(access, WithCredential):
+            principal = _reader(access, row)
+            user_id, actor = principal.user_id, principal.actor(access.client)
+            row = row[HOLDER_COLUMNS:] if row is not None else None
+        else:
+            user_id, actor = access.user_id, access.actor
+        if row is None or row[-3] is None:  # no such file (the owner's id comes back NULL)
+            raise NotFound("file not found")
+        file = FILES.build(row[: len(FILES)])
+        owner_active, granted = row[-2], row[-1]
+        if file.owner_id == user_id:
+            return Authorised(file, "owner"), actor
+        if granted is None or not owner_active:
+            raise NotFound("file not found")
+        return Authorised(file, "grant"), actor
+
+    async def _by_link(self, access: ByLink) -> Authorised:
         now = utcnow()
-        async with self.db.read() as session:
-            repo = SharingRepository(session)
-            share = await repo.share_by_token(token_hash(access.token))
-            if share is None:
-                raise NotFound("link not found")
-            await check_open(repo, share, now)
-            await check_unlocked(repo, share, access.grant, now)
-        row = await self.files.record(FileId(share.file_id))
-        if row is None:
+        values: dict[str, object] = {"token_hash": token_hash(access.token)}
+        if access.grant:
+            values |= {"grant_hash": token_hash(access.grant), "now": now}
+        rows = await self.db.rows(BY_LINK_WITH_GRANT if access.grant else BY_LINK, values)
+        if not rows:
             raise NotFound("link not found")
-        return Authorised(row, "link", share)
+        row = tuple(rows[0])
+        share = SHARES.build(row[: len(SHARES)])
+        file = FILES.build(row[len(SHARES) : len(SHARES) + len(FILES)])
+        owner_active, unlocked = row[-2], row[-1]
+        check_live(share, now)
+        check_owner(bool(owner_active))
+        check_password(share, unlocked is not None)
+        return Authorised(file, "link", share)
 
     async def describe(self, access: Access, file_id: FileId | None = None) -> tuple[FileRead, Authorised]:
         authorised = await self.authorise(access, file_id)
         return self.files.describe(authorised.row), authorised
 
     async def open(self, access: Access, file_id: FileId | None = None) -> Opened:
-        authorised = await self.authorise(access, file_id)
+        authorised, actor = await self._resolve(access, file_id)
         download = await self.files.open(authorised.row)
-        return Opened(download, self, authorised, access.actor)
+        return Opened(download, self, authorised, actor)
 
     def refund(self, share_id: uuid.UUID, unsent: int, sent: int) -> None:
         task = asyncio.get_running_loop().create_task(self._refund(share_id, unsent, sent))

@@ -7,8 +7,11 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sealbox.db.base import Columns
 from sealbox.ids import FileId, UserId
 from sealbox.models import File, Grant, Share, Unlock, Upload, UploadRequest, User
+
+SHARES = Columns(Share)
 
 
 def _count(result: object) -> int:

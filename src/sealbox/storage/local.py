@@ -23,6 +23,7 @@ from anyio import to_thread
 from sealbox.storage.base import READ_PIECE, BlobNotFound, StorageUnavailable, check_key
 
 TEMP_PREFIX = ".tmp-"
+SMALL_PUT = 256 << 10  # blobs up to this size are held and written in one call
 T = TypeVar("T")
 
 
@@ -84,6 +85,23 @@ def _commit(fd: int, tmp: Path, path: Path) -> None:
     _fsync_dir(path.parent)
 
 
+def _put_small(tmp: Path, path: Path, pieces: list[bytes | bytearray]) -> None:
+    """Create, write and commit (``_commit``) a whole small blob in one call; removes the
+    temporary file on failure."""
+    fd = _create(tmp)
+    try:
+        try:
+            _write_all(fd, b"".join(pieces), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        _commit(fd, tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -102,13 +120,27 @@ class LocalStore:
     async def put(self, key: str, chunks: AsyncIterable[bytes | bytearray]) -> int:
         path = self._path(key)
         tmp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
-        fd = await _io(_create, tmp)
+        # A small blob is held until its end and written in one worker-thread call
+        # (create, write, fsync, rename, fsync the directory): four thread hops fewer
+        # than streaming it, with the same durability. A larger one streams.
+        source = aiter(chunks)
+        held: list[bytes | bytearray] = []
         size = 0
+        async for chunk in source:
+            held.append(chunk)
+            size += len(chunk)
+            if size > SMALL_PUT:
+                break
+        else:
+            await _io(_put_small, tmp, path, held)
+            return size
+        fd = await _io(_create, tmp)
         try:
             try:
                 # Errors raised by ``chunks`` itself (a client disconnect is an OSError
                 # too) propagate unchanged; only our own I/O errors are translated.
-                async for chunk in chunks:
+                await _io(_write_all, fd, b"".join(held), 0)
+                async for chunk in source:
                     await _io(_write_all, fd, chunk, size)
                     size += len(chunk)
             except BaseException:

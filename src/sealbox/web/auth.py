@@ -17,10 +17,11 @@ from typing import Annotated, Literal
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from sealbox.accounts.authority import Action, authorise
+from sealbox.accounts.authority import Action, Presented, authorise
 from sealbox.accounts.schemas import Principal
 from sealbox.errors import AuthenticationFailed
-from sealbox.web.context import runtime_of
+from sealbox.sharing.gate import WithCredential
+from sealbox.web.context import client_of, runtime_of
 from sealbox.web.cookies import cookie
 from sealbox.web.sessions import SESSION_COOKIE
 
@@ -45,6 +46,26 @@ async def session_of(request: Request) -> Principal | None:
         return None
 
 
+def presented(request: Request, bearer: str | None) -> tuple[str, Presented]:
+    """The API credential of a request, and how it came: ``Authorization: Bearer``, or
+    else the session cookie (for the web interface's own scripts)."""
+    if bearer:
+        return bearer, "bearer"
+    session = cookie(request, SESSION_COOKIE)
+    if session is None:
+        raise AuthenticationFailed("an 'Authorization: Bearer' token is required")
+    return session, "cookie"
+
+
+async def credential_of(request: Request, bearer: Annotated[str | None, Depends(oauth2)]) -> WithCredential:
+    """Dependency: the API credential, not yet resolved, for a route that reads through
+    the gate: the gate resolves it in the same query as the file (one round trip), and
+    the authority decides there (``Action.READ``). Raises ``AuthenticationFailed`` when
+    there is none."""
+    token, how = presented(request, bearer)
+    return WithCredential(token, how, client_of(request))
+
+
 class Caller:
     """Dependency: the account making the request, allowed to perform ``action``.
 
@@ -61,13 +82,8 @@ class Caller:
             user = await session_of(request)
             if user is None:
                 raise SignInRequired
-        elif bearer:
-            user = await runtime_of(request).accounts.authenticate(bearer, "bearer")
         else:
-            session = cookie(request, SESSION_COOKIE)
-            if session is None:
-                raise AuthenticationFailed("an 'Authorization: Bearer' token is required")
-            user = await runtime_of(request).accounts.authenticate(session, "cookie")
+            user = await runtime_of(request).accounts.authenticate(*presented(request, bearer))
         authorise(user, self.action)
         return user
 
@@ -79,3 +95,5 @@ AdminUser = Annotated[Principal, Depends(Caller(Action.ADMIN, "api"))]
 # The pages' callers: a page that only shows, and a form that changes something.
 PageUser = Annotated[Principal, Depends(Caller(Action.READ, "page"))]
 PageWriter = Annotated[Principal, Depends(Caller(Action.WRITE, "page"))]
+# An API reader whose credential the gate resolves with the file it asks for.
+Reader = Annotated[WithCredential, Depends(credential_of)]

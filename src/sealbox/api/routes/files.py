@@ -4,15 +4,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from sealbox.api.deps import CurrentUser, RuntimeDep, WritingUser, actor_of
+from sealbox.api.deps import CurrentUser, Reader, RuntimeDep, WritingUser, actor_of
 from sealbox.api.downloads import content_response
 from sealbox.api.errors import responses
 from sealbox.api.limits import streamed
 from sealbox.api.uploads import owner_store, receive_upload
 from sealbox.files.schemas import FilePage, FileRead
-from sealbox.files.service import MAX_PAGE, parse_file_id
+from sealbox.files.service import MAX_PAGE, file_ref, parse_file_id
 from sealbox.inputs import Count
-from sealbox.sharing.gate import AsUser
 
 router = APIRouter(prefix="/api/v1/files", tags=["files"])
 
@@ -87,10 +86,9 @@ async def list_files(
 
 
 @router.get("/{file_id}", responses=responses(401, 404, 422, 500, 503))
-async def get_file(file_id: str, request: Request, runtime: RuntimeDep, user: CurrentUser) -> FileRead:
+async def get_file(file_id: str, runtime: RuntimeDep, reader: Reader) -> FileRead:
     """A file's metadata (yours, or one shared with you)."""
-    access = AsUser(user.user_id, actor_of(request, user))
-    info, _ = await runtime.gate.describe(access, parse_file_id(file_id))
+    info, _ = await runtime.gate.describe(reader, file_ref(file_id))
     return info
 
 
@@ -109,8 +107,9 @@ async def delete_file(file_id: str, request: Request, runtime: RuntimeDep, user:
 @router.head(
     "/{file_id}/content", response_class=Response, responses={**CONTENT, **responses(401, 404, 416, 422, 500, 503)}
 )
-async def file_content(file_id: str, request: Request, runtime: RuntimeDep, user: CurrentUser) -> Response:
+async def file_content(file_id: str, request: Request, runtime: RuntimeDep, reader: Reader) -> Response:
     """Download a file (yours, or one shared with you), or a byte range of it
     (`Range: bytes=a-b`; one range per request)."""
-    opened = await runtime.gate.open(AsUser(user.user_id, actor_of(request, user)), parse_file_id(file_id))
+    # The credential, the file and the grant are resolved together by the gate.
+    opened = await runtime.gate.open(reader, file_ref(file_id))
     return await content_response(request, opened)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from sealbox.api.deps import CurrentUser, RuntimeDep, WritingUser, actor_of
+from sealbox.api.deps import Reader, RuntimeDep, WritingUser
 from sealbox.api.downloads import content_response
 from sealbox.api.errors import responses
 from sealbox.api.routes.files import CONTENT, MULTIPART_FILE, upload_body
 from sealbox.api.uploads import owner_store, receive_multipart
 from sealbox.files.schemas import FileRead
-from sealbox.files.service import parse_file_id
-from sealbox.sharing.gate import AsUser
+from sealbox.files.service import file_ref
 
 router = APIRouter(tags=["compatibility"])
 
@@ -38,7 +37,7 @@ async def upload(request: Request, runtime: RuntimeDep, user: WritingUser) -> Fi
 @router.head(
     "/download/{file_id}", response_class=Response, responses={**CONTENT, **responses(401, 404, 416, 422, 500, 503)}
 )
-async def download(file_id: str, request: Request, runtime: RuntimeDep, user: CurrentUser) -> Response:
+async def download(file_id: str, request: Request, runtime: RuntimeDep, reader: Reader) -> Response:
     """Download a file by id (same as `GET /api/v1/files/{id}/content`)."""
-    opened = await runtime.gate.open(AsUser(user.user_id, actor_of(request, user)), parse_file_id(file_id))
+    opened = await runtime.gate.open(reader, file_ref(file_id))
     return await content_response(request, opened)
