@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sealbox.db.base import Columns
 from sealbox.ids import FileId, UserId
 from sealbox.models import File, FileSegment, RetiredKey, Upload, User
+from sealbox.models.upload import holding_room
 
 FILES = Columns(File)
 
@@ -36,7 +37,7 @@ FIRST_PAGE, NEXT_PAGE = _page_query(False), _page_query(True)
 USAGE = select(
     select(func.coalesce(func.sum(File.size), 0)).where(File.owner_id == bindparam("owner")).scalar_subquery(),
     select(func.coalesce(func.sum(Upload.length), 0))
-    .where(Upload.owner_id == bindparam("owner"), Upload.expires_at > bindparam("now"))
+    .where(Upload.owner_id == bindparam("owner"), holding_room(bindparam("now")))
     .scalar_subquery(),
 )
 
@@ -81,9 +82,7 @@ class FileRepository:
         """Bytes held for ``owner``'s unfinished resumable uploads that have not expired
         (their declared lengths, through a link or not): they count against the quota
         from the moment they are created. Expired and complete ones hold nothing."""
-        query = select(func.coalesce(func.sum(Upload.length), 0)).where(
-            Upload.owner_id == owner, Upload.expires_at > now, Upload.completed_at.is_(None)
-        )
+        query = select(func.coalesce(func.sum(Upload.length), 0)).where(Upload.owner_id == owner, holding_room(now))
         return int((await self.session.execute(query)).scalar_one())
 
     async def lock_owner(self, owner: UserId) -> None:

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, SmallInteger, String, Uuid
+from sqlalchemy import BigInteger, ColumnElement, ForeignKey, Integer, LargeBinary, SmallInteger, String, Uuid, and_
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sealbox.db.base import Base, UTCDateTime, utcnow
@@ -64,3 +65,10 @@ class UploadPart(Base):
     size: Mapped[int] = mapped_column(BigInteger)  # plaintext bytes
     chunk_log2: Mapped[int] = mapped_column(SmallInteger, default=16, server_default="16")
     header_tag: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+def holding_room(now: Any) -> ColumnElement[bool]:
+    """The uploads that hold room at ``now`` (a datetime or a bound parameter): not
+    expired and not complete. Every count of held room (the quota, a link's files and
+    bytes, the caps on unfinished uploads) uses this one condition."""
+    return and_(Upload.expires_at > now, Upload.completed_at.is_(None))

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sealbox.db.base import Columns
 from sealbox.ids import FileId, UserId
 from sealbox.models import File, Grant, Share, Unlock, Upload, UploadRequest, User
+from sealbox.models.upload import holding_room
 
 SHARES = Columns(Share)
 
@@ -74,7 +75,7 @@ class SharingRepository:
         """Unfinished resumable uploads through the link that have not expired: how many,
         and the bytes they declared."""
         query = select(func.count(), func.coalesce(func.sum(Upload.length), 0)).where(
-            Upload.request_id == request_id, Upload.expires_at > now, Upload.completed_at.is_(None)
+            Upload.request_id == request_id, holding_room(now)
         )
         count, held = (await self.session.execute(query)).one()
         return int(count), int(held)

@@ -56,6 +56,7 @@ from sealbox.files.schemas import FileRead
 from sealbox.files.service import FileService, Held, Limit, blob_key, limited
 from sealbox.ids import UserId
 from sealbox.models import File, FileSegment, Upload, UploadPart, UploadRequest
+from sealbox.models.upload import holding_room
 from sealbox.sharing.service import RequestAdmission, admission_for
 from sealbox.storage.base import BlobStore, StorageUnavailable
 
@@ -141,8 +142,7 @@ class Completion:
             .where(
                 Upload.id == self.upload_id,
                 Upload.offset == self.offset,
-                Upload.expires_at > now,
-                Upload.completed_at.is_(None),
+                holding_room(now),
             )
             # From now on it holds no room (see ``FileRepository.reserved``) and no key:
             # the data key lives on only in the file's row, so deleting the file still
@@ -283,8 +283,7 @@ class UploadService:
         query = select(func.count()).where(
             Upload.owner_id == owner,
             Upload.request_id.is_(None),
-            Upload.expires_at > utcnow(),
-            Upload.completed_at.is_(None),
+            holding_room(utcnow()),
         )
         pending = int((await session.execute(query)).scalar_one())
         if pending >= self.max_pending:
