@@ -214,3 +214,33 @@ def test_a_table_replayed_from_another_upload_is_refused(alice: Account, install
     assert_refused_before_any_byte(alice, victim)
     # The upload it came from is untouched and still reads.
     assert alice.client.get(f"/api/v1/files/{other}/content").status_code == 200
+
+
+@pytest.mark.parametrize("seq", [0, 1, 2])
+def test_a_segment_presented_as_the_whole_file_is_refused(alice: Account, install: Installation, seq: int) -> None:
+    """The record turned into a one-blob file whose blob is one of its own segments
+    (copied to the file's blob key, with that segment's header tag and size): every
+    segment is a valid sealbox stream under the file's key, bound to the file's id, so
+    only the file key's wrapping can tell that this key never sealed a whole file.
+    Otherwise a part of the file (any one, or a part discarded on a retry) would be
+    sent as if it were the whole file."""
+    file_id, data = tus_file(alice)
+    token = alice.client.post(f"/api/v1/files/{file_id}/shares", json={}).json()["token"]
+    _, key, size, log2, tag = segments(install, file_id)[seq]
+    hex_id = uuid.UUID(file_id).hex
+    install.blobs.write(f"files/{hex_id[:2]}/{hex_id}", install.blobs.read(key))
+    install.sql("DELETE FROM file_segments WHERE file_id = :id", id=db_id(install, file_id))
+    install.sql(
+        "UPDATE files SET segments = 0, size = :size, chunk_log2 = :log2, header_tag = :tag WHERE id = :id",
+        size=size,
+        log2=log2,
+        tag=tag,
+        id=db_id(install, file_id),
+    )
+    for url in (f"/api/v1/files/{file_id}/content", f"/download/{file_id}", f"/s/{token}/download"):
+        for headers in (None, {"Range": "bytes=0-99"}):
+            status, _ = attempt(alice, url, headers)
+            assert status == 500
+            response = alice.client.get(url, headers=headers)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert data[seq * PART : seq * PART + 100] not in response.content

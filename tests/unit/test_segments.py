@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sealbox.accounts.service import AccountService
 from sealbox.audit.service import Actor, Audit
 from sealbox.crypto.errors import IntegrityError
-from sealbox.crypto.keys import Keyring, WrapDomain, new_master_key
+from sealbox.crypto.keys import Keyring, new_master_key
 from sealbox.crypto.segments import encode_table, table_key, table_tag, verify_table
 from sealbox.crypto.stream import HEADER_LEN, parse_header
 from sealbox.db.migrate import upgrade
@@ -231,7 +231,7 @@ def test_retried_parts_with_other_bytes_never_reuse_a_key_and_nonce(tmp_path: Pa
         won = seconds[[isinstance(r, Conflict) for r in results].index(False)]
         await uploads.append(row.id, holder, 2 * size, _source(first), None, ACTOR)  # same bytes again
 
-        dek = files.unwrap(*await _wrapped(files, row.file_id))
+        dek = await _dek(files, row.file_id)
         sealed = [parse_header(header, dek, row.file_id.bytes)[1] for _, header in store.headers]
         assert len(sealed) >= 5  # the discarded, the first, both racers, the last
         assert len(set(sealed)) == len(sealed)
@@ -240,11 +240,11 @@ def test_retried_parts_with_other_bytes_never_reuse_a_key_and_nonce(tmp_path: Pa
     _run(tmp_path, scenario)
 
 
-async def _wrapped(files: FileService, file_id: uuid.UUID) -> tuple[str, bytes, bytes, WrapDomain, int]:
+async def _dek(files: FileService, file_id: uuid.UUID) -> bytes:
     async with files.db.read() as session:
         row = await session.get(File, file_id)
     assert row is not None
-    return row.key_id, row.id.bytes, row.wrapped_dek, WrapDomain.FILE, row.wrap_format
+    return files.dek(row)
 
 
 def test_delete_removes_every_segment_and_sweep_keeps_live_ones(tmp_path: Path) -> None:
