@@ -25,7 +25,7 @@ from sealbox.crypto.segments import encode_table, table_key, table_tag, verify_t
 from sealbox.crypto.stream import HEADER_LEN, parse_header
 from sealbox.db.migrate import upgrade
 from sealbox.db.session import Database
-from sealbox.errors import ChecksumMismatch, Conflict
+from sealbox.errors import ChecksumMismatch, Conflict, InvalidInput
 from sealbox.files.service import FileService, blob_key
 from sealbox.ids import FileId, UserId
 from sealbox.models import File, FileSegment, UploadPart
@@ -286,5 +286,33 @@ def test_an_empty_upload_becomes_an_empty_one_blob_file(tmp_path: Path) -> None:
         assert blob_key(row.file_id) in store.blobs
         opened = await Gate(files.db, files, files.audit).open(AsUser(owner, ACTOR), FileId(row.file_id))
         assert opened.download.file.size == 0
+
+    _run(tmp_path, scenario)
+
+
+def test_an_upload_has_a_bounded_number_of_parts(tmp_path: Path) -> None:
+    """Each part is a segment its file's every download opens before its first byte, so
+    their number is bounded: once an upload has all its parts but one, a PATCH that
+    does not end it is refused and stores nothing; the rest in one PATCH completes it."""
+
+    async def scenario(files: FileService, uploads: UploadService, owner: UserId, store: RecordingStore) -> None:
+        uploads.max_parts = 3
+        holder = Holder(user_id=owner)
+        data = os.urandom(40)
+        row = await uploads.create(holder, len(data), "p.bin", None, None)
+        for i in range(2):
+            await uploads.append(row.id, holder, 10 * i, _source(data[10 * i : 10 * (i + 1)]), None, ACTOR)
+        stored = set(store.blobs)
+        with pytest.raises(InvalidInput, match="at most 3 parts: send the remaining 20 bytes in one PATCH"):
+            await uploads.append(row.id, holder, 20, _source(data[20:30]), None, ACTOR)
+        assert set(store.blobs) == stored  # the refused part is not kept
+        assert (await uploads.state(row.id, holder)).offset == 20
+        done = await uploads.append(row.id, holder, 20, _source(data[20:]), None, ACTOR)
+        assert done.file_id is not None
+        file_id = uuid.UUID(done.file_id)
+        async with files.db.read() as session:
+            count = await session.execute(select(func.count()).where(FileSegment.file_id == file_id))
+        assert count.scalar_one() == 3
+        assert await _read(files, owner, file_id, 0, len(data) - 1) == data
 
     _run(tmp_path, scenario)

@@ -61,6 +61,10 @@ from sealbox.storage.base import BlobStore, StorageUnavailable
 
 PART_PREFIX = "uploads"
 MAX_PENDING = 100  # unfinished uploads an account may have at once (a link: its files left)
+# Parts (so segments of its file) an upload may have: each costs a blob, a row, and, on
+# every download of the file, the opening of a segment (header and final chunk) before
+# the first byte. As many as S3 allows parts of one object; 16 GiB in parts of 2 MiB.
+MAX_PARTS = 10_000
 CHECKSUMS: dict[str, Callable[[], hashlib._Hash]] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
 
 
@@ -198,6 +202,7 @@ class UploadService:
         files: FileService,
         lifetime: timedelta,
         max_pending: int = MAX_PENDING,
+        max_parts: int = MAX_PARTS,
     ) -> None:
         self.db = db
         self.store = store
@@ -205,6 +210,7 @@ class UploadService:
         self.files = files
         self.lifetime = lifetime
         self.max_pending = max_pending
+        self.max_parts = max_parts
 
     def _dek(self, row: Upload) -> bytes:
         return self.files.unwrap(row.key_id, row.id.bytes, row.wrapped_dek, WrapDomain.UPLOAD, row.wrap_format)
@@ -379,6 +385,12 @@ class UploadService:
                     raise Conflict("another request has changed this upload")
                 count = await session.execute(select(func.count()).where(UploadPart.upload_id == row.id))
                 part.seq = int(count.scalar_one())
+                if part.seq + 1 >= self.max_parts:
+                    # Only the last part allowed may be this one, and it must end the upload.
+                    raise InvalidInput(
+                        f"an upload may have at most {self.max_parts} parts: "
+                        f"send the remaining {row.length - row.offset} bytes in one PATCH"
+                    )
                 session.add(part)
         except BaseException:
             await self._discard(key)
