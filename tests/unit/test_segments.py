@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from sealbox.accounts.service import AccountService
 from sealbox.audit.service import Actor, Audit
@@ -25,7 +25,7 @@ from sealbox.crypto.segments import encode_table, table_key, table_tag, verify_t
 from sealbox.crypto.stream import HEADER_LEN, parse_header
 from sealbox.db.migrate import upgrade
 from sealbox.db.session import Database
-from sealbox.errors import ChecksumMismatch, Conflict, InvalidInput
+from sealbox.errors import ChecksumMismatch, Conflict, IntegrityFailure, InvalidInput
 from sealbox.files.service import FileService, blob_key
 from sealbox.ids import FileId, UserId
 from sealbox.models import File, FileSegment, UploadPart
@@ -314,5 +314,25 @@ def test_an_upload_has_a_bounded_number_of_parts(tmp_path: Path) -> None:
             count = await session.execute(select(func.count()).where(FileSegment.file_id == file_id))
         assert count.scalar_one() == 3
         assert await _read(files, owner, file_id, 0, len(data) - 1) == data
+
+    _run(tmp_path, scenario)
+
+
+def test_a_part_whose_tag_was_removed_does_not_complete_an_upload(tmp_path: Path) -> None:
+    """A part without its tag passes only for an upload begun before revision 0009 (bound
+    to its own id); for any other, completion refuses and records nothing."""
+
+    async def scenario(files: FileService, uploads: UploadService, owner: UserId, store: RecordingStore) -> None:
+        holder = Holder(user_id=owner)
+        data = os.urandom(20)
+        row = await uploads.create(holder, len(data), "t.bin", None, None)
+        await uploads.append(row.id, holder, 0, _source(data[:10]), None, ACTOR)
+        async with files.db.write() as session:
+            await session.execute(update(UploadPart).where(UploadPart.upload_id == row.id).values(tag=None))
+        with pytest.raises(IntegrityFailure, match="stored upload data failed authentication"):
+            await uploads.append(row.id, holder, 10, _source(data[10:]), None, ACTOR)
+        assert (await uploads.state(row.id, holder)).offset == 10
+        async with files.db.read() as session:
+            assert (await session.execute(select(func.count()).select_from(File))).scalar_one() == 0
 
     _run(tmp_path, scenario)

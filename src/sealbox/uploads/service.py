@@ -37,6 +37,7 @@ from sealbox import names
 from sealbox.audit.service import Actor
 from sealbox.crypto.errors import IntegrityError
 from sealbox.crypto.keys import WRAP_FORMAT, FieldCipher, KeyProvider, WrapDomain, new_dek
+from sealbox.crypto.segments import part_tag, verify_parts
 from sealbox.crypto.stream import DEFAULT_CHUNK_LOG2, Sealer
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
@@ -363,6 +364,8 @@ class UploadService:
             size=sealer.plain_size,
             chunk_log2=sealer.header.chunk_log2,
             header_tag=sealer.header.tag,
+            # Pins the part to its place: checked when the upload completes (``_complete``).
+            tag=part_tag(dek, row.bound_id.bytes, row.offset, sealer.plain_size, sealer.header.tag),
         )
         new_offset = row.offset + sealer.plain_size
         if new_offset == row.length:
@@ -412,6 +415,7 @@ class UploadService:
         the committing transaction. An upload with no bytes becomes a one-blob file.
         """
         parts = await self._parts(row.id) + ([last] if last is not None else [])
+        self._check_parts(row, dek, parts)
         request = None
         if row.request_id is not None:
             async with self.db.read() as session:
@@ -458,6 +462,26 @@ class UploadService:
                 await self._discard(written)
             raise
         return UploadState(row.id, row.length, row.length, completion.expires_at, created.id)
+
+    @staticmethod
+    def _check_parts(row: Upload, dek: bytes, parts: list[UploadPart]) -> None:
+        """Refuse (``IntegrityFailure``) parts that are not, in order, those accepted at
+        their places: the segment table is made from them and authenticated as it is,
+        so a part reordered, copied or put back in the records since would otherwise be
+        read as the file's. Parts without a tag (accepted before tags existed) pass only
+        for an upload bound to its own id (begun before revision 0009): making a newer
+        upload look like one changes the id its parts are read against, and they fail."""
+        try:
+            if any(part.tag is None for part in parts):
+                if row.file_id is not None:
+                    raise IntegrityError("an upload part has no tag")
+                if sum(part.size for part in parts) != row.length:
+                    raise IntegrityError("the upload's parts do not cover its length")
+                return
+            checked = [(part.header_tag, part.size, part.tag or b"") for part in parts]
+            verify_parts(dek, row.bound_id.bytes, checked, row.length)
+        except IntegrityError as exc:
+            raise IntegrityFailure("stored upload data failed authentication") from exc
 
     @staticmethod
     def _content_type(row: Upload, dek: bytes) -> bytes:
