@@ -273,7 +273,7 @@ def test_delete_removes_every_segment_and_sweep_keeps_live_ones(tmp_path: Path) 
     _run(tmp_path, scenario)
 
 
-def test_an_empty_upload_becomes_an_empty_one_blob_file(tmp_path: Path) -> None:
+def test_an_empty_upload_becomes_a_file_of_one_empty_segment(tmp_path: Path) -> None:
     async def scenario(files: FileService, uploads: UploadService, owner: UserId, store: RecordingStore) -> None:
         holder = Holder(user_id=owner)
         row = await uploads.create(holder, 0, "e.txt", None, None)
@@ -282,8 +282,8 @@ def test_an_empty_upload_becomes_an_empty_one_blob_file(tmp_path: Path) -> None:
         async with files.db.read() as session:
             file = await session.get(File, row.file_id)
         assert file is not None
-        assert (file.segments, file.size) == (0, 0)
-        assert blob_key(row.file_id) in store.blobs
+        assert (file.segments, file.size) == (1, 0)
+        assert blob_key(row.file_id) not in store.blobs
         opened = await Gate(files.db, files, files.audit).open(AsUser(owner, ACTOR), FileId(row.file_id))
         assert opened.download.file.size == 0
 
@@ -334,5 +334,27 @@ def test_a_part_whose_tag_was_removed_does_not_complete_an_upload(tmp_path: Path
         assert (await uploads.state(row.id, holder)).offset == 10
         async with files.db.read() as session:
             assert (await session.execute(select(func.count()).select_from(File))).scalar_one() == 0
+
+    _run(tmp_path, scenario)
+
+
+def test_racing_completions_of_an_empty_upload_leave_its_file_readable(tmp_path: Path) -> None:
+    """Two PATCHes that complete an upload of no bytes at once: one wins, and the loser
+    removes only what it wrote itself, never the winner's blob."""
+
+    async def scenario(files: FileService, uploads: UploadService, owner: UserId, store: RecordingStore) -> None:
+        holder = Holder(user_id=owner)
+        row = await uploads.create(holder, 0, "empty.bin", None, None)
+        results = await asyncio.gather(
+            *(uploads.append(row.id, holder, 0, _source(b""), None, ACTOR) for _ in range(2)),
+            return_exceptions=True,
+        )
+        done = [r for r in results if not isinstance(r, BaseException)]
+        assert len(done) == 1
+        assert all(isinstance(r, Conflict) for r in results if isinstance(r, BaseException))
+        assert done[0].file_id is not None
+        assert await _read(files, owner, uuid.UUID(done[0].file_id), 0, -1) == b""
+        opened = await Gate(files.db, files, files.audit).open(AsUser(owner, ACTOR), FileId(uuid.UUID(done[0].file_id)))
+        assert opened.download.file.size == 0
 
     _run(tmp_path, scenario)

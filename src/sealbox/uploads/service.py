@@ -38,7 +38,7 @@ from sealbox.audit.service import Actor
 from sealbox.crypto.errors import IntegrityError
 from sealbox.crypto.keys import WRAP_FORMAT, FieldCipher, KeyProvider, WrapDomain, new_dek
 from sealbox.crypto.segments import part_tag, verify_parts
-from sealbox.crypto.stream import DEFAULT_CHUNK_LOG2, Sealer
+from sealbox.crypto.stream import Sealer
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
 from sealbox.errors import (
@@ -54,7 +54,7 @@ from sealbox.errors import (
 from sealbox.files.names import check_content_type
 from sealbox.files.repository import FileRepository
 from sealbox.files.schemas import FileRead
-from sealbox.files.service import FileService, Held, Limit, blob_key, limited
+from sealbox.files.service import FileService, Held, Limit, limited
 from sealbox.ids import UserId
 from sealbox.models import File, FileSegment, Upload, UploadPart, UploadRequest
 from sealbox.sharing.service import RequestAdmission, admission_for
@@ -412,9 +412,14 @@ class UploadService:
         the parts (bound to that id by their headers) and the encrypted name, type and
         uploader (bound to it by ``FieldCipher``, with a file's column labels) are the
         file's as they are; its key is the upload's key, wrapped again as a file key in
-        the committing transaction. An upload with no bytes becomes a one-blob file.
+        the committing transaction. An upload with no bytes becomes a file of one empty
+        segment, written here under a key of this attempt's own: never under the file's
+        blob key, which racing completions would share, the loser removing the winner's.
         """
         parts = await self._parts(row.id) + ([last] if last is not None else [])
+        if not parts:
+            last = await self._empty_part(row, dek)
+            parts = [last]
         self._check_parts(row, dek, parts)
         request = None
         if row.request_id is not None:
@@ -430,20 +435,12 @@ class UploadService:
             name_enc=row.name_enc,
             content_type_enc=row.content_type_enc or self._content_type(row, dek),
             size=0,
-            chunk_log2=parts[0].chunk_log2 if parts else DEFAULT_CHUNK_LOG2,
+            chunk_log2=parts[0].chunk_log2,
             header_tag=b"",
             created_at=utcnow(),
             uploader_enc=row.uploader_enc,
         )
         written: str | None = last.key if last is not None else None
-        if not parts:
-            written = blob_key(row.bound_id)
-            sealer = Sealer(dek, row.bound_id.bytes)
-            try:
-                await self.store.put(written, sealer.seal(_nothing()))
-            except StorageUnavailable as exc:
-                raise Unavailable("file storage is unavailable") from exc
-            file.header_tag = sealer.header.tag
         segments = [
             FileSegment(key=part.key, size=part.size, chunk_log2=part.chunk_log2, header_tag=part.header_tag)
             for part in parts
@@ -462,6 +459,24 @@ class UploadService:
                 await self._discard(written)
             raise
         return UploadState(row.id, row.length, row.length, completion.expires_at, created.id)
+
+    async def _empty_part(self, row: Upload, dek: bytes) -> UploadPart:
+        """The one segment of an upload of no bytes: an empty stream, durable, unrecorded."""
+        key = part_key(row.id)
+        sealer = Sealer(dek, row.bound_id.bytes)
+        try:
+            await self.store.put(key, sealer.seal(_nothing()))
+        except StorageUnavailable as exc:
+            raise Unavailable("file storage is unavailable") from exc
+        tag = part_tag(dek, row.bound_id.bytes, 0, 0, sealer.header.tag)
+        return UploadPart(
+            upload_id=row.id,
+            key=key,
+            size=0,
+            chunk_log2=sealer.header.chunk_log2,
+            header_tag=sealer.header.tag,
+            tag=tag,
+        )
 
     @staticmethod
     def _check_parts(row: Upload, dek: bytes, parts: list[UploadPart]) -> None:
