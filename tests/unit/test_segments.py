@@ -28,7 +28,7 @@ from sealbox.db.session import Database
 from sealbox.errors import ChecksumMismatch, Conflict, IntegrityFailure, InvalidInput
 from sealbox.files.service import FileService, blob_key
 from sealbox.ids import FileId, UserId
-from sealbox.models import File, FileSegment, UploadPart
+from sealbox.models import File, FileSegment, Upload, UploadPart
 from sealbox.sharing.gate import AsUser, Gate
 from sealbox.storage.memory import MemoryStore
 from sealbox.uploads.service import Checksum, Holder, UploadService
@@ -356,5 +356,26 @@ def test_racing_completions_of_an_empty_upload_leave_its_file_readable(tmp_path:
         assert await _read(files, owner, uuid.UUID(done[0].file_id), 0, -1) == b""
         opened = await Gate(files.db, files, files.audit).open(AsUser(owner, ACTOR), FileId(uuid.UUID(done[0].file_id)))
         assert opened.download.file.size == 0
+
+    _run(tmp_path, scenario)
+
+
+def test_an_upload_whose_length_was_cut_does_not_complete_truncated(tmp_path: Path) -> None:
+    """The declared length edited in the record down to the offset reached: an empty
+    PATCH would then complete the upload as a shorter file. The part tags bind the
+    length declared when the parts were accepted, so completion refuses."""
+
+    async def scenario(files: FileService, uploads: UploadService, owner: UserId, store: RecordingStore) -> None:
+        holder = Holder(user_id=owner)
+        data = os.urandom(30)
+        row = await uploads.create(holder, len(data), "cut.bin", None, None)
+        for i in range(2):
+            await uploads.append(row.id, holder, 10 * i, _source(data[10 * i : 10 * (i + 1)]), None, ACTOR)
+        async with files.db.write() as session:
+            await session.execute(update(Upload).where(Upload.id == row.id).values(length=20))
+        with pytest.raises(IntegrityFailure, match="stored upload data failed authentication"):
+            await uploads.append(row.id, holder, 20, _source(b""), None, ACTOR)
+        async with files.db.read() as session:
+            assert (await session.execute(select(func.count()).select_from(File))).scalar_one() == 0
 
     _run(tmp_path, scenario)

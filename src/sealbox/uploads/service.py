@@ -365,7 +365,7 @@ class UploadService:
             chunk_log2=sealer.header.chunk_log2,
             header_tag=sealer.header.tag,
             # Pins the part to its place: checked when the upload completes (``_complete``).
-            tag=part_tag(dek, row.bound_id.bytes, row.offset, sealer.plain_size, sealer.header.tag),
+            tag=part_tag(dek, row.bound_id.bytes, row.length, row.offset, sealer.plain_size, sealer.header.tag),
         )
         new_offset = row.offset + sealer.plain_size
         if new_offset == row.length:
@@ -468,7 +468,7 @@ class UploadService:
             await self.store.put(key, sealer.seal(_nothing()))
         except StorageUnavailable as exc:
             raise Unavailable("file storage is unavailable") from exc
-        tag = part_tag(dek, row.bound_id.bytes, 0, 0, sealer.header.tag)
+        tag = part_tag(dek, row.bound_id.bytes, row.length, 0, 0, sealer.header.tag)
         return UploadPart(
             upload_id=row.id,
             key=key,
