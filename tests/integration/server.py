@@ -54,6 +54,7 @@ class LocalBlobs:
         return (self.root / key).read_bytes()
 
     def write(self, key: str, data: bytes) -> None:
+        (self.root / key).parent.mkdir(parents=True, exist_ok=True)
         (self.root / key).write_bytes(data)
 
     def delete(self, key: str) -> None:

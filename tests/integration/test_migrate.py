@@ -114,3 +114,42 @@ def test_migrate_copies_every_segment_of_a_resumable_upload(tmp_path: Path, seaw
         on_s3.stop()
     again = local.cli("storage", "migrate", "--to", "s3")
     assert "0 blobs copied and verified, 2 already there" in again.stderr
+
+
+def test_migrate_copies_the_parts_of_unfinished_uploads(tmp_path: Path, seaweed: Seaweed) -> None:
+    """An upload in progress when the blobs move keeps its parts: sent to the end on the
+    new store, its file is complete (its earlier parts are its segments), never a listed
+    file whose segments were left behind in the old store."""
+    bucket = seaweed.create_bucket()
+    on_bucket = s3_env(seaweed, bucket)
+    local = Installation(tmp_path, {**on_bucket, "SEALBOX_STORAGE": "local"})
+    server = Server(local).start()
+    assert server.admin_password is not None
+    password = server.admin_password
+    tus = {"Tus-Resumable": "1.0.0", "Content-Type": "application/offset+octet-stream"}
+    parts = [os.urandom(300_000), os.urandom(70_000)]
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {login(server.url, 'admin', password)}"}
+    ) as client:
+        created = client.post("/api/v1/uploads/", headers={**tus, "Upload-Length": str(sum(map(len, parts)))})
+        url = created.headers["location"]
+        sent = client.patch(url, content=parts[0], headers={**tus, "Upload-Offset": "0"})
+        assert sent.status_code == 204, sent.text
+    server.stop()
+
+    moved = local.cli("storage", "migrate", "--to", "s3")
+    assert moved.returncode == 0, moved.stderr
+
+    on_s3 = Server(Installation(tmp_path, on_bucket)).start()
+    try:
+        token = login(on_s3.url, "admin", password)
+        with httpx.Client(base_url=on_s3.url, headers={"Authorization": f"Bearer {token}"}) as client:
+            assert client.head(url, headers=tus).headers["upload-offset"] == str(len(parts[0]))
+            done = client.patch(url, content=parts[1], headers={**tus, "Upload-Offset": str(len(parts[0]))})
+            assert done.status_code == 204, done.text
+            file_id = done.headers["sealbox-file-id"]
+            got = client.get(f"/api/v1/files/{file_id}/content")
+            assert got.status_code == 200
+            assert got.content == b"".join(parts)
+    finally:
+        on_s3.stop()

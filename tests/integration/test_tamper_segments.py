@@ -19,7 +19,7 @@ import pytest
 from tests.integration.conftest import Account
 from tests.integration.server import Installation
 from tests.integration.test_tamper import SEALED, attempt
-from tests.integration.test_tus import location, patch
+from tests.integration.test_tus import head, location, patch
 
 PART = 2 * (1 << 16) + 5  # two full chunks and a bit: every part has the same size
 
@@ -214,3 +214,103 @@ def test_a_table_replayed_from_another_upload_is_refused(alice: Account, install
     assert_refused_before_any_byte(alice, victim)
     # The upload it came from is untouched and still reads.
     assert alice.client.get(f"/api/v1/files/{other}/content").status_code == 200
+
+
+@pytest.mark.parametrize("seq", [0, 1, 2])
+def test_a_segment_presented_as_the_whole_file_is_refused(alice: Account, install: Installation, seq: int) -> None:
+    """The record turned into a one-blob file whose blob is one of its own segments
+    (copied to the file's blob key, with that segment's header tag and size): every
+    segment is a valid sealbox stream under the file's key, bound to the file's id, so
+    only the file key's wrapping can tell that this key never sealed a whole file.
+    Otherwise a part of the file (any one, or a part discarded on a retry) would be
+    sent as if it were the whole file."""
+    file_id, data = tus_file(alice)
+    token = alice.client.post(f"/api/v1/files/{file_id}/shares", json={}).json()["token"]
+    _, key, size, log2, tag = segments(install, file_id)[seq]
+    hex_id = uuid.UUID(file_id).hex
+    install.blobs.write(f"files/{hex_id[:2]}/{hex_id}", install.blobs.read(key))
+    install.sql("DELETE FROM file_segments WHERE file_id = :id", id=db_id(install, file_id))
+    install.sql(
+        "UPDATE files SET segments = 0, size = :size, chunk_log2 = :log2, header_tag = :tag WHERE id = :id",
+        size=size,
+        log2=log2,
+        tag=tag,
+        id=db_id(install, file_id),
+    )
+    for url in (f"/api/v1/files/{file_id}/content", f"/download/{file_id}", f"/s/{token}/download"):
+        for headers in (None, {"Range": "bytes=0-99"}):
+            status, _ = attempt(alice, url, headers)
+            assert status == 500
+            response = alice.client.get(url, headers=headers)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert data[seq * PART : seq * PART + 100] not in response.content
+
+
+def _upload_id(url: str) -> object:
+    return uuid.UUID(url.rsplit("/", 1)[-1])
+
+
+def _parts(install: Installation, url: str) -> list[tuple[int, str, int, int, bytes]]:
+    upload = _upload_id(url)
+    rows = install.sql(
+        "SELECT seq, key, size, chunk_log2, header_tag FROM upload_parts WHERE upload_id = :id ORDER BY seq",
+        id=upload if install.postgres is not None else upload.hex,  # type: ignore[attr-defined]
+    )
+    return [(int(r[0]), str(r[1]), int(r[2]), int(r[3]), bytes(r[4])) for r in rows]
+
+
+def _set_part(install: Installation, url: str, seq: int, key: str, tag: bytes) -> None:
+    upload = _upload_id(url)
+    install.sql(
+        "UPDATE upload_parts SET key = :key, header_tag = :tag WHERE upload_id = :id AND seq = :seq",
+        key=key,
+        tag=tag,
+        seq=seq,
+        id=upload if install.postgres is not None else upload.hex,  # type: ignore[attr-defined]
+    )
+
+
+def parts_reordered(install: Installation, url: str) -> None:
+    first, second = _parts(install, url)[:2]
+    _set_part(install, url, 0, f"{first[1]}x", first[4])  # free the key for a moment
+    _set_part(install, url, 1, first[1], first[4])
+    _set_part(install, url, 0, second[1], second[4])
+
+
+def parts_duplicated(install: Installation, url: str) -> None:
+    first = _parts(install, url)[0]
+    copy = f"{first[1]}0"
+    install.blobs.write(copy, install.blobs.read(first[1]))
+    _set_part(install, url, 1, copy, first[4])
+
+
+UPLOAD_TAMPERINGS: dict[str, Callable[[Installation, str], None]] = {
+    "reordered": parts_reordered,
+    "duplicated": parts_duplicated,
+}
+
+
+@pytest.mark.parametrize("tampering", list(UPLOAD_TAMPERINGS))
+def test_parts_tampered_before_completion_never_become_a_readable_file(
+    alice: Account, install: Installation, tampering: str
+) -> None:
+    """Parts of an upload in progress reordered or duplicated in ``upload_parts`` (parts
+    of one size, as clients send them) before its last PATCH: the table that completion
+    authenticates must not take them as they are now, or the file would read, with 200,
+    in another order than it was sent."""
+    data = os.urandom(3 * PART)
+    url = location(alice, len(data), "parts.bin")
+    for i in range(2):
+        assert patch(alice, url, i * PART, data[i * PART : (i + 1) * PART]).status_code == 204
+    UPLOAD_TAMPERINGS[tampering](install, url)
+    last = patch(alice, url, 2 * PART, data[2 * PART :])
+    if last.status_code == 204:
+        file_id = last.headers["sealbox-file-id"]
+        got = alice.client.get(f"/api/v1/files/{file_id}/content")
+        assert got.status_code == 500
+        assert got.content != data
+    else:
+        assert last.status_code == 500
+        assert last.headers["content-type"] == "application/problem+json"
+        # Nothing was completed: the upload still waits for its last part.
+        assert head(alice, url).headers["upload-offset"] == str(2 * PART)

@@ -62,14 +62,19 @@ def test_verify_holds_while_events_are_appended(database_url: str) -> None:
 
         appender = asyncio.create_task(append())
         try:
-            for _ in range(3):
+            overlapped = 0
+            for _ in range(50):
                 before = await head(audit)
                 result = await audit.verify()
                 after = await head(audit)
                 assert result.ok, result.reason
                 assert before <= result.rows <= after
-                # Events were appended while this verification ran (else it proves nothing).
-                assert after > before
+                # Only a verification during which events were appended proves anything;
+                # on a busy machine the appender may not get a turn during every one.
+                overlapped += after > before
+                if overlapped == 3:
+                    break
+            assert overlapped == 3
         finally:
             done.set()
             await appender

@@ -352,3 +352,29 @@ def test_rewrap_stops_when_its_target_key_is_retired_meanwhile(tmp_path: Path) -
         assert sorted(keys) == sorted([staged.id, "old", "old"])
 
     run(tmp_path, scenario)
+
+
+def test_rewrap_keeps_a_file_of_segments_in_its_own_wrap_domain(tmp_path: Path) -> None:
+    """``keys rewrap`` moves a file made of segments to the new primary with the prefix of
+    its layout, so it still reads as segments and still never as one blob."""
+
+    async def scenario(w: World) -> None:
+        uploads = UploadService(w.db, w.store, w.files.keyring, w.files, timedelta(hours=1))
+        holder = Holder(user_id=w.owner)
+        parts = [os.urandom(70_000), os.urandom(500)]
+        pending = await uploads.create(holder, sum(map(len, parts)), "s.bin", None, None)
+        await uploads.append(pending.id, holder, 0, _chunks(parts[0]), None, ACTOR)
+        done = await uploads.append(pending.id, holder, len(parts[0]), _chunks(parts[1]), None, ACTOR)
+        assert done.file_id is not None
+        await w.keys.rotate(wait=0)
+        await _all(w.keys)
+        new = w.keys.keyring().primary.id
+        assert await _key_of(w.db, done.file_id) == new
+        async with w.db.read() as session:
+            row = await session.get(File, uuid.UUID(done.file_id))
+            assert row is not None
+        assert row.wrap_format == 3
+        w.keys.keyring().unwrap(new, row.id.bytes, row.wrapped_dek, WrapDomain.SEGMENTED_FILE)
+        assert await _read(w.service(KeyringFile(w.path)), w.owner, done.file_id) == b"".join(parts)
+
+    run(tmp_path, scenario)

@@ -15,20 +15,20 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from sealbox.accounts.service import AccountService
 from sealbox.audit.service import Actor, Audit
 from sealbox.crypto.errors import IntegrityError
-from sealbox.crypto.keys import Keyring, WrapDomain, new_master_key
+from sealbox.crypto.keys import Keyring, new_master_key
 from sealbox.crypto.segments import encode_table, table_key, table_tag, verify_table
 from sealbox.crypto.stream import HEADER_LEN, parse_header
 from sealbox.db.migrate import upgrade
 from sealbox.db.session import Database
-from sealbox.errors import ChecksumMismatch, Conflict
+from sealbox.errors import ChecksumMismatch, Conflict, IntegrityFailure, InvalidInput
 from sealbox.files.service import FileService, blob_key
 from sealbox.ids import FileId, UserId
-from sealbox.models import File, FileSegment, UploadPart
+from sealbox.models import File, FileSegment, Upload, UploadPart
 from sealbox.sharing.gate import AsUser, Gate
 from sealbox.storage.memory import MemoryStore
 from sealbox.uploads.service import Checksum, Holder, UploadService
@@ -231,7 +231,7 @@ def test_retried_parts_with_other_bytes_never_reuse_a_key_and_nonce(tmp_path: Pa
         won = seconds[[isinstance(r, Conflict) for r in results].index(False)]
         await uploads.append(row.id, holder, 2 * size, _source(first), None, ACTOR)  # same bytes again
 
-        dek = files.unwrap(*await _wrapped(files, row.file_id))
+        dek = await _dek(files, row.file_id)
         sealed = [parse_header(header, dek, row.file_id.bytes)[1] for _, header in store.headers]
         assert len(sealed) >= 5  # the discarded, the first, both racers, the last
         assert len(set(sealed)) == len(sealed)
@@ -240,11 +240,11 @@ def test_retried_parts_with_other_bytes_never_reuse_a_key_and_nonce(tmp_path: Pa
     _run(tmp_path, scenario)
 
 
-async def _wrapped(files: FileService, file_id: uuid.UUID) -> tuple[str, bytes, bytes, WrapDomain, int]:
+async def _dek(files: FileService, file_id: uuid.UUID) -> bytes:
     async with files.db.read() as session:
         row = await session.get(File, file_id)
     assert row is not None
-    return row.key_id, row.id.bytes, row.wrapped_dek, WrapDomain.FILE, row.wrap_format
+    return files.dek(row)
 
 
 def test_delete_removes_every_segment_and_sweep_keeps_live_ones(tmp_path: Path) -> None:
@@ -273,7 +273,7 @@ def test_delete_removes_every_segment_and_sweep_keeps_live_ones(tmp_path: Path) 
     _run(tmp_path, scenario)
 
 
-def test_an_empty_upload_becomes_an_empty_one_blob_file(tmp_path: Path) -> None:
+def test_an_empty_upload_becomes_a_file_of_one_empty_segment(tmp_path: Path) -> None:
     async def scenario(files: FileService, uploads: UploadService, owner: UserId, store: RecordingStore) -> None:
         holder = Holder(user_id=owner)
         row = await uploads.create(holder, 0, "e.txt", None, None)
@@ -282,9 +282,100 @@ def test_an_empty_upload_becomes_an_empty_one_blob_file(tmp_path: Path) -> None:
         async with files.db.read() as session:
             file = await session.get(File, row.file_id)
         assert file is not None
-        assert (file.segments, file.size) == (0, 0)
-        assert blob_key(row.file_id) in store.blobs
+        assert (file.segments, file.size) == (1, 0)
+        assert blob_key(row.file_id) not in store.blobs
         opened = await Gate(files.db, files, files.audit).open(AsUser(owner, ACTOR), FileId(row.file_id))
         assert opened.download.file.size == 0
+
+    _run(tmp_path, scenario)
+
+
+def test_an_upload_has_a_bounded_number_of_parts(tmp_path: Path) -> None:
+    """Each part is a segment its file's every download opens before its first byte, so
+    their number is bounded: once an upload has all its parts but one, a PATCH that
+    does not end it is refused and stores nothing; the rest in one PATCH completes it."""
+
+    async def scenario(files: FileService, uploads: UploadService, owner: UserId, store: RecordingStore) -> None:
+        uploads.max_parts = 3
+        holder = Holder(user_id=owner)
+        data = os.urandom(40)
+        row = await uploads.create(holder, len(data), "p.bin", None, None)
+        for i in range(2):
+            await uploads.append(row.id, holder, 10 * i, _source(data[10 * i : 10 * (i + 1)]), None, ACTOR)
+        stored = set(store.blobs)
+        with pytest.raises(InvalidInput, match="at most 3 parts: send the remaining 20 bytes in one PATCH"):
+            await uploads.append(row.id, holder, 20, _source(data[20:30]), None, ACTOR)
+        assert set(store.blobs) == stored  # the refused part is not kept
+        assert (await uploads.state(row.id, holder)).offset == 20
+        done = await uploads.append(row.id, holder, 20, _source(data[20:]), None, ACTOR)
+        assert done.file_id is not None
+        file_id = uuid.UUID(done.file_id)
+        async with files.db.read() as session:
+            count = await session.execute(select(func.count()).where(FileSegment.file_id == file_id))
+        assert count.scalar_one() == 3
+        assert await _read(files, owner, file_id, 0, len(data) - 1) == data
+
+    _run(tmp_path, scenario)
+
+
+def test_a_part_whose_tag_was_removed_does_not_complete_an_upload(tmp_path: Path) -> None:
+    """A part without its tag passes only for an upload begun before revision 0009 (bound
+    to its own id); for any other, completion refuses and records nothing."""
+
+    async def scenario(files: FileService, uploads: UploadService, owner: UserId, store: RecordingStore) -> None:
+        holder = Holder(user_id=owner)
+        data = os.urandom(20)
+        row = await uploads.create(holder, len(data), "t.bin", None, None)
+        await uploads.append(row.id, holder, 0, _source(data[:10]), None, ACTOR)
+        async with files.db.write() as session:
+            await session.execute(update(UploadPart).where(UploadPart.upload_id == row.id).values(tag=None))
+        with pytest.raises(IntegrityFailure, match="stored upload data failed authentication"):
+            await uploads.append(row.id, holder, 10, _source(data[10:]), None, ACTOR)
+        assert (await uploads.state(row.id, holder)).offset == 10
+        async with files.db.read() as session:
+            assert (await session.execute(select(func.count()).select_from(File))).scalar_one() == 0
+
+    _run(tmp_path, scenario)
+
+
+def test_racing_completions_of_an_empty_upload_leave_its_file_readable(tmp_path: Path) -> None:
+    """Two PATCHes that complete an upload of no bytes at once: one wins, and the loser
+    removes only what it wrote itself, never the winner's blob."""
+
+    async def scenario(files: FileService, uploads: UploadService, owner: UserId, store: RecordingStore) -> None:
+        holder = Holder(user_id=owner)
+        row = await uploads.create(holder, 0, "empty.bin", None, None)
+        results = await asyncio.gather(
+            *(uploads.append(row.id, holder, 0, _source(b""), None, ACTOR) for _ in range(2)),
+            return_exceptions=True,
+        )
+        done = [r for r in results if not isinstance(r, BaseException)]
+        assert len(done) == 1
+        assert all(isinstance(r, Conflict) for r in results if isinstance(r, BaseException))
+        assert done[0].file_id is not None
+        assert await _read(files, owner, uuid.UUID(done[0].file_id), 0, -1) == b""
+        opened = await Gate(files.db, files, files.audit).open(AsUser(owner, ACTOR), FileId(uuid.UUID(done[0].file_id)))
+        assert opened.download.file.size == 0
+
+    _run(tmp_path, scenario)
+
+
+def test_an_upload_whose_length_was_cut_does_not_complete_truncated(tmp_path: Path) -> None:
+    """The declared length edited in the record down to the offset reached: an empty
+    PATCH would then complete the upload as a shorter file. The part tags bind the
+    length declared when the parts were accepted, so completion refuses."""
+
+    async def scenario(files: FileService, uploads: UploadService, owner: UserId, store: RecordingStore) -> None:
+        holder = Holder(user_id=owner)
+        data = os.urandom(30)
+        row = await uploads.create(holder, len(data), "cut.bin", None, None)
+        for i in range(2):
+            await uploads.append(row.id, holder, 10 * i, _source(data[10 * i : 10 * (i + 1)]), None, ACTOR)
+        async with files.db.write() as session:
+            await session.execute(update(Upload).where(Upload.id == row.id).values(length=20))
+        with pytest.raises(IntegrityFailure, match="stored upload data failed authentication"):
+            await uploads.append(row.id, holder, 20, _source(b""), None, ACTOR)
+        async with files.db.read() as session:
+            assert (await session.execute(select(func.count()).select_from(File))).scalar_one() == 0
 
     _run(tmp_path, scenario)

@@ -196,3 +196,58 @@ def test_a_key_that_does_not_open_is_left_and_does_not_stop_the_others(tmp_path:
             await runtime.close()
 
     asyncio.run(main())
+
+
+def test_a_file_of_segments_has_a_key_that_never_opens_it_as_one_blob(tmp_path: Path) -> None:
+    """A file made of segments written before its key had a prefix of its own (the plain
+    file prefix, format 2) still reads, is re-wrapped in the segmented files' prefix
+    (format 3) when the server starts, and from then on its key opens it only as
+    segments: a record turned into a one-blob file is refused."""
+    settings = Settings(data_dir=tmp_path / "data", keyring=tmp_path / "config" / "keyring.json")
+    parts = [os.urandom(70_000), os.urandom(300)]
+
+    async def main() -> None:
+        created = await prepare(settings)
+        assert created is not None
+        runtime = build(settings, load_keyring(settings))
+        owner = UserId(uuid.UUID((await runtime.accounts.find(created.admin_username)).id))
+        holder = Holder(user_id=owner)
+        try:
+            pending = await runtime.uploads.create(holder, sum(map(len, parts)), "s.bin", None, None)
+            await runtime.uploads.append(pending.id, holder, 0, _body(parts[0]), None, ACTOR)
+            done = await runtime.uploads.append(pending.id, holder, len(parts[0]), _body(parts[1]), None, ACTOR)
+            assert done.file_id is not None
+            file_id = uuid.UUID(done.file_id)
+            assert (await _formats(runtime))[done.file_id][0] == 3
+            # What the first server with files made of segments stored.
+            async with runtime.db.write() as session:
+                row = await session.get(File, file_id)
+                assert row is not None
+                dek = runtime.keyring.unwrap(row.key_id, file_id.bytes, row.wrapped_dek, WrapDomain.SEGMENTED_FILE)
+                key_id, token = runtime.keyring.wrap(file_id.bytes, dek, WrapDomain.FILE)
+                await session.execute(
+                    update(File).where(File.id == file_id).values(key_id=key_id, wrapped_dek=token, wrap_format=2)
+                )
+            assert await _read(runtime, owner, done.file_id) == b"".join(parts)
+        finally:
+            await runtime.close()
+
+        assert await prepare(settings) is None  # what 'sealbox serve' runs first
+
+        runtime = build(settings, load_keyring(settings))
+        try:
+            wrap_format, _, wrapped = (await _formats(runtime))[done.file_id]
+            assert wrap_format == 3
+            assert wrapped != token
+            assert await _read(runtime, owner, done.file_id) == b"".join(parts)
+            for fmt in (1, 2, 3):
+                async with runtime.db.write() as session:
+                    await session.execute(update(File).where(File.id == file_id).values(segments=0, wrap_format=fmt))
+                with pytest.raises(IntegrityFailure, match="the stored file key failed authentication"):
+                    await _read(runtime, owner, done.file_id)
+            again = await upgrade_wrapped_keys(runtime.db, runtime.keyring)
+            assert (again.rows, again.failed) == (0, 0)
+        finally:
+            await runtime.close()
+
+    asyncio.run(main())

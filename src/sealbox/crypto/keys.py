@@ -48,15 +48,26 @@ class WrapDomain(enum.Enum):
     token made for one can never be taken for the other, even under one master key and
     one id. ``LEGACY`` is the single prefix of format 1 (before the split): it is only
     read, to open rows written before, until ``sealbox serve`` re-wraps them at start.
+
+    The key of a file made of segments has a prefix of its own (``SEGMENTED_FILE``): each
+    of its segments is a complete stream under that key, bound to the file's id, so if
+    the same token could also open a one-blob file, a record changed to say "one blob"
+    (with one segment copied to the file's blob key) would hand out one part of the file
+    as if it were all of it. Only the wrapped key, which nobody can forge without a
+    master key, says which layout the key was made for.
     """
 
     FILE = b"SBOX-DEK2/file"
+    SEGMENTED_FILE = b"SBOX-DEK2/segmented-file"
     UPLOAD = b"SBOX-DEK2/upload"
     LEGACY = b"SBOX-DEK1"
 
 
-# The ``wrap_format`` of a row: 1 = ``WrapDomain.LEGACY``, 2 = its own domain's prefix.
+# The ``wrap_format`` of a row: 1 = ``WrapDomain.LEGACY``, 2 = its own domain's prefix;
+# for files, 3 = ``WrapDomain.SEGMENTED_FILE`` (a file made of segments; one written
+# with format 2 before that prefix existed is re-wrapped when ``sealbox serve`` starts).
 WRAP_FORMAT = 2
+SEGMENTED_WRAP_FORMAT = 3
 
 
 def wrap_domain(domain: WrapDomain, wrap_format: int) -> WrapDomain:
@@ -66,6 +77,31 @@ def wrap_domain(domain: WrapDomain, wrap_format: int) -> WrapDomain:
     if wrap_format == 1:
         return WrapDomain.LEGACY
     raise IntegrityError(f"unknown wrapped key format {wrap_format}")
+
+
+def file_wrap_domain(segments: int, wrap_format: int) -> WrapDomain:
+    """The prefix a file row's key was wrapped with, given its layout (``segments``: 0
+    for one blob, n for n segments) and its ``wrap_format``.
+
+    A one-blob file's key is never ``SEGMENTED_FILE`` and a file made of segments never
+    ``LEGACY``, so a row whose layout was changed does not open. (Format 2 for a file
+    made of segments is the plain file prefix it was wrapped with before the split:
+    read until ``sealbox serve`` re-wraps it.)
+    """
+    if segments == 0:
+        return wrap_domain(WrapDomain.FILE, wrap_format)
+    if wrap_format == SEGMENTED_WRAP_FORMAT:
+        return WrapDomain.SEGMENTED_FILE
+    if wrap_format == WRAP_FORMAT:
+        return WrapDomain.FILE
+    raise IntegrityError(f"wrapped key format {wrap_format} is not one of a file made of segments")
+
+
+def file_wrapping(segments: int) -> tuple[WrapDomain, int]:
+    """The prefix and ``wrap_format`` a file's key is wrapped with now, by its layout."""
+    if segments:
+        return WrapDomain.SEGMENTED_FILE, SEGMENTED_WRAP_FORMAT
+    return WrapDomain.FILE, WRAP_FORMAT
 
 
 KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -166,10 +202,13 @@ class Keyring:
             raise IntegrityError("wrapped file key belongs to another file")
         return plain[len(prefix) + 16 :]
 
-    def upgrade(self, key_id: str, file_id: bytes, wrapped: bytes, domain: WrapDomain) -> bytes:
-        """Re-wrap a format-1 token (``WrapDomain.LEGACY``) for ``domain``, under the same
-        master key ``key_id``; raises like ``unwrap``."""
-        dek = self.unwrap(key_id, file_id, wrapped, WrapDomain.LEGACY)
+    def upgrade(
+        self, key_id: str, file_id: bytes, wrapped: bytes, domain: WrapDomain, old: WrapDomain = WrapDomain.LEGACY
+    ) -> bytes:
+        """Re-wrap a token of an older format (``old``: format 1's ``WrapDomain.LEGACY``
+        unless said) for ``domain``, under the same master key ``key_id``; raises like
+        ``unwrap``."""
+        dek = self.unwrap(key_id, file_id, wrapped, old)
         return self._seal(key_id, file_id, dek, domain)
 
     def with_primary(self, key: MasterKey) -> Keyring:
@@ -256,7 +295,9 @@ class KeyProvider(Protocol):
 
     def unwrap(self, key_id: str, file_id: bytes, wrapped: bytes, domain: WrapDomain) -> bytes: ...
 
-    def upgrade(self, key_id: str, file_id: bytes, wrapped: bytes, domain: WrapDomain) -> bytes: ...
+    def upgrade(
+        self, key_id: str, file_id: bytes, wrapped: bytes, domain: WrapDomain, old: WrapDomain = WrapDomain.LEGACY
+    ) -> bytes: ...
 
 
 class KeyringFile:
@@ -329,11 +370,13 @@ class KeyringFile:
         except UnknownKeyId:
             return self.current(force=True).unwrap(key_id, file_id, wrapped, domain)
 
-    def upgrade(self, key_id: str, file_id: bytes, wrapped: bytes, domain: WrapDomain) -> bytes:
+    def upgrade(
+        self, key_id: str, file_id: bytes, wrapped: bytes, domain: WrapDomain, old: WrapDomain = WrapDomain.LEGACY
+    ) -> bytes:
         try:
-            return self.current().upgrade(key_id, file_id, wrapped, domain)
+            return self.current().upgrade(key_id, file_id, wrapped, domain, old)
         except UnknownKeyId:
-            return self.current(force=True).upgrade(key_id, file_id, wrapped, domain)
+            return self.current(force=True).upgrade(key_id, file_id, wrapped, domain, old)
 
 
 # Whoever can replace the keyring can plant a primary key they know, and every file

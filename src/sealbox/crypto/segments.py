@@ -64,3 +64,45 @@ def verify_table(dek: bytes, file_id: bytes, segments: Sequence[tuple[bytes, int
     """Raise ``IntegrityError`` unless ``tag`` is the table tag of ``segments``."""
     if not hmac.compare_digest(table_tag(dek, file_id, segments), tag):
         raise IntegrityError("segment table failed authentication")
+
+
+PART_INFO = b"sealbox/v1/upload-part"
+_PART = struct.Struct(">16sQQQ32s")
+
+
+def part_key(dek: bytes) -> bytes:
+    """``K_part``: the key that pins each part of an unfinished upload to its place."""
+    if len(dek) != 32:
+        raise ValueError("a data encryption key is 32 bytes")
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=PART_INFO).derive(dek)
+
+
+def part_tag(dek: bytes, file_id: bytes, length: int, offset: int, size: int, header_tag: bytes) -> bytes:
+    """The tag of an accepted part of an upload of ``length`` bytes: HMAC-SHA256(K_part,
+    file_id (16) || length (8, BE) || offset (8, BE) || size (8, BE) || header_tag (32)).
+
+    Made when the part is accepted and checked when the upload completes, before its
+    parts' list becomes the file's segment table (which the server then authenticates
+    as it is): a part moved to another place, copied into another part's place, or one
+    discarded on a retry and put back, does not carry the tag of that place; and an
+    upload whose declared length was changed in its record matches none of its tags.
+    """
+    if len(file_id) != 16 or len(header_tag) != TAG_LEN:
+        raise ValueError("file_id is 16 bytes and a header tag 32")
+    if not all(0 <= n <= _MAX for n in (length, offset, size)):
+        raise ValueError("lengths, offsets and sizes are 64-bit unsigned integers")
+    packed = _PART.pack(file_id, length, offset, size, header_tag)
+    return hmac.new(part_key(dek), packed, hashlib.sha256).digest()
+
+
+def verify_parts(dek: bytes, file_id: bytes, parts: Sequence[tuple[bytes, int, bytes]], length: int) -> None:
+    """Raise ``IntegrityError`` unless ``parts`` (in order, each as (header_tag, size,
+    tag)) are the parts accepted for the upload of ``length`` bytes bound to ``file_id``,
+    each at the place it was accepted at, covering it exactly."""
+    offset = 0
+    for header_tag, size, tag in parts:
+        if not hmac.compare_digest(part_tag(dek, file_id, length, offset, size, header_tag), tag):
+            raise IntegrityError("an upload part is not the one accepted at its place")
+        offset += size
+    if offset != length:
+        raise IntegrityError("the upload's parts do not cover its length")

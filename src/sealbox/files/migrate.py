@@ -1,4 +1,5 @@
-"""Copy every file's blob (or segments) to another store, as ciphertext, verified and resumable.
+"""Copy every file's blob (or segments), and the parts of unfinished resumable uploads,
+to another store, as ciphertext, verified and resumable.
 
 Blobs are copied byte for byte (never decrypted: the copy needs no key). A copy counts
 as done only when the target's bytes hash the same as the source's; a blob already in
@@ -25,7 +26,7 @@ BATCH = 200
 
 @dataclass(frozen=True)
 class Step:
-    file_id: uuid.UUID
+    file_id: uuid.UUID  # or the id of an unfinished upload, whose parts were copied
     copied: bool  # False: already in the target (every segment), verified by size and header tag
     size: int  # bytes of ciphertext (all its segments)
 
@@ -60,9 +61,36 @@ async def _copy(source: BlobStore, target: BlobStore, key: str, size: int) -> No
         raise IntegrityFailure(f"the copy of {key} does not match its source")
 
 
+async def _copy_all(
+    source: BlobStore,
+    target: BlobStore,
+    row_id: uuid.UUID,
+    blobs: list[tuple[str, int, bytes]],
+    *,
+    upload: bool = False,
+) -> Step:
+    copied = False
+    try:
+        for key, size, tag in blobs:
+            if not await _already_there(target, key, size, tag):
+                await _copy(source, target, key, size)
+                copied = True
+    except BlobNotFound as exc:
+        if upload:
+            # Cancelled or swept while this ran (a server may be running): nothing to keep.
+            return Step(row_id, copied, 0)
+        raise IntegrityFailure(f"the blob of file {row_id} is missing from the source") from exc
+    except StorageUnavailable as exc:
+        raise Unavailable(str(exc)) from exc
+    return Step(row_id, copied, sum(size for _, size, _ in blobs))
+
+
 async def migrate(db: Database, source: BlobStore, target: BlobStore) -> AsyncIterator[Step]:
     """Copy every file's blob (or, for a file made of segments, each of its segments)
-    from ``source`` to ``target``; yield one ``Step`` per file.
+    from ``source`` to ``target``; yield one ``Step`` per file. Then the parts of every
+    unfinished resumable upload, one ``Step`` per upload: they become its file's segments
+    when it completes, without being read, so an upload resumed on the new store must
+    find them there.
 
     Raises ``IntegrityFailure`` if a blob is missing from the source or a copy does not
     verify, and ``Unavailable`` if a store cannot be reached.
@@ -74,25 +102,27 @@ async def migrate(db: Database, source: BlobStore, target: BlobStore) -> AsyncIt
             records = await files.blob_records(after, BATCH)
             segments = await files.segment_keys([record[0] for record in records if record[4]])
         if not records:
-            return
+            break
         for file_id, plain_size, header_tag, chunk_log2, _ in records:
             blobs = [(key, sealed_size(size, log2), tag) for key, size, log2, tag in segments.get(file_id, [])] or [
                 (blob_key(file_id), sealed_size(plain_size, chunk_log2), header_tag)
             ]
-            copied = False
-            try:
-                for key, size, tag in blobs:
-                    if not await _already_there(target, key, size, tag):
-                        await _copy(source, target, key, size)
-                        copied = True
-            except BlobNotFound as exc:
-                raise IntegrityFailure(f"the blob of file {file_id} is missing from the source") from exc
-            except StorageUnavailable as exc:
-                raise Unavailable(str(exc)) from exc
-            yield Step(file_id, copied, sum(size for _, size, _ in blobs))
+            yield await _copy_all(source, target, file_id, blobs)
         after = records[-1][0]
+    after = None
+    while True:
+        async with db.read() as session:
+            uploads = await FileRepository(session).part_records(after, BATCH)
+        if not uploads:
+            return
+        for upload_id, parts in uploads:
+            blobs = [(key, sealed_size(size, log2), tag) for key, size, log2, tag in parts]
+            yield await _copy_all(source, target, upload_id, blobs, upload=True)
+        after = uploads[-1][0]
 
 
 async def count(db: Database) -> int:
+    """How many steps ``migrate`` takes: files, and unfinished uploads with parts."""
     async with db.read() as session:
-        return await FileRepository(session).count()
+        files = FileRepository(session)
+        return await files.count() + await files.unfinished_with_parts()

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.db.base import Columns
 from sealbox.ids import FileId, UserId
-from sealbox.models import File, FileSegment, RetiredKey, Upload, User
+from sealbox.models import File, FileSegment, RetiredKey, Upload, UploadPart, User
 from sealbox.models.upload import holding_room
 
 FILES = Columns(File)
@@ -116,6 +116,30 @@ class FileRepository:
             query = query.where(File.id > after)
         rows = (await self.session.execute(query.limit(limit))).all()
         return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
+
+    async def part_records(
+        self, after: uuid.UUID | None, limit: int
+    ) -> Sequence[tuple[uuid.UUID, list[tuple[str, int, int, bytes]]]]:
+        """(upload id, its parts as (key, plaintext size, chunk_log2, header_tag) in order)
+        of unfinished uploads that have parts, in id order after ``after``, for blob copies:
+        their parts become a file's segments when they complete."""
+        ids = select(Upload.id).where(Upload.completed_at.is_(None), Upload.id.in_(select(UploadPart.upload_id)))
+        if after is not None:
+            ids = ids.where(Upload.id > after)
+        chosen = list((await self.session.execute(ids.order_by(Upload.id).limit(limit))).scalars())
+        query = (
+            select(UploadPart.upload_id, UploadPart.key, UploadPart.size, UploadPart.chunk_log2, UploadPart.header_tag)
+            .where(UploadPart.upload_id.in_(chosen))
+            .order_by(UploadPart.upload_id, UploadPart.seq)
+        )
+        found: dict[uuid.UUID, list[tuple[str, int, int, bytes]]] = {upload_id: [] for upload_id in chosen}
+        for upload_id, key, size, chunk_log2, tag in (await self.session.execute(query)).all():
+            found[upload_id].append((key, size, chunk_log2, tag))
+        return list(found.items())
+
+    async def unfinished_with_parts(self) -> int:
+        query = select(func.count()).where(Upload.completed_at.is_(None), Upload.id.in_(select(UploadPart.upload_id)))
+        return int((await self.session.execute(query)).scalar_one())
 
     async def count(self) -> int:
         return int((await self.session.execute(select(func.count()).select_from(File))).scalar_one())

@@ -24,7 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sealbox import names
 from sealbox.audit.service import Actor, Audit, Event
 from sealbox.crypto.errors import IntegrityError, UnknownKeyId
-from sealbox.crypto.keys import WRAP_FORMAT, FieldCipher, KeyProvider, WrapDomain, new_dek, wrap_domain
+from sealbox.crypto.keys import (
+    FieldCipher,
+    KeyProvider,
+    WrapDomain,
+    file_wrap_domain,
+    file_wrapping,
+    new_dek,
+    wrap_domain,
+)
 from sealbox.crypto.segments import table_tag, verify_table
 from sealbox.crypto.stream import HEADER_LEN, Opener, Sealer, chunk_log2_for, parse_header, sealed_size
 from sealbox.db.base import utcnow
@@ -277,8 +285,17 @@ class FileService:
         )
 
     def dek(self, row: File) -> bytes:
-        """The file's data key, unwrapped (also for data bound to the file, like a link's note)."""
-        return self.unwrap(row.key_id, row.id.bytes, row.wrapped_dek, WrapDomain.FILE, row.wrap_format)
+        """The file's data key, unwrapped (also for data bound to the file, like a link's note).
+
+        Its wrapping must be the one of the file's layout (``file_wrap_domain``): the key
+        of a file made of segments never opens the file as one blob, so a record changed
+        to that layout cannot pass one segment off as the whole file.
+        """
+        try:
+            domain = file_wrap_domain(row.segments, row.wrap_format)
+        except IntegrityError as exc:
+            raise IntegrityFailure("the stored file key failed authentication") from exc
+        return self._unwrap(row.key_id, row.id.bytes, row.wrapped_dek, domain, "file")
 
     def unwrap(self, key_id: str, bound_id: bytes, wrapped: bytes, domain: WrapDomain, wrap_format: int) -> bytes:
         """Unwrap the data key of a file (or an upload, as ``domain`` says) bound to
@@ -291,7 +308,14 @@ class FileService:
         """
         what = "upload" if domain is WrapDomain.UPLOAD else "file"
         try:
-            return self.keyring.unwrap(key_id, bound_id, wrapped, wrap_domain(domain, wrap_format))
+            exact = wrap_domain(domain, wrap_format)
+        except IntegrityError as exc:
+            raise IntegrityFailure(f"the stored {what} key failed authentication") from exc
+        return self._unwrap(key_id, bound_id, wrapped, exact, what)
+
+    def _unwrap(self, key_id: str, bound_id: bytes, wrapped: bytes, domain: WrapDomain, what: str) -> bytes:
+        try:
+            return self.keyring.unwrap(key_id, bound_id, wrapped, domain)
         except UnknownKeyId:
             self._missing.add(key_id)
             log.warning("keys.missing", key_id=key_id)
@@ -385,8 +409,9 @@ class FileService:
         retirement commits under the primary key of the moment it commits."""
 
         async def wrap(session: AsyncSession) -> None:
-            row.key_id, row.wrapped_dek = await self.wrap_in(session, row.id.bytes, dek, WrapDomain.FILE)
-            row.wrap_format = WRAP_FORMAT
+            # The prefix says the layout (one blob, or segments): see ``dek``.
+            domain, row.wrap_format = file_wrapping(row.segments)
+            row.key_id, row.wrapped_dek = await self.wrap_in(session, row.id.bytes, dek, domain)
 
         if self.quota is None and admission is None and not extra:
             # Shares a commit with concurrent uploads.

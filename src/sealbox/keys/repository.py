@@ -35,21 +35,25 @@ class WrappedKeyRepository:
         result = await self.session.execute(select(func.count()).select_from(File).where(File.key_id != key_id))
         return int(result.scalar_one())
 
-    async def batch_not_on(self, key_id: str, limit: int) -> Sequence[tuple[uuid.UUID, str, bytes, int]]:
+    async def batch_not_on(self, key_id: str, limit: int) -> Sequence[tuple[uuid.UUID, str, bytes, int, int]]:
+        """(id, key id, wrapped key, wrap format, segments) of files not wrapped by ``key_id``."""
         query = (
-            select(File.id, File.key_id, File.wrapped_dek, File.wrap_format)
+            select(File.id, File.key_id, File.wrapped_dek, File.wrap_format, File.segments)
             .where(File.key_id != key_id)
             .order_by(File.id)
         )
-        return [(row[0], row[1], row[2], row[3]) for row in (await self.session.execute(query.limit(limit))).all()]
+        rows = (await self.session.execute(query.limit(limit))).all()
+        return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
 
-    async def swap(self, file_id: uuid.UUID, old: tuple[str, bytes], new: tuple[str, bytes]) -> bool:
-        """Compare-and-swap one wrapped key (``new`` is in the current format); False if
-        the row changed (or went) meanwhile."""
+    async def swap(
+        self, file_id: uuid.UUID, old: tuple[str, bytes], new: tuple[str, bytes], wrap_format: int = WRAP_FORMAT
+    ) -> bool:
+        """Compare-and-swap one wrapped key (``new`` is in ``wrap_format``, the current
+        format for the file's layout); False if the row changed (or went) meanwhile."""
         result = await self.session.execute(
             update(File)
             .where(File.id == file_id, File.key_id == old[0], File.wrapped_dek == old[1])
-            .values(key_id=new[0], wrapped_dek=new[1], wrap_format=WRAP_FORMAT)
+            .values(key_id=new[0], wrapped_dek=new[1], wrap_format=wrap_format)
         )
         return bool(getattr(result, "rowcount", 0))
 
@@ -61,6 +65,15 @@ class WrappedKeyRepository:
         rows = (await self.session.execute(query.order_by(table.id).limit(limit))).all()
         return [(row[0], row[1], row[2]) for row in rows]
 
+    async def unsplit_segmented(self, after: uuid.UUID | None, limit: int) -> Sequence[LegacyRow]:
+        """Files made of segments whose key still has the plain file prefix (format 2,
+        written before ``WrapDomain.SEGMENTED_FILE``), in id order after ``after``."""
+        query = select(File.id, File.key_id, File.wrapped_dek).where(File.segments > 0, File.wrap_format == WRAP_FORMAT)
+        if after is not None:
+            query = query.where(File.id > after)
+        rows = (await self.session.execute(query.order_by(File.id).limit(limit))).all()
+        return [(row[0], row[1], row[2]) for row in rows]
+
     async def legacy_count(self) -> int:
         """Rows (files and uploads) whose key is still wrapped in format 1."""
         total = 0
@@ -69,12 +82,25 @@ class WrappedKeyRepository:
             total += int((await self.session.execute(query)).scalar_one())
         return total
 
-    async def upgrade(self, table: type[File | Upload], row_id: uuid.UUID, old: tuple[str, bytes], new: bytes) -> bool:
-        """Compare-and-swap a format-1 token for ``new`` (format 2, same master key)."""
+    async def upgrade(
+        self,
+        table: type[File | Upload],
+        row_id: uuid.UUID,
+        old: tuple[str, bytes],
+        new: bytes,
+        formats: tuple[int, int] = (1, WRAP_FORMAT),
+    ) -> bool:
+        """Compare-and-swap a token in format ``formats[0]`` (1 unless said) for ``new``
+        (in ``formats[1]``, 2 unless said), under the same master key."""
         result = await self.session.execute(
             update(table)
-            .where(table.id == row_id, table.key_id == old[0], table.wrapped_dek == old[1], table.wrap_format == 1)
-            .values(wrapped_dek=new, wrap_format=WRAP_FORMAT)
+            .where(
+                table.id == row_id,
+                table.key_id == old[0],
+                table.wrapped_dek == old[1],
+                table.wrap_format == formats[0],
+            )
+            .values(wrapped_dek=new, wrap_format=formats[1])
         )
         return bool(getattr(result, "rowcount", 0))
 

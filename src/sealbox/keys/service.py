@@ -17,11 +17,11 @@ from sealbox.crypto.errors import IntegrityError, KeyringError, UnknownKeyId
 from sealbox.crypto.keys import (
     Keyring,
     MasterKey,
-    WrapDomain,
+    file_wrap_domain,
+    file_wrapping,
     load_keyring_file,
     new_master_key,
     replace_keyring_file,
-    wrap_domain,
     write_keyring_file,
 )
 from sealbox.db.base import utcnow
@@ -191,9 +191,9 @@ class KeyService:
                 repository = WrappedKeyRepository(session)
                 if await repository.is_retired(primary):
                     raise Conflict(f"key {primary!r} was retired meanwhile; nothing more was re-wrapped")
-                for file_id, key_id, wrapped, wrap_format in rows[:batch]:
+                for file_id, key_id, wrapped, wrap_format, segments in rows[:batch]:
                     try:
-                        dek = ring.unwrap(key_id, file_id.bytes, wrapped, wrap_domain(WrapDomain.FILE, wrap_format))
+                        dek = ring.unwrap(key_id, file_id.bytes, wrapped, file_wrap_domain(segments, wrap_format))
                     except UnknownKeyId:
                         raise SetupError(
                             f"file {file_id} is wrapped under key {key_id!r}, which this keyring lacks: "
@@ -201,8 +201,9 @@ class KeyService:
                         ) from None
                     except IntegrityError as exc:
                         raise IntegrityFailure(f"the key of file {file_id} cannot be opened: {exc}") from None
+                    domain, new_format = file_wrapping(segments)
                     if await repository.swap(
-                        file_id, (key_id, wrapped), ring.wrap(file_id.bytes, dek, WrapDomain.FILE)
+                        file_id, (key_id, wrapped), ring.wrap(file_id.bytes, dek, domain), new_format
                     ):
                         moved += 1
                     else:

@@ -27,8 +27,11 @@ class File(Base):
     chunk_log2: Mapped[int] = mapped_column(SmallInteger)
     key_id: Mapped[str] = mapped_column(String(64), index=True)
     wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
-    # 2: wrapped with the file-key prefix (crypto.keys.WrapDomain.FILE), as every key is
-    # wrapped now; 1: the older shared prefix, re-wrapped when 'sealbox serve' starts.
+    # 2: wrapped with the file-key prefix (crypto.keys.WrapDomain.FILE), as every one-blob
+    # file's key is wrapped now; 3: with the prefix of files made of segments
+    # (WrapDomain.SEGMENTED_FILE), as every such file's key is; 1: the older shared
+    # prefix. A file made of segments in format 2, and format 1, are re-wrapped when
+    # 'sealbox serve' starts (crypto.keys.file_wrap_domain says which prefix a row takes).
     wrap_format: Mapped[int] = mapped_column(SmallInteger, default=2, server_default="1")
     # The tag that pins the stored content: the header tag of the file's one blob, or,
     # for a file made of segments, its segment table's tag (sealbox.crypto.segments).

@@ -65,6 +65,9 @@ class UploadPart(Base):
     size: Mapped[int] = mapped_column(BigInteger)  # plaintext bytes
     chunk_log2: Mapped[int] = mapped_column(SmallInteger, default=16, server_default="16")
     header_tag: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # crypto.segments.part_tag: pins the part to its offset and size under the upload's
+    # key. Null only for parts accepted before it existed (revision 0010).
+    tag: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
 
 
 def holding_room(now: Any) -> ColumnElement[bool]:

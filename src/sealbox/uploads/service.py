@@ -37,7 +37,8 @@ from sealbox import names
 from sealbox.audit.service import Actor
 from sealbox.crypto.errors import IntegrityError
 from sealbox.crypto.keys import WRAP_FORMAT, FieldCipher, KeyProvider, WrapDomain, new_dek
-from sealbox.crypto.stream import DEFAULT_CHUNK_LOG2, Sealer, chunk_log2_for
+from sealbox.crypto.segments import part_tag, verify_parts
+from sealbox.crypto.stream import Sealer, chunk_log2_for
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
 from sealbox.errors import (
@@ -53,7 +54,7 @@ from sealbox.errors import (
 from sealbox.files.names import check_content_type
 from sealbox.files.repository import FileRepository
 from sealbox.files.schemas import FileRead
-from sealbox.files.service import FileService, Held, Limit, blob_key, limited
+from sealbox.files.service import FileService, Held, Limit, limited
 from sealbox.ids import UserId
 from sealbox.models import File, FileSegment, Upload, UploadPart, UploadRequest
 from sealbox.models.upload import holding_room
@@ -62,6 +63,10 @@ from sealbox.storage.base import BlobStore, StorageUnavailable
 
 PART_PREFIX = "uploads"
 MAX_PENDING = 100  # unfinished uploads an account may have at once (a link: its files left)
+# Parts (so segments of its file) an upload may have: each costs a blob, a row, and, on
+# every download of the file, the opening of a segment (header and final chunk) before
+# the first byte. As many as S3 allows parts of one object; 16 GiB in parts of 2 MiB.
+MAX_PARTS = 10_000
 CHECKSUMS: dict[str, Callable[[], hashlib._Hash]] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
 
 
@@ -198,6 +203,7 @@ class UploadService:
         files: FileService,
         lifetime: timedelta,
         max_pending: int = MAX_PENDING,
+        max_parts: int = MAX_PARTS,
     ) -> None:
         self.db = db
         self.store = store
@@ -205,6 +211,7 @@ class UploadService:
         self.files = files
         self.lifetime = lifetime
         self.max_pending = max_pending
+        self.max_parts = max_parts
 
     def _dek(self, row: Upload) -> bytes:
         return self.files.unwrap(row.key_id, row.id.bytes, row.wrapped_dek, WrapDomain.UPLOAD, row.wrap_format)
@@ -356,6 +363,8 @@ class UploadService:
             size=sealer.plain_size,
             chunk_log2=sealer.header.chunk_log2,
             header_tag=sealer.header.tag,
+            # Pins the part to its place: checked when the upload completes (``_complete``).
+            tag=part_tag(dek, row.bound_id.bytes, row.length, row.offset, sealer.plain_size, sealer.header.tag),
         )
         new_offset = row.offset + sealer.plain_size
         if new_offset == row.length:
@@ -378,6 +387,12 @@ class UploadService:
                     raise Conflict("another request has changed this upload")
                 count = await session.execute(select(func.count()).where(UploadPart.upload_id == row.id))
                 part.seq = int(count.scalar_one())
+                if part.seq + 1 >= self.max_parts:
+                    # Only the last part allowed may be this one, and it must end the upload.
+                    raise InvalidInput(
+                        f"an upload may have at most {self.max_parts} parts: "
+                        f"send the remaining {row.length - row.offset} bytes in one PATCH"
+                    )
                 session.add(part)
         except BaseException:
             await self._discard(key)
@@ -396,9 +411,15 @@ class UploadService:
         the parts (bound to that id by their headers) and the encrypted name, type and
         uploader (bound to it by ``FieldCipher``, with a file's column labels) are the
         file's as they are; its key is the upload's key, wrapped again as a file key in
-        the committing transaction. An upload with no bytes becomes a one-blob file.
+        the committing transaction. An upload with no bytes becomes a file of one empty
+        segment, written here under a key of this attempt's own: never under the file's
+        blob key, which racing completions would share, the loser removing the winner's.
         """
         parts = await self._parts(row.id) + ([last] if last is not None else [])
+        if not parts:
+            last = await self._empty_part(row, dek)
+            parts = [last]
+        self._check_parts(row, dek, parts)
         request = None
         if row.request_id is not None:
             async with self.db.read() as session:
@@ -413,20 +434,12 @@ class UploadService:
             name_enc=row.name_enc,
             content_type_enc=row.content_type_enc or self._content_type(row, dek),
             size=0,
-            chunk_log2=parts[0].chunk_log2 if parts else DEFAULT_CHUNK_LOG2,
+            chunk_log2=parts[0].chunk_log2,
             header_tag=b"",
             created_at=utcnow(),
             uploader_enc=row.uploader_enc,
         )
         written: str | None = last.key if last is not None else None
-        if not parts:
-            written = blob_key(row.bound_id)
-            sealer = Sealer(dek, row.bound_id.bytes, chunk_log2_for(0))
-            try:
-                await self.store.put(written, sealer.seal(_nothing()))
-            except StorageUnavailable as exc:
-                raise Unavailable("file storage is unavailable") from exc
-            file.header_tag = sealer.header.tag
         segments = [
             FileSegment(key=part.key, size=part.size, chunk_log2=part.chunk_log2, header_tag=part.header_tag)
             for part in parts
@@ -445,6 +458,44 @@ class UploadService:
                 await self._discard(written)
             raise
         return UploadState(row.id, row.length, row.length, completion.expires_at, created.id)
+
+    async def _empty_part(self, row: Upload, dek: bytes) -> UploadPart:
+        """The one segment of an upload of no bytes: an empty stream, durable, unrecorded."""
+        key = part_key(row.id)
+        sealer = Sealer(dek, row.bound_id.bytes, chunk_log2_for(0))
+        try:
+            await self.store.put(key, sealer.seal(_nothing()))
+        except StorageUnavailable as exc:
+            raise Unavailable("file storage is unavailable") from exc
+        tag = part_tag(dek, row.bound_id.bytes, row.length, 0, 0, sealer.header.tag)
+        return UploadPart(
+            upload_id=row.id,
+            key=key,
+            size=0,
+            chunk_log2=sealer.header.chunk_log2,
+            header_tag=sealer.header.tag,
+            tag=tag,
+        )
+
+    @staticmethod
+    def _check_parts(row: Upload, dek: bytes, parts: list[UploadPart]) -> None:
+        """Refuse (``IntegrityFailure``) parts that are not, in order, those accepted at
+        their places: the segment table is made from them and authenticated as it is,
+        so a part reordered, copied or put back in the records since would otherwise be
+        read as the file's. Parts without a tag (accepted before tags existed) pass only
+        for an upload bound to its own id (begun before revision 0009): making a newer
+        upload look like one changes the id its parts are read against, and they fail."""
+        try:
+            if any(part.tag is None for part in parts):
+                if row.file_id is not None:
+                    raise IntegrityError("an upload part has no tag")
+                if sum(part.size for part in parts) != row.length:
+                    raise IntegrityError("the upload's parts do not cover its length")
+                return
+            checked = [(part.header_tag, part.size, part.tag or b"") for part in parts]
+            verify_parts(dek, row.bound_id.bytes, checked, row.length)
+        except IntegrityError as exc:
+            raise IntegrityFailure("stored upload data failed authentication") from exc
 
     @staticmethod
     def _content_type(row: Upload, dek: bytes) -> bytes:
