@@ -264,7 +264,7 @@ class Opener:
         self.verified_final = True
 
     async def open_range(
-        self, sealed: AsyncIterable[bytes | bytearray | memoryview], start: int, end: int
+        self, sealed: AsyncIterable[bytes | bytearray], start: int, end: int
     ) -> AsyncIterator[bytearray | memoryview]:
         """Yield plaintext bytes ``start..end`` (inclusive) in verified batches.
 

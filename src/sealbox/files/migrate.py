@@ -52,7 +52,7 @@ async def _copy(source: BlobStore, target: BlobStore, key: str, size: int) -> No
     async def stream() -> AsyncIterator[bytes | bytearray]:
         async for piece in source.get_range(key, 0, size):
             digest.update(piece)
-            yield bytes(piece) if isinstance(piece, memoryview) else piece  # puts take bytes
+            yield piece
 
     written = await target.put(key, stream())
     if written != size or await _digest(target, key, size) != digest.hexdigest():

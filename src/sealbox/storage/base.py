@@ -52,15 +52,12 @@ class BlobStore(Protocol):
     async def put(self, key: str, chunks: AsyncIterable[bytes | bytearray]) -> int:
         """Store the concatenation of ``chunks`` under ``key``; return its size."""
 
-    def get_range(
-        self, key: str, start: int, length: int, piece: int = READ_PIECE
-    ) -> AsyncIterator[bytes | bytearray | memoryview]:
+    def get_range(self, key: str, start: int, length: int, piece: int = READ_PIECE) -> AsyncIterator[bytes | bytearray]:
         """Stream ``length`` bytes from ``start``; raises ``BlobNotFound``.
 
         Pieces are ``piece`` bytes long (the last may be shorter), so a reader that
-        works in fixed batches can use them without copying. Each piece is a buffer
-        that the caller may keep and that nothing else writes to (possibly a read-only
-        view into a larger buffer the store received).
+        works in fixed batches can use them without copying. Each piece is a fresh
+        buffer that the caller may keep.
         """
 
     async def read(self, key: str, start: int, length: int) -> bytes:
