@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -86,6 +87,78 @@ def test_ranged_reads_come_in_pieces_of_the_size_asked(store: BlobStore, piece: 
         assert b"".join(got) == data[start : start + length]
         assert all(len(p) == piece for p in got[:-1]), [len(p) for p in got]
         assert 0 < len(got[-1]) <= piece
+
+
+# Spans of several MiB (longer than any read-ahead a store might do),
+# with pieces that do not divide a range, a MiB, or the span.
+SPAN_CASES = [(0, 11 << 20), (88, (11 << 20) - 88), ((4 << 20) - 1, (4 << 20) + 2), (12345, (9 << 20) + 7)]
+
+
+@pytest.mark.parametrize("piece", [65552 * 3 + 7, 1_000_003, 5 << 20], ids=["odd-small", "odd-1m", "over-a-range"])
+def test_spans_over_several_ranges_come_whole_in_pieces_of_odd_sizes(store: BlobStore, piece: int) -> None:
+    data = os.urandom(11 << 20)
+    run(store.put("files/ef/span", _chunks(data)))
+    for start, length in SPAN_CASES:
+
+        async def pieces(start: int = start, length: int = length) -> list[bytes]:
+            return [bytes(p) async for p in store.get_range("files/ef/span", start, length, piece)]
+
+        got = run(pieces())
+        assert b"".join(got) == data[start : start + length], (start, length)
+        assert all(len(p) == piece for p in got[:-1]), [len(p) for p in got]
+        assert 0 < len(got[-1]) <= piece
+
+
+def test_a_reader_that_stops_early_leaves_nothing_running(store: BlobStore) -> None:
+    # A client that goes away, or a piece that fails authentication, ends the read
+    # after its first piece: the requests read ahead for it must end with it.
+    data = os.urandom(11 << 20)
+    run(store.put("files/ef/early", _chunks(data)))
+
+    async def first_then_stop() -> tuple[bytes, set[asyncio.Task[object]]]:
+        reader = store.get_range("files/ef/early", 0, len(data), 1 << 20)
+        first = bytes(await reader.__anext__())
+        await reader.aclose()  # type: ignore[attr-defined]
+        left = {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
+        return first, left
+
+    first, left = run(first_then_stop())
+    assert first == data[: 1 << 20]
+    assert left == set()
+    # The store still serves the same blob afterwards.
+    assert run(_read_all(store, "files/ef/early", 5 << 20, 3 << 20)) == data[5 << 20 : 8 << 20]
+
+
+def test_a_reader_that_stops_early_after_a_failure_leaves_nothing_running(store: BlobStore) -> None:
+    data = os.urandom(11 << 20)
+    run(store.put("files/ef/failing", _chunks(data)))
+
+    async def consume_until_failure(reader: AsyncIterator[bytes | bytearray]) -> None:
+        async with aclosing(reader):  # type: ignore[type-var]
+            index = 0
+            async for _piece in reader:
+                index += 1
+                if index == 2:
+                    raise ValueError("piece failed")
+
+    async def fail_on_second() -> set[asyncio.Task[object]]:
+        reader = store.get_range("files/ef/failing", 0, len(data), 1 << 20)
+        with pytest.raises(ValueError, match="piece failed"):
+            await consume_until_failure(reader)
+        return {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
+
+    assert run(fail_on_second()) == set()
+
+
+@pytest.mark.parametrize("length", [1, 9 << 20], ids=["one-byte", "several-ranges"])
+def test_reading_a_missing_blob_raises_not_found(store: BlobStore, length: int) -> None:
+    async def read() -> list[bytes]:
+        return [bytes(p) async for p in store.get_range("files/ef/missing", 0, length, 1 << 20)]
+
+    with pytest.raises(BlobNotFound):
+        run(read())
+    with pytest.raises(BlobNotFound):
+        run(store.read("files/ef/missing", 0, length))
 
 
 def test_concurrent_puts_of_different_keys(store: BlobStore) -> None:
