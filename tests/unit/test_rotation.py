@@ -268,6 +268,8 @@ def test_promote_and_rewrap_refuse_while_a_live_process_lacks_the_key(tmp_path: 
         write_keyring_file(
             w.path, Keyring([k for k in ring.keys if k.id == staged.id] + [k for k in ring.keys if k.id != staged.id])
         )
+        # Wrapping looks at the keyring once a second; ``primary_id`` looks now.
+        assert w.files.keyring.primary_id == staged.id
         await w.files.upload(w.owner, "x.bin", None, _chunks(b"x" * 10), ACTOR)
         await w.service(Keyring([k for k in ring.keys if k.id == "old"])).upload(
             w.owner, "y.bin", None, _chunks(b"y" * 10), ACTOR
