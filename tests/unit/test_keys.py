@@ -149,14 +149,21 @@ def test_keyring_file_follows_a_replaced_file(tmp_path: Path) -> None:
     _, wrapped_one = provider.wrap(FILE_ID, b"\x01" * 32, FILE)
     rotated = first.with_primary(new_master_key("two"))
     replace_keyring_file(path, rotated)
-    key_id, wrapped_two = provider.wrap(FILE_ID, b"\x02" * 32, FILE)
-    assert key_id == "two"
+    # ``primary_id`` and ``ids`` look at the file every time; wrapping and unwrapping
+    # once per CHECK_SECONDS, so a wrap sees the change once that much time has passed.
+    assert provider.primary_id == "two"
+    replace_keyring_file(path, first.with_primary(new_master_key("three")))
+    provider._looked -= KeyringFile.CHECK_SECONDS
+    key_id, wrapped_three = provider.wrap(FILE_ID, b"\x02" * 32, FILE)
+    assert key_id == "three"
     assert provider.unwrap("one", FILE_ID, wrapped_one, FILE) == b"\x01" * 32
-    assert provider.ids == {"one", "two"}
+    assert provider.ids == {"one", "three"}
     # A damaged replacement is ignored: the keys already loaded keep working.
     path.write_text("garbage")
-    assert provider.unwrap("two", FILE_ID, wrapped_two, FILE) == b"\x02" * 32
-    assert provider.wrap(FILE_ID, b"\x03" * 32, FILE)[0] == "two"
+    provider._looked -= KeyringFile.CHECK_SECONDS
+    assert provider.unwrap("three", FILE_ID, wrapped_three, FILE) == b"\x02" * 32
+    assert provider.problem is not None
+    assert provider.wrap(FILE_ID, b"\x03" * 32, FILE)[0] == "three"
 
 
 def test_an_unknown_key_id_forces_a_fresh_read(tmp_path: Path) -> None:
@@ -380,6 +387,7 @@ def test_a_refused_reload_is_reported_once_per_change(tmp_path: Path) -> None:
     provider.current()
     path.chmod(0o600)
     replace_keyring_file(path, Keyring([new_master_key("b"), new_master_key("a")]))
+    provider._looked -= KeyringFile.CHECK_SECONDS  # a wrap looks once per CHECK_SECONDS
     assert provider.wrap(FILE_ID, new_dek(), FILE)[0] == "b"
     assert provider.problem is None
     assert [r is None for r in reports] == [False, False, True]

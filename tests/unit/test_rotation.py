@@ -118,6 +118,11 @@ def test_an_upload_streaming_through_rotate_rewrap_and_retire_stays_readable(
 
     async def scenario(w: World) -> None:
         data = os.urandom(300_000)
+        # Wrapping never looks at the file by itself here: the commit meets 'old' retired
+        # and must look again (``primary_id``) to wrap under the new primary.
+        keyring = w.files.keyring
+        assert isinstance(keyring, KeyringFile)
+        keyring.CHECK_SECONDS = 3600.0
         before = await w.files.upload(w.owner, "before.bin", None, _chunks(data), ACTOR)
 
         async def slow() -> AsyncIterator[bytes]:
@@ -268,6 +273,8 @@ def test_promote_and_rewrap_refuse_while_a_live_process_lacks_the_key(tmp_path: 
         write_keyring_file(
             w.path, Keyring([k for k in ring.keys if k.id == staged.id] + [k for k in ring.keys if k.id != staged.id])
         )
+        # Wrapping looks at the keyring once a second; ``primary_id`` looks now.
+        assert w.files.keyring.primary_id == staged.id
         await w.files.upload(w.owner, "x.bin", None, _chunks(b"x" * 10), ACTOR)
         await w.service(Keyring([k for k in ring.keys if k.id == "old"])).upload(
             w.owner, "y.bin", None, _chunks(b"y" * 10), ACTOR

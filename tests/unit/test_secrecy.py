@@ -180,11 +180,13 @@ def test_a_refused_reload_is_logged_once_without_secrets(tmp_path: Path) -> None
         (tmp_path / "config" / "new").write_text(broken)
         (tmp_path / "config" / "new").chmod(0o600)
         (tmp_path / "config" / "new").replace(path)
-        for _ in range(5):
+        for _ in range(5):  # ``primary_id`` looks at the file each time, a wrap once a second
+            assert provider.primary_id == "m1"
             assert provider.wrap(FILE_ID, DEK, WrapDomain.FILE)[0] == "m1"  # the keys loaded before stay in use
         assert provider.problem is not None
         assert "is malformed" in provider.problem
         replace_keyring_file(path, Keyring([OTHER, MASTER]))
+        assert provider.primary_id == "m0"
         assert provider.wrap(FILE_ID, DEK, WrapDomain.FILE)[0] == "m0"
         assert provider.problem is None
     assert [entry["event"] for entry in logs] == ["keyring.refused", "keyring.reloaded"]

@@ -87,4 +87,11 @@ async def content_response(request: Request, opened: Opened) -> Response:
     await opened.begin(start, end)
     if end < start:
         return Response(status_code=status, headers=headers)
+    if not opened.refundable:
+        # A small blob read whole at open: decrypt it here and answer in one piece, without
+        # a streaming task. A link with a byte allowance keeps streaming, which knows what
+        # a cut-short response did not deliver; a failure streams too, and aborts there.
+        body = await opened.download.in_memory(start, end)
+        if body is not None:
+            return Response(body, status_code=status, headers=headers)
     return StreamingResponse(_body(opened, start, end), status_code=status, headers=headers)

@@ -26,6 +26,7 @@ import json
 import os
 import re
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -303,8 +304,11 @@ class KeyProvider(Protocol):
 class KeyringFile:
     """A ``KeyProvider`` over a keyring file that follows changes to the file.
 
-    Every use costs two ``stat`` calls (the file, not following a link, and its
-    directory): when the file was replaced (as ``keys rotate``, ``retire`` and ``import``
+    A look costs two ``stat`` calls (the file, not following a link, and its
+    directory); wrapping and unwrapping look at most once per ``CHECK_SECONDS`` (1 s),
+    while ``ids`` and ``primary_id`` (readiness, key status, the retired-key check) always
+    look.
+    When the file was replaced (as ``keys rotate``, ``retire`` and ``import``
     do, atomically) or its owner or mode, or those of its directory, changed, it is read
     again with every check of ``load_keyring_file``. A read that fails keeps the keys
     already loaded (they are still this server's own keys), sets ``problem`` (the server
@@ -313,11 +317,17 @@ class KeyringFile:
     reported.
     """
 
+    # Two stats per unwrap were a measurable part of a small download; a change of the
+    # file is noticed within this many seconds by the paths that wrap and unwrap, at
+    # once by the others. An unknown key id does not wait (it forces a read).
+    CHECK_SECONDS = 1.0
+
     def __init__(self, path: Path, report: Callable[[str | None], None] | None = None) -> None:
         self.path = path
         self.problem: str | None = None
         self._report = report
         self._stamp = self._stat()
+        self._looked = time.monotonic()
         self._keyring = load_keyring_file(path)
 
     def __repr__(self) -> str:
@@ -330,7 +340,14 @@ class KeyringFile:
             return (0,)
         return (f.st_dev, f.st_ino, f.st_size, f.st_mtime_ns, f.st_ctime_ns, f.st_mode, d.st_ino, d.st_mode, d.st_uid)
 
+    def _recent(self) -> Keyring:
+        # The keyring as of the last look, if that was less than CHECK_SECONDS ago.
+        if time.monotonic() - self._looked < self.CHECK_SECONDS:
+            return self._keyring
+        return self.current()
+
     def current(self, force: bool = False) -> Keyring:
+        self._looked = time.monotonic()
         stamp = self._stat()
         changed = stamp != self._stamp
         if force or changed:
@@ -362,11 +379,11 @@ class KeyringFile:
         return self.current().primary.id
 
     def wrap(self, file_id: bytes, dek: bytes, domain: WrapDomain) -> tuple[str, bytes]:
-        return self.current().wrap(file_id, dek, domain)
+        return self._recent().wrap(file_id, dek, domain)
 
     def unwrap(self, key_id: str, file_id: bytes, wrapped: bytes, domain: WrapDomain) -> bytes:
         try:
-            return self.current().unwrap(key_id, file_id, wrapped, domain)
+            return self._recent().unwrap(key_id, file_id, wrapped, domain)
         except UnknownKeyId:
             return self.current(force=True).unwrap(key_id, file_id, wrapped, domain)
 
@@ -374,7 +391,7 @@ class KeyringFile:
         self, key_id: str, file_id: bytes, wrapped: bytes, domain: WrapDomain, old: WrapDomain = WrapDomain.LEGACY
     ) -> bytes:
         try:
-            return self.current().upgrade(key_id, file_id, wrapped, domain, old)
+            return self._recent().upgrade(key_id, file_id, wrapped, domain, old)
         except UnknownKeyId:
             return self.current(force=True).upgrade(key_id, file_id, wrapped, domain, old)
 

@@ -181,6 +181,13 @@ class Opened:
         await self._gate.audit.record(event, prepare=charge)
         self._charged = amount
 
+    @property
+    def refundable(self) -> bool:
+        """Whether a cut-short response would give bytes back (``finish``): a download
+        through a link with a byte allowance."""
+        share = self._authorised.share
+        return share is not None and share.bytes_left is not None
+
     def finish(self, unsent: int) -> None:
         """After a response: give back to a link's allowance what a cut-short one did
         not deliver (see the module's description).
