@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -152,8 +153,10 @@ def _shared_seaweed(work: Path) -> Seaweed:
 def _shared_postgres(work: Path) -> Postgres:
     """One PostgreSQL per benchmark run (fresh database per server); see ``stop_shared``."""
     if "postgres" not in _shared:
-        root = work.parent / "postgres"
-        root.mkdir(parents=True, exist_ok=True)
+        # A short directory of its own, not the scratch space: PostgreSQL's socket path
+        # must fit in 107 bytes, and a scratch space deep in a test's temporary
+        # directory does not leave room for it. Removed by ``stop_shared``.
+        root = Path(tempfile.mkdtemp(prefix="sealbox-bench-pg-"))
         _shared["postgres"] = Postgres(root).start()
     postgres = _shared["postgres"]
     assert isinstance(postgres, Postgres)
@@ -169,6 +172,7 @@ def stop_shared() -> None:
             # exit handler would otherwise take that lock again after the scratch space
             # is removed, and leave the directory behind.
             service.server.cleanup()  # type: ignore[attr-defined]
+            shutil.rmtree(service.root, ignore_errors=True)
         else:
             service.stop()
 
