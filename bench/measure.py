@@ -10,7 +10,7 @@ import shutil
 import statistics
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -38,15 +38,20 @@ class Transfer:
         return size / MIB / self.seconds
 
 
-def cpu_seconds(running: Running) -> float:
+def process_cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU seconds spent so far by the processes ``pids`` (those gone are skipped)."""
     total = 0
-    for pid in running.pids():
+    for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
     return total / CLK_TCK
+
+
+def cpu_seconds(running: Running) -> float:
+    return process_cpu_seconds(running.pids())
 
 
 def peak_rss(running: Running) -> int:

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,11 +24,9 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from bench.measure import process_cpu_seconds
+from bench.systems import free_port
 
 
 def main() -> None:
@@ -76,8 +73,14 @@ def main() -> None:
         phases = {
             "download": ["GET", f"{url}/api/v1/files/{file_id}/content"],
             "upload": [
-                "POST", f"{url}/api/v1/files", "-D", str(body), "-T", "application/octet-stream",
-                "-H", "Content-Disposition: attachment; filename*=UTF-8''b.bin",
+                "POST",
+                f"{url}/api/v1/files",
+                "-D",
+                str(body),
+                "-T",
+                "application/octet-stream",
+                "-H",
+                "Content-Disposition: attachment; filename*=UTF-8''b.bin",
             ],
             "list": ["GET", f"{url}/api/v1/files?limit=10"],
             "link": ["GET", f"{url}/s/{link}/download"],
@@ -91,30 +94,29 @@ def main() -> None:
                 py_spy = [Path(sys.executable).parent / "py-spy", "record", "--gil", "-f", "raw", "-o", str(output)]
                 spy = subprocess.Popen([*py_spy, "--pid", str(proc.pid)], stdout=subprocess.DEVNULL)
                 time.sleep(1)
-            before = cpu_seconds(proc.pid)
+            before = process_cpu_seconds([proc.pid])
             hey = ["hey", "-n", str(args.requests), "-c", "16", "-m", method, "-H", f"Authorization: Bearer {token}"]
             result = subprocess.run([*hey, *extra, target], capture_output=True, text=True, check=True)
-            spent = cpu_seconds(proc.pid) - before
+            spent = process_cpu_seconds([proc.pid]) - before
             if spy is not None:
                 spy.send_signal(2)
                 spy.wait()
             rate = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
             statuses = dict(re.findall(r"\[(\d+)\]\s+(\d+) responses", result.stdout))
             answered = sum(int(count) for count in statuses.values()) or args.requests  # hey rounds n to c
-            print(json.dumps({
-                "phase": name,
-                "cpu_ms_per_request": round(spent / answered * 1000, 3),
-                "requests_per_s": float(rate.group(1)) if rate else None,
-                "statuses": statuses,
-            }))
+            print(
+                json.dumps(
+                    {
+                        "phase": name,
+                        "cpu_ms_per_request": round(spent / answered * 1000, 3),
+                        "requests_per_s": float(rate.group(1)) if rate else None,
+                        "statuses": statuses,
+                    }
+                )
+            )
     finally:
         proc.terminate()
         proc.wait()
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

@@ -23,19 +23,11 @@ from pathlib import Path
 import httpx2 as httpx
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
+from bench.measure import process_cpu_seconds as cpu_seconds
 from tests.integration.server import Installation, Server, login, named
 
 SIZE = 1 << 30
-TICK = os.sysconf("SC_CLK_TCK")
 TUS = {"Tus-Resumable": "1.0.0"}
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
-    return total
 
 
 def body(data: Path, start: int, length: int) -> Iterator[bytes]:
