@@ -149,11 +149,10 @@ def test_keyring_file_follows_a_replaced_file(tmp_path: Path) -> None:
     _, wrapped_one = provider.wrap(FILE_ID, b"\x01" * 32, FILE)
     rotated = first.with_primary(new_master_key("two"))
     replace_keyring_file(path, rotated)
-    # ``primary_id`` and ``ids`` look at the file every time; wrapping and unwrapping
-    # once per CHECK_SECONDS, so a wrap sees the change once that much time has passed.
+    # ``primary_id``, ``ids`` and wrapping look at the file every time (a new primary
+    # wraps the very next file); unwrapping once per CHECK_SECONDS.
     assert provider.primary_id == "two"
     replace_keyring_file(path, first.with_primary(new_master_key("three")))
-    provider._looked -= KeyringFile.CHECK_SECONDS
     key_id, wrapped_three = provider.wrap(FILE_ID, b"\x02" * 32, FILE)
     assert key_id == "three"
     assert provider.unwrap("one", FILE_ID, wrapped_one, FILE) == b"\x01" * 32
@@ -387,7 +386,6 @@ def test_a_refused_reload_is_reported_once_per_change(tmp_path: Path) -> None:
     provider.current()
     path.chmod(0o600)
     replace_keyring_file(path, Keyring([new_master_key("b"), new_master_key("a")]))
-    provider._looked -= KeyringFile.CHECK_SECONDS  # a wrap looks once per CHECK_SECONDS
     assert provider.wrap(FILE_ID, new_dek(), FILE)[0] == "b"
     assert provider.problem is None
     assert [r is None for r in reports] == [False, False, True]

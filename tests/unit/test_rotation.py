@@ -118,7 +118,7 @@ def test_an_upload_streaming_through_rotate_rewrap_and_retire_stays_readable(
 
     async def scenario(w: World) -> None:
         data = os.urandom(300_000)
-        # Wrapping never looks at the file by itself here: the commit meets 'old' retired
+        # The upload wrapped under 'old' when it began; the commit meets 'old' retired
         # and must look again (``primary_id``) to wrap under the new primary.
         keyring = w.files.keyring
         assert isinstance(keyring, KeyringFile)

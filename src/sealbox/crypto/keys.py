@@ -305,9 +305,10 @@ class KeyringFile:
     """A ``KeyProvider`` over a keyring file that follows changes to the file.
 
     A look costs two ``stat`` calls (the file, not following a link, and its
-    directory); wrapping and unwrapping look at most once per ``CHECK_SECONDS`` (1 s),
-    while ``ids`` and ``primary_id`` (readiness, key status, the retired-key check) always
-    look.
+    directory); unwrapping looks at most once per ``CHECK_SECONDS`` (1 s), while
+    wrapping (once per new file, so a new primary is used as soon as ``keys rotate``
+    makes it primary), ``ids`` and ``primary_id`` (readiness, key status, the
+    retired-key check) always look.
     When the file was replaced (as ``keys rotate``, ``retire`` and ``import``
     do, atomically) or its owner or mode, or those of its directory, changed, it is read
     again with every check of ``load_keyring_file``. A read that fails keeps the keys
@@ -318,8 +319,8 @@ class KeyringFile:
     """
 
     # Two stats per unwrap were a measurable part of a small download; a change of the
-    # file is noticed within this many seconds by the paths that wrap and unwrap, at
-    # once by the others. An unknown key id does not wait (it forces a read).
+    # file is noticed within this many seconds by unwrapping, at once by the others.
+    # An unknown key id does not wait (it forces a read).
     CHECK_SECONDS = 1.0
 
     def __init__(self, path: Path, report: Callable[[str | None], None] | None = None) -> None:
@@ -379,7 +380,7 @@ class KeyringFile:
         return self.current().primary.id
 
     def wrap(self, file_id: bytes, dek: bytes, domain: WrapDomain) -> tuple[str, bytes]:
-        return self._recent().wrap(file_id, dek, domain)
+        return self.current().wrap(file_id, dek, domain)
 
     def unwrap(self, key_id: str, file_id: bytes, wrapped: bytes, domain: WrapDomain) -> bytes:
         try:
