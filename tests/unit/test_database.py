@@ -7,17 +7,19 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from sealbox.db.base import Columns
 from sealbox.db.migrate import upgrade
-from sealbox.db.session import Database, GroupCommit
+from sealbox.db.session import Database, GroupCommit, Tx
 from sealbox.models import User
 
+USERS = Columns(User)
 
-async def _add(session: AsyncSession, users: list[User]) -> None:
-    session.add_all(users)
+
+def _add(tx: Tx, users: list[User]) -> None:
+    tx.conn.execute(insert(User.__table__), [USERS.values(user) for user in users])  # type: ignore[arg-type]
 
 
 def inserter(db: Database) -> GroupCommit[User]:

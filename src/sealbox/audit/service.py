@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -28,7 +28,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.db.base import utcnow
-from sealbox.db.session import Database, GroupCommit
+from sealbox.db.session import Database, GroupCommit, Step, Tx, in_session
 from sealbox.errors import InvalidInput
 from sealbox.models import AuditEvent, AuditHead
 
@@ -133,10 +133,9 @@ def _read(row: AuditEvent) -> EventRead:
     )
 
 
-# What one caller appends: events, rows to insert in the same transaction, and a step
-# to run in that transaction before the rows are added (it may refuse by raising).
-Prepare = Callable[[AsyncSession], Awaitable[None]]
-Entry = tuple[tuple[Event, ...], tuple[object, ...], Prepare | None]
+# What one caller hands the committer, its unit of work: the steps that write its rows
+# (run in order in the shared transaction; one may refuse by raising) and its events.
+Entry = tuple[tuple[Event, ...], tuple[Step, ...]]
 
 
 # Plain statements, built once: appending runs on every upload and download.
@@ -145,41 +144,43 @@ _INSERT = insert(AuditEvent.__table__)  # type: ignore[arg-type]
 _MOVE_HEAD = update(AuditHead).where(AuditHead.id == 1)
 
 
-async def _append(session: AsyncSession, batch: list[Entry]) -> None:
-    # The rows' own preparation (wrapping a file key takes the key lock) comes before the
+def _append(tx: Tx, batch: list[Entry]) -> None:
+    # The units' own steps (wrapping a file key takes the key lock) come before the
     # audit head's lock: every writer takes the key lock first, the head last.
-    for _, _, prepare in batch:
-        if prepare is not None:
-            await prepare(session)
+    for _, steps in batch:
+        for step in steps:
+            step(tx)
+    _chain(tx, [event for events, _ in batch for event in events])
+
+
+def _chain(tx: Tx, events: list[Event]) -> None:
+    if not events:
+        return
     # FOR UPDATE serialises appenders on PostgreSQL; SQLite's write lock already does.
-    seq, prev = (await session.execute(_HEAD)).one()
+    seq, prev = tx.conn.execute(_HEAD).one()
     now = utcnow()
     appended: list[dict[str, object]] = []
-    for events, rows, _ in batch:
-        session.add_all(rows)
-        for event in events:
-            seq += 1
-            row = AuditEvent(
-                seq=seq,
-                at=now,
-                action=event.action,
-                actor_id=event.actor.user_id,
-                actor=event.actor.name[:200],
-                owner_id=event.owner_id,
-                file_id=event.file_id,
-                target=event.target,
-                client=event.actor.client[:200] if event.actor.client else None,
-                detail=json.dumps(dict(event.detail), sort_keys=True, separators=(",", ":")),
-                prev_hash=prev,
-            )
-            row.hash = prev = chain_hash(row.prev_hash, row)
-            appended.append({key: getattr(row, key) for key in _EVENT_KEYS})
-            log.info("audit", seq=seq, action=event.action, actor=row.actor, hash=row.hash.hex())
-    if appended:
-        # The events are inserted as plain rows (one statement for the batch), not
-        # flushed as objects; the callers' rows are flushed by the commit.
-        await session.execute(_INSERT, appended)
-    await session.execute(_MOVE_HEAD.values(seq=seq, hash=prev))
+    for event in events:
+        seq += 1
+        row = AuditEvent(
+            seq=seq,
+            at=now,
+            action=event.action,
+            actor_id=event.actor.user_id,
+            actor=event.actor.name[:200],
+            owner_id=event.owner_id,
+            file_id=event.file_id,
+            target=event.target,
+            client=event.actor.client[:200] if event.actor.client else None,
+            detail=json.dumps(dict(event.detail), sort_keys=True, separators=(",", ":")),
+            prev_hash=prev,
+        )
+        row.hash = prev = chain_hash(row.prev_hash, row)
+        appended.append({key: getattr(row, key) for key in _EVENT_KEYS})
+        log.info("audit", seq=seq, action=event.action, actor=row.actor, hash=row.hash.hex())
+    # The events are inserted as plain rows, one statement for the batch.
+    tx.conn.execute(_INSERT, appended)
+    tx.conn.execute(_MOVE_HEAD.values(seq=seq, hash=prev))
 
 
 class Audit:
@@ -188,15 +189,16 @@ class Audit:
         self._appender = GroupCommit[Entry](db, _append)
         self._soon: set[asyncio.Task[None]] = set()
 
-    async def record(self, *events: Event, rows: tuple[object, ...] = (), prepare: Prepare | None = None) -> None:
-        """Append ``events`` (and insert ``rows`` in the same transaction, after
-        ``prepare`` ran in it); returns once they are committed. Concurrent callers share
-        a commit; one whose ``prepare`` raises fails alone."""
-        await self._appender.submit((events, rows, prepare))
+    async def record(self, *events: Event, work: tuple[Step, ...] = ()) -> None:
+        """Commit ``events`` with the unit of ``work`` they record (its steps run first,
+        in the same transaction); returns once they are committed. Concurrent callers
+        share a commit; one whose step raises fails alone."""
+        await self._appender.submit((events, work))
 
     async def record_in(self, session: AsyncSession, *events: Event) -> None:
         """Append ``events`` inside the caller's write transaction."""
-        await _append(session, [(events, (), None)])
+        is_sqlite = self.db.is_sqlite
+        await session.run_sync(lambda sync: _chain(in_session(sync, is_sqlite, session.info), list(events)))
 
     def record_soon(self, *events: Event) -> None:
         """Append ``events`` without waiting for the commit (used for downloads, so a

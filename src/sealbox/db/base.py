@@ -68,3 +68,9 @@ class Columns(Generic[M]):
     def build(self, values: Sequence[Any]) -> M:
         """An instance holding ``values`` (in the order of ``columns``), attached to no session."""
         return self.model(**dict(zip(self.keys, values, strict=True)))
+
+    def values(self, instance: M) -> dict[str, Any]:
+        """The values ``instance`` was given, by column name, for a Core ``INSERT`` (the
+        columns it leaves out take their defaults)."""
+        given = instance.__dict__
+        return {column.name: given[key] for key, column in zip(self.keys, self.columns, strict=True) if key in given}

@@ -14,18 +14,25 @@ The hot paths (a request's credential, file and grant; a link with its file) rea
 thread hop to a small fixed set of reader threads, each with its own connection
 (aiosqlite would take four or five hops per statement); on PostgreSQL psycopg is
 asynchronous and needs no thread at all.
+
+The hot writes go through the committer (``GroupCommit``): a caller hands it a unit of
+work (plain functions that run Core statements on a ``Tx``: the rows to insert, the
+guarded updates, the audit events), and it runs every unit that is waiting in one
+write transaction. On SQLite the whole transaction is one hop to the writer thread;
+on PostgreSQL it runs on one asynchronous connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Engine, Executable, Row, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event, make_url, text
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
@@ -44,6 +51,22 @@ HOT_READERS = 4
 # kept open (16 clients, each holding at most one at a time, the group committer and a
 # margin); as many again may be opened for a burst.
 POOL = 20
+
+
+@dataclass
+class Tx:
+    """A write transaction as a unit of work sees it: a Core connection (no ORM, no
+    thread hop per statement: on SQLite the unit already runs on the writer thread) and
+    what the units of one transaction share (``info``: the key lock, the key ids known
+    to be live)."""
+
+    conn: Connection
+    is_sqlite: bool
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+# One step of a unit of work: runs statements on the transaction, raises to refuse.
+Step = Callable[[Tx], None]
 
 
 def _sqlite_setup(sync: Engine) -> None:
@@ -106,6 +129,7 @@ class Database:
         self.engine = create_async_engine(url, pool_pre_ping=not self.is_sqlite, pool_reset_on_return=reset, **pool)
         self._hot: Engine | None = None
         self._threads: ThreadPoolExecutor | None = None
+        self._writer_thread: ThreadPoolExecutor | None = None
         if self.is_sqlite:
             _sqlite_setup(self.engine.sync_engine)
         if self.is_sqlite and not in_memory:
@@ -113,9 +137,10 @@ class Database:
             # in-memory database is one per connection, so it has no second engine).
             hot_url = make_url(url).set(drivername="sqlite")
             # A connection moves between the reader threads, one thread at a time.
+            # One more connection than readers: the committer's (see ``transact``).
             self._hot = create_engine(
                 hot_url,
-                pool_size=HOT_READERS,
+                pool_size=HOT_READERS + 1,
                 max_overflow=0,
                 pool_reset_on_return=None,
                 connect_args={"check_same_thread": False},
@@ -184,20 +209,55 @@ class Database:
                 raise
             raise translated from exc
 
-    async def lock_keys(self, session: AsyncSession, exclusive: bool = False) -> None:
-        """Hold the master-key lock until ``session``'s write transaction ends: shared by
-        every transaction that records a wrapped key, exclusive for one that retires a
-        key, so a retirement and the rows it counts are serialised (PostgreSQL advisory
-        lock). On SQLite every write transaction already holds the database's write lock.
-        """
-        if self.is_sqlite:
+    async def transact(self, work: Callable[[Tx], T]) -> T:
+        """Run ``work`` in one write transaction, committed if it returns, rolled back if
+        it raises. On a SQLite file that is one hop to the writer thread (a connection
+        of its own, ``BEGIN IMMEDIATE``) under the same in-process lock as ``write``;
+        elsewhere one asynchronous connection runs it."""
+        try:
+            if self._hot is not None:
+                if self._writer_thread is None:
+                    self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sealbox-write")
+                loop = asyncio.get_running_loop()
+                async with self._write_lock:
+                    return await loop.run_in_executor(self._writer_thread, self._transact, self._hot, work)
+            engine = self.engine.execution_options(**{_WRITE: True})
+            if self.is_sqlite:
+                async with self._write_lock, engine.begin() as conn:
+                    return await conn.run_sync(lambda sync: work(Tx(sync, True)))
+            async with engine.begin() as conn:
+                return await conn.run_sync(lambda sync: work(Tx(sync, False)))
+        except (DBAPIError, StatementError, OverflowError, UnicodeEncodeError) as exc:
+            translated = _translated(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+
+    @staticmethod
+    def _transact(engine: Engine, work: Callable[[Tx], T]) -> T:
+        with engine.execution_options(**{_WRITE: True}).begin() as conn:
+            return work(Tx(conn, True))
+
+    @staticmethod
+    def lock_keys_in(tx: Tx, exclusive: bool = False) -> None:
+        """Hold the master-key lock until ``tx`` ends: shared by every transaction that
+        records a wrapped key, exclusive for one that retires a key, so a retirement and
+        the rows it counts are serialised (PostgreSQL advisory lock). On SQLite every
+        write transaction already holds the database's write lock."""
+        if tx.is_sqlite:
             return
         held = "sealbox_keys_exclusive" if exclusive else "sealbox_keys_shared"
-        if session.info.get(held):
+        if tx.info.get(held):
             return  # taken already in this transaction (a group commit wraps many keys)
         function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-        await session.execute(text(f"SELECT {function}(:key)"), {"key": KEY_LOCK})
-        session.info[held] = True
+        tx.conn.execute(text(f"SELECT {function}(:key)"), {"key": KEY_LOCK})
+        tx.info[held] = True
+
+    async def lock_keys(self, session: AsyncSession, exclusive: bool = False) -> None:
+        """``lock_keys_in`` for a session's write transaction."""
+        if self.is_sqlite:
+            return
+        await session.run_sync(lambda sync: self.lock_keys_in(in_session(sync, False, session.info), exclusive))
 
     async def ping(self) -> None:
         """Raise ``Unavailable`` unless the database answers a trivial query."""
@@ -205,25 +265,35 @@ class Database:
             await session.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
-        if self._threads is not None:
-            self._threads.shutdown(wait=True)
-            self._threads = None
+        for pool in (self._threads, self._writer_thread):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._threads = self._writer_thread = None
         if self._hot is not None:
             self._hot.dispose()
         await self.engine.dispose()
 
 
-class GroupCommit(Generic[T]):
-    """Apply items in shared write transactions; ``submit`` returns once its item is committed.
+def in_session(session: Any, is_sqlite: bool, info: dict[str, Any]) -> Tx:
+    """The ``Tx`` of a synchronous ORM ``session``'s transaction (inside ``run_sync``),
+    so a session's write transaction can run the steps a unit of work is made of."""
+    return Tx(session.connection(), is_sqlite, info)
 
-    Items that arrive while a commit is in flight are committed together by the next
-    one, so concurrent writers share one ``fsync`` of the database instead of queueing
-    for one each. If a shared commit fails, each of its items is retried alone, so one
-    bad item cannot fail the others. A caller that is cancelled still learns the
-    outcome (see ``FileService.upload``): the commit itself is never cancelled half-way.
+
+class GroupCommit(Generic[T]):
+    """The committer: applies units of work in shared write transactions; ``submit``
+    returns once its unit is committed.
+
+    Units that arrive while a commit is in flight are committed together by the next
+    one, so concurrent writers share one ``fsync`` of the database (and, on SQLite, one
+    thread hop) instead of queueing for one each. ``apply`` runs them on the
+    transaction (``Database.transact``). If a shared commit fails, each of its units is
+    retried alone, so one bad unit cannot fail the others. A caller that is cancelled
+    still learns the outcome (see ``FileService.upload``): the commit itself is never
+    cancelled half-way.
     """
 
-    def __init__(self, db: Database, apply: Callable[[AsyncSession, list[T]], Awaitable[None]]) -> None:
+    def __init__(self, db: Database, apply: Callable[[Tx, list[T]], None]) -> None:
         self.db = db
         self.apply = apply
         self._pending: list[tuple[T, asyncio.Future[None]]] = []
@@ -254,5 +324,4 @@ class GroupCommit(Generic[T]):
                     done.set_result(None)
 
     async def _commit(self, items: list[T]) -> None:
-        async with self.db.write() as session:
-            await self.apply(session, items)
+        await self.db.transact(lambda tx: self.apply(tx, items))

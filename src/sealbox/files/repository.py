@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, and_, bindparam, delete, func, or_, select
+from sqlalchemy import Integer, Select, and_, bindparam, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.db.base import Columns
@@ -14,6 +14,10 @@ from sealbox.models import File, FileSegment, RetiredKey, Upload, UploadPart, Us
 from sealbox.models.upload import holding_room
 
 FILES = Columns(File)
+# A file's row, inserted by the committer (plain values, no ORM flush).
+INSERT_FILE = insert(File.__table__)  # type: ignore[arg-type]
+# Whether a master key was retired (no row may be wrapped under it any more).
+RETIRED = select(RetiredKey.id).where(RetiredKey.id == bindparam("key_id"))
 
 
 def _page_query(after: bool) -> Select[*tuple[Any, ...]]:
@@ -147,7 +151,3 @@ class FileRepository:
     async def key_ids(self) -> set[str]:
         result = await self.session.execute(select(File.key_id).distinct())
         return set(result.scalars().all())
-
-    async def is_retired(self, key_id: str) -> bool:
-        """Whether ``keys retire`` has removed ``key_id``: nothing may be wrapped under it."""
-        return await self.session.get(RetiredKey, key_id) is not None

@@ -36,10 +36,10 @@ from sealbox.crypto.keys import (
 from sealbox.crypto.segments import table_tag, verify_table
 from sealbox.crypto.stream import HEADER_LEN, Opener, Sealer, chunk_log2_for, parse_header, sealed_size
 from sealbox.db.base import utcnow
-from sealbox.db.session import Database
+from sealbox.db.session import Database, Tx, in_session
 from sealbox.errors import IntegrityFailure, InvalidInput, KeyMissing, NotFound, TooLarge, Unavailable
 from sealbox.files.names import check_content_type
-from sealbox.files.repository import FILES, FIRST_PAGE, NEXT_PAGE, USAGE, FileRepository
+from sealbox.files.repository import FILES, FIRST_PAGE, INSERT_FILE, NEXT_PAGE, RETIRED, USAGE, FileRepository
 from sealbox.files.schemas import FilePage, FileRead
 from sealbox.ids import FileId, UserId
 from sealbox.models import File, FileSegment
@@ -343,6 +343,13 @@ class FileService:
     async def wrap_in(
         self, session: AsyncSession, bound_id: bytes, dek: bytes, domain: WrapDomain
     ) -> tuple[str, bytes]:
+        """``wrap_now`` inside a session's write transaction."""
+        is_sqlite = self.db.is_sqlite
+        return await session.run_sync(
+            lambda sync: self.wrap_now(in_session(sync, is_sqlite, session.info), bound_id, dek, domain)
+        )
+
+    def wrap_now(self, tx: Tx, bound_id: bytes, dek: bytes, domain: WrapDomain) -> tuple[str, bytes]:
         """Wrap ``dek`` (a file's or an upload's, as ``domain`` says) under the current
         primary key inside the write transaction that records it, in the current wrap
         format (``WRAP_FORMAT``), and return (key id, wrapped key).
@@ -352,18 +359,12 @@ class FileService:
         under a key that has left the keyring. Raises ``Unavailable`` if this process's
         primary key has been retired (its keyring is out of date).
         """
-        await self.db.lock_keys(session)
+        self.db.lock_keys_in(tx)
         key_id, wrapped = self.keyring.wrap(bound_id, dek, domain)
         # Asked once per transaction and key: the key lock holds the answer until the
         # commit, and a group commit wraps many keys under one primary key.
-        live: set[str] = session.info.setdefault("sealbox_live_keys", set())
-        retired = key_id not in live and await FileRepository(session).is_retired(key_id)
-        if retired and self.keyring.primary_id != key_id:
-            # Wrapping looks at the keyring file once a second (``KeyringFile``): a key
-            # retired since may still be the primary here. ``primary_id`` looked now.
-            key_id, wrapped = self.keyring.wrap(bound_id, dek, domain)
-            retired = key_id not in live and await FileRepository(session).is_retired(key_id)
-        if retired:
+        live: set[str] = tx.info.setdefault("sealbox_live_keys", set())
+        if key_id not in live and tx.conn.execute(RETIRED, {"key_id": key_id}).first() is not None:
             log.warning("keys.primary_retired", key_id=key_id)
             raise Unavailable(
                 f"this server's primary master key {key_id} has been retired: its keyring is out of date "
@@ -425,17 +426,19 @@ class FileService:
         transaction (see ``wrap_in``): an upload that streamed through a rotation and a
         retirement commits under the primary key of the moment it commits."""
 
-        async def wrap(session: AsyncSession) -> None:
-            # The prefix says the layout (one blob, or segments): see ``dek``.
-            domain, row.wrap_format = file_wrapping(row.segments)
-            row.key_id, row.wrapped_dek = await self.wrap_in(session, row.id.bytes, dek, domain)
-
+        # The prefix says the layout (one blob, or segments): see ``dek``.
+        domain, row.wrap_format = file_wrapping(row.segments)
         if self.quota is None and admission is None and not extra:
-            # Shares a commit with concurrent uploads.
-            await self.audit.record(event, rows=(row,), prepare=wrap)
+            # A unit of work for the committer, sharing a commit with concurrent uploads:
+            # the key wrapped in the transaction, the row inserted, the event appended.
+            def record(tx: Tx) -> None:
+                row.key_id, row.wrapped_dek = self.wrap_now(tx, row.id.bytes, dek, domain)
+                tx.conn.execute(INSERT_FILE, [FILES.values(row)])
+
+            await self.audit.record(event, work=(record,))
             return
         async with self.db.write() as session:
-            await wrap(session)
+            row.key_id, row.wrapped_dek = await self.wrap_in(session, row.id.bytes, dek, domain)
             files = FileRepository(session)
             if self.quota is not None:
                 await files.lock_owner(UserId(row.owner_id))

@@ -30,7 +30,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, null, select
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from sealbox.accounts.authority import Action, Presented, authorise
@@ -40,14 +39,14 @@ from sealbox.accounts.service import principal_of
 from sealbox.audit.service import Actor, Audit, Detail, Event
 from sealbox.crypto.tokens import token_hash
 from sealbox.db.base import utcnow
-from sealbox.db.session import Database
+from sealbox.db.session import Database, Tx
 from sealbox.errors import AuthenticationFailed, Gone, NotFound
 from sealbox.files.repository import FILES
 from sealbox.files.schemas import FileRead
 from sealbox.files.service import Download, FileService
 from sealbox.ids import FileId, UserId
 from sealbox.models import File, Grant, Share, Unlock, UploadRequest, User
-from sealbox.sharing.repository import SHARES, SharingRepository
+from sealbox.sharing.repository import CHARGE, SHARE, SHARES, SharingRepository
 
 
 @dataclass(frozen=True)
@@ -168,17 +167,20 @@ class Opened:
         now = utcnow()
         share_id = share.id
 
-        async def charge(session: AsyncSession) -> None:
-            if not await SharingRepository(session).charge(share_id, now, amount, start == 0):
-                current = await session.get(Share, share_id, populate_existing=True)
+        values = {"share_id": share_id, "now": now, "amount": amount, "counts": int(start == 0)}
+
+        def charge(tx: Tx) -> None:
+            if tx.conn.execute(CHARGE, values).rowcount != 1:
+                current = tx.conn.execute(SHARE, values).first()
                 if current is None:
                     raise Gone("this link has been revoked")
-                check_live(current, now)
-                raise Gone(f"this link's download limit allows only {current.bytes_left} more bytes")
+                share = SHARES.build(current)
+                check_live(share, now)
+                raise Gone(f"this link's download limit allows only {share.bytes_left} more bytes")
 
-        # The charge and its event share one transaction, and concurrent downloads share
+        # The charge and its event are one unit of work, and concurrent downloads share
         # its commit: the allowance is taken, durably, before the headers are sent.
-        await self._gate.audit.record(event, prepare=charge)
+        await self._gate.audit.record(event, work=(charge,))
         self._charged = amount
 
     @property

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.db.base import Columns
@@ -13,6 +13,20 @@ from sealbox.models import File, Grant, Share, Unlock, Upload, UploadRequest, Us
 from sealbox.models.upload import holding_room
 
 SHARES = Columns(Share)
+# Take ``amount`` bytes from a share's allowance if it is still live and has them, in one
+# guarded statement (a unit of work's step): concurrent downloads can never overdraw it.
+CHARGE = (
+    update(Share)
+    .where(
+        Share.id == bindparam("share_id"),
+        Share.revoked_at.is_(None),
+        Share.expires_at > bindparam("now"),
+        Share.bytes_left.is_(None) | (Share.bytes_left >= bindparam("amount")),
+    )
+    .values(bytes_left=Share.bytes_left - bindparam("amount"), downloads=Share.downloads + bindparam("counts"))
+)
+# A share as it is now (to say why a charge was refused).
+SHARE = select(*SHARES.columns).where(Share.id == bindparam("share_id"))
 
 
 def _count(result: object) -> int:
@@ -47,18 +61,6 @@ class SharingRepository:
     async def requests(self, owner: UserId) -> Sequence[UploadRequest]:
         query = select(UploadRequest).where(UploadRequest.owner_id == owner).order_by(UploadRequest.created_at.desc())
         return (await self.session.execute(query)).scalars().all()
-
-    async def charge(self, share_id: uuid.UUID, now: datetime, amount: int, counts: bool) -> bool:
-        """Take ``amount`` bytes from the share's allowance if it is still live and has
-        them, in one statement: concurrent downloads can never overdraw it."""
-        query = update(Share).where(
-            Share.id == share_id,
-            Share.revoked_at.is_(None),
-            Share.expires_at > now,
-            Share.bytes_left.is_(None) | (Share.bytes_left >= amount),
-        )
-        values = {"bytes_left": Share.bytes_left - amount, "downloads": Share.downloads + int(counts)}
-        return _count(await self.session.execute(query.values(values))) == 1
 
     async def refund(self, share_id: uuid.UUID, unsent: int, sent: int) -> None:
         """Give back ``unsent`` bytes, and as many of the ``sent`` ones as the share's
