@@ -128,6 +128,7 @@ class Database:
         pool = {} if in_memory else {"pool_size": POOL, "max_overflow": POOL}
         self.engine = create_async_engine(url, pool_pre_ping=not self.is_sqlite, pool_reset_on_return=reset, **pool)
         self._hot: Engine | None = None
+        self._writing: Engine | None = None
         self._threads: ThreadPoolExecutor | None = None
         self._writer_thread: ThreadPoolExecutor | None = None
         if self.is_sqlite:
@@ -137,15 +138,23 @@ class Database:
             # in-memory database is one per connection, so it has no second engine).
             hot_url = make_url(url).set(drivername="sqlite")
             # A connection moves between the reader threads, one thread at a time.
-            # One more connection than readers: the committer's (see ``transact``).
             self._hot = create_engine(
                 hot_url,
-                pool_size=HOT_READERS + 1,
+                pool_size=HOT_READERS,
                 max_overflow=0,
                 pool_reset_on_return=None,
                 connect_args={"check_same_thread": False},
             )
             _sqlite_setup(self._hot)
+            # The committer's one connection, used by its one thread (see ``transact``).
+            self._writing = create_engine(
+                hot_url,
+                pool_size=1,
+                max_overflow=0,
+                pool_reset_on_return=None,
+                connect_args={"check_same_thread": False},
+            )
+            _sqlite_setup(self._writing)
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writer = async_sessionmaker(self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False)
         self._write_lock = asyncio.Lock()
@@ -166,7 +175,7 @@ class Database:
     @property
     def engines(self) -> tuple[Engine, ...]:
         """Every engine this database runs statements on (to attach event listeners)."""
-        return (self.engine.sync_engine,) if self._hot is None else (self.engine.sync_engine, self._hot)
+        return tuple(engine for engine in (self.engine.sync_engine, self._hot, self._writing) if engine is not None)
 
     async def rows(self, statement: Executable, values: Mapping[str, Any]) -> Sequence[Row[*tuple[Any, ...]]]:
         """The rows of one read-only Core statement with its bound ``values``, in one round
@@ -215,12 +224,12 @@ class Database:
         of its own, ``BEGIN IMMEDIATE``) under the same in-process lock as ``write``;
         elsewhere one asynchronous connection runs it."""
         try:
-            if self._hot is not None:
+            if self._writing is not None:
                 if self._writer_thread is None:
                     self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sealbox-write")
                 loop = asyncio.get_running_loop()
                 async with self._write_lock:
-                    return await loop.run_in_executor(self._writer_thread, self._transact, self._hot, work)
+                    return await loop.run_in_executor(self._writer_thread, self._transact, self._writing, work)
             engine = self.engine.execution_options(**{_WRITE: True})
             if self.is_sqlite:
                 async with self._write_lock, engine.begin() as conn:
@@ -269,8 +278,9 @@ class Database:
             if pool is not None:
                 pool.shutdown(wait=True)
         self._threads = self._writer_thread = None
-        if self._hot is not None:
-            self._hot.dispose()
+        for engine in (self._hot, self._writing):
+            if engine is not None:
+                engine.dispose()
         await self.engine.dispose()
 
 

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox import names
@@ -39,8 +39,8 @@ from sealbox.crypto.errors import IntegrityError
 from sealbox.crypto.keys import WRAP_FORMAT, FieldCipher, KeyProvider, WrapDomain, new_dek
 from sealbox.crypto.segments import part_tag, verify_parts
 from sealbox.crypto.stream import Sealer, chunk_log2_for
-from sealbox.db.base import utcnow
-from sealbox.db.session import Database
+from sealbox.db.base import Columns, utcnow
+from sealbox.db.session import Database, Tx
 from sealbox.errors import (
     ChecksumMismatch,
     Conflict,
@@ -67,6 +67,19 @@ MAX_PENDING = 100  # unfinished uploads an account may have at once (a link: its
 # every download of the file, the opening of a segment (header and final chunk) before
 # the first byte. As many as S3 allows parts of one object; 16 GiB in parts of 2 MiB.
 MAX_PARTS = 10_000
+
+UPLOADS = Columns(Upload)
+UPLOAD = select(*UPLOADS.columns).where(Upload.id == bindparam("upload_id"))
+# A part's unit of work: move the offset (only from the one the part was written at, and
+# only while the upload is live), number the part, insert it.
+MOVE = (
+    update(Upload)
+    .where(Upload.id == bindparam("upload_id"), Upload.offset == bindparam("old"), Upload.expires_at > bindparam("now"))
+    .values(offset=bindparam("new"), expires_at=bindparam("until"))
+)
+PARTS = select(func.count()).where(UploadPart.upload_id == bindparam("upload_id"))
+INSERT_PART = insert(UploadPart.__table__)  # type: ignore[arg-type]
+PART_COLUMNS = Columns(UploadPart)
 CHECKSUMS: dict[str, Callable[[], hashlib._Hash]] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
 
 
@@ -300,8 +313,8 @@ class UploadService:
             )
 
     async def _held(self, upload_id: uuid.UUID, holder: Holder) -> Upload:
-        async with self.db.read() as session:
-            row = await session.get(Upload, upload_id)
+        found = await self.db.rows(UPLOAD, {"upload_id": upload_id})
+        row = UPLOADS.build(found[0]) if found else None
         if row is None or not holder.holds(row):
             raise NotFound("upload not found")
         if row.expires_at <= utcnow():
@@ -371,29 +384,27 @@ class UploadService:
             return await self._complete(row, dek, part, actor)
         now = utcnow()
         expires_at = now + self.lifetime
-        try:
-            async with self.db.write() as session:
-                # Only while it has not expired: an expired upload holds no room any more
-                # (see ``create``), so a part that arrives late must not bring it back.
-                moved = await session.execute(
-                    update(Upload)
-                    .where(Upload.id == row.id, Upload.offset == row.offset, Upload.expires_at > now)
-                    .values(offset=new_offset, expires_at=expires_at)
+        values = {"upload_id": row.id, "old": row.offset, "new": new_offset, "now": now, "until": expires_at}
+
+        def record(tx: Tx) -> None:
+            # Only while it has not expired: an expired upload holds no room any more
+            # (see ``create``), so a part that arrives late must not bring it back.
+            if tx.conn.execute(MOVE, values).rowcount != 1:
+                current = tx.conn.execute(UPLOAD, values).first()
+                if current is not None and UPLOADS.build(current).expires_at <= now:
+                    raise Gone("this upload has expired")
+                raise Conflict("another request has changed this upload")
+            part.seq = int(tx.conn.execute(PARTS, values).scalar_one())
+            if part.seq + 1 >= self.max_parts:
+                # Only the last part allowed may be this one, and it must end the upload.
+                raise InvalidInput(
+                    f"an upload may have at most {self.max_parts} parts: "
+                    f"send the remaining {row.length - row.offset} bytes in one PATCH"
                 )
-                if getattr(moved, "rowcount", 0) != 1:
-                    current = await session.get(Upload, row.id, populate_existing=True)
-                    if current is not None and current.expires_at <= now:
-                        raise Gone("this upload has expired")
-                    raise Conflict("another request has changed this upload")
-                count = await session.execute(select(func.count()).where(UploadPart.upload_id == row.id))
-                part.seq = int(count.scalar_one())
-                if part.seq + 1 >= self.max_parts:
-                    # Only the last part allowed may be this one, and it must end the upload.
-                    raise InvalidInput(
-                        f"an upload may have at most {self.max_parts} parts: "
-                        f"send the remaining {row.length - row.offset} bytes in one PATCH"
-                    )
-                session.add(part)
+            tx.conn.execute(INSERT_PART, [PART_COLUMNS.values(part)])
+
+        try:
+            await self.db.transact(record)
         except BaseException:
             await self._discard(key)
             raise
