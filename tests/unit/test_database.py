@@ -103,3 +103,57 @@ def test_hot_reads_see_every_committed_write(tmp_path: Path) -> None:
         assert {tuple(row.username for row in rows) for rows in found} == {("first", "second")}
 
     run(tmp_path, scenario)
+
+
+def test_a_cancelled_transaction_keeps_the_write_lock_until_it_ends(tmp_path: Path) -> None:
+    """``transact`` runs on the writer thread, which cannot be stopped half-way: a caller
+    cancelled meanwhile lets it finish (committed) and holds the in-process write lock
+    until then, so no other writer meets the database's own lock."""
+    import threading
+
+    async def scenario(db: Database) -> None:
+        inside, release = threading.Event(), threading.Event()
+
+        def slow(tx: Tx) -> None:
+            _add(tx, [User(username="slow", password_hash="x")])
+            inside.set()
+            release.wait(10)
+
+        task = asyncio.create_task(db.transact(slow))
+        while not inside.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.sleep(0.05)
+        assert db._write_lock.locked()  # the thread's transaction is still open
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not db._write_lock.locked()
+        assert await _count(db) == 1  # it committed
+
+    run(tmp_path, scenario)
+
+
+def test_events_recorded_in_a_session_come_after_its_rows(tmp_path: Path) -> None:
+    """Every writer takes the audit head last: ``record_in`` writes the session's pending
+    rows before it locks and moves the head, as the committer's units do."""
+    from sqlalchemy import event
+
+    from sealbox.audit.service import Actor, Audit, Event
+
+    async def scenario(db: Database) -> None:
+        statements: list[str] = []
+
+        def seen(_conn: object, _cursor: object, sql: str, *_args: object) -> None:
+            statements.append(sql.split()[0] + " " + sql.split()[2] if sql.startswith("INSERT") else sql[:40])
+
+        for engine in db.engines:
+            event.listen(engine, "before_cursor_execute", seen)
+        async with db.write() as session:
+            session.add(User(username="pending", password_hash="x"))
+            await Audit(db).record_in(session, Event("user.create", Actor("test")))
+        inserted = statements.index("INSERT users")
+        head = next(i for i, sql in enumerate(statements) if "audit_head" in sql)
+        assert inserted < head, statements
+
+    run(tmp_path, scenario)

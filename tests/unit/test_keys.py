@@ -389,3 +389,39 @@ def test_a_refused_reload_is_reported_once_per_change(tmp_path: Path) -> None:
     assert provider.wrap(FILE_ID, new_dek(), FILE)[0] == "b"
     assert provider.problem is None
     assert [r is None for r in reports] == [False, False, True]
+
+
+def test_a_wrap_on_another_thread_waits_for_a_read_in_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wrapping runs on the committer's thread while the event loop looks at the keyring
+    too: a wrap that comes while another thread is reading a replaced keyring waits for
+    that read and wraps under the new primary, never under the keys the file replaced."""
+    import threading
+    import time
+
+    from sealbox.crypto import keys as keys_module
+
+    path = tmp_path / "keyring.json"
+    write_keyring_file(path, Keyring([new_master_key("old")]))
+    provider = KeyringFile(path)
+    replace_keyring_file(path, Keyring([new_master_key("new"), new_master_key("old")]))
+    reading, release = threading.Event(), threading.Event()
+    real = keys_module.load_keyring_file
+
+    def held_read(*args: Any, **kwargs: Any) -> Keyring:
+        if threading.current_thread().name == "looker":
+            reading.set()
+            release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(keys_module, "load_keyring_file", held_read)
+    looker = threading.Thread(target=lambda: provider.ids, name="looker")
+    looker.start()
+    assert reading.wait(10)  # the looker has seen the change and is reading the file
+    wrapped: list[str] = []
+    wrapper = threading.Thread(target=lambda: wrapped.append(provider.wrap(FILE_ID, new_dek(), FILE)[0]))
+    wrapper.start()
+    time.sleep(0.2)  # room for a wrap that does not wait to finish (under "old")
+    release.set()
+    looker.join(10)
+    wrapper.join(10)
+    assert wrapped == ["new"]

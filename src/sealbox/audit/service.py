@@ -197,6 +197,7 @@ class Audit:
 
     async def record_in(self, session: AsyncSession, *events: Event) -> None:
         """Append ``events`` inside the caller's write transaction."""
+        await session.flush()  # the caller's rows first: the audit head is locked last
         is_sqlite = self.db.is_sqlite
         await session.run_sync(lambda sync: _chain(in_session(sync, is_sqlite, session.info), list(events)))
 

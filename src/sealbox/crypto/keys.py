@@ -26,6 +26,7 @@ import json
 import os
 import re
 import stat
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -327,6 +328,7 @@ class KeyringFile:
         self.path = path
         self.problem: str | None = None
         self._report = report
+        self._lock = threading.Lock()
         self._stamp = self._stat()
         self._looked = time.monotonic()
         self._keyring = load_keyring_file(path)
@@ -348,6 +350,13 @@ class KeyringFile:
         return self.current()
 
     def current(self, force: bool = False) -> Keyring:
+        # Wrapping runs on the committer's thread, the rest on the event loop: a look and
+        # the read it may lead to are one step, so no thread sees a new stamp with the
+        # old keys.
+        with self._lock:
+            return self._current(force)
+
+    def _current(self, force: bool) -> Keyring:
         self._looked = time.monotonic()
         stamp = self._stat()
         changed = stamp != self._stamp

@@ -229,7 +229,13 @@ class Database:
                     self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sealbox-write")
                 loop = asyncio.get_running_loop()
                 async with self._write_lock:
-                    return await loop.run_in_executor(self._writer_thread, self._transact, self._writing, work)
+                    running = loop.run_in_executor(self._writer_thread, self._transact, self._writing, work)
+                    try:
+                        return await asyncio.shield(running)
+                    except asyncio.CancelledError:
+                        # The thread's transaction goes on: hold the lock until it ends.
+                        await asyncio.wait([running])
+                        raise
             engine = self.engine.execution_options(**{_WRITE: True})
             if self.is_sqlite:
                 async with self._write_lock, engine.begin() as conn:

@@ -16,6 +16,11 @@ from sealbox.models.upload import holding_room
 FILES = Columns(File)
 # A file's row, inserted by the committer (plain values, no ORM flush).
 INSERT_FILE = insert(File.__table__)  # type: ignore[arg-type]
+SEGMENTS = Columns(FileSegment)
+INSERT_SEGMENT = insert(FileSegment.__table__)  # type: ignore[arg-type]
+# Serialises the quota checks of one owner until the transaction ends (PostgreSQL;
+# SQLite's write lock already serialises every writer).
+LOCK_OWNER = select(User.id).where(User.id == bindparam("owner")).with_for_update()
 # Whether a master key was retired (no row may be wrapped under it any more).
 RETIRED = select(RetiredKey.id).where(RetiredKey.id == bindparam("key_id"))
 
@@ -90,9 +95,8 @@ class FileRepository:
         return int((await self.session.execute(query)).scalar_one())
 
     async def lock_owner(self, owner: UserId) -> None:
-        """Serialise uploads of one owner until the transaction ends (quota checks);
-        SQLite's write lock already serialises every writer."""
-        await self.session.execute(select(User.id).where(User.id == owner).with_for_update())
+        """Serialise uploads of one owner until the transaction ends (quota checks)."""
+        await self.session.execute(LOCK_OWNER, {"owner": owner})
 
     async def page(self, owner: UserId, limit: int, after: tuple[datetime, uuid.UUID] | None) -> Sequence[File]:
         """Newest first, keyset-paginated on (created_at, id)."""

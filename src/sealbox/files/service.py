@@ -39,7 +39,18 @@ from sealbox.db.base import utcnow
 from sealbox.db.session import Database, Tx, in_session
 from sealbox.errors import IntegrityFailure, InvalidInput, KeyMissing, NotFound, TooLarge, Unavailable
 from sealbox.files.names import check_content_type
-from sealbox.files.repository import FILES, FIRST_PAGE, INSERT_FILE, NEXT_PAGE, RETIRED, USAGE, FileRepository
+from sealbox.files.repository import (
+    FILES,
+    FIRST_PAGE,
+    INSERT_FILE,
+    INSERT_SEGMENT,
+    LOCK_OWNER,
+    NEXT_PAGE,
+    RETIRED,
+    SEGMENTS,
+    USAGE,
+    FileRepository,
+)
 from sealbox.files.schemas import FilePage, FileRead
 from sealbox.ids import FileId, UserId
 from sealbox.models import File, FileSegment
@@ -124,8 +135,9 @@ class Admission(Protocol):
         """Whether the upload comes through an upload link: its sender learns nothing of
         the owner's account (their quota, what they store)."""
 
-    async def admit(self, session: AsyncSession, row: File) -> None:
-        """Check and count ``row`` inside the transaction that records it; raise to refuse."""
+    def admit(self, tx: Tx, row: File) -> None:
+        """A step of the unit of work that records ``row``: check and count it inside
+        that transaction; raise to refuse."""
 
 
 # What someone sending through an upload link hears when the owner's quota is full.
@@ -402,7 +414,10 @@ class FileService:
         if self.quota is None:
             return
         stored, held = await files.usage(owner), await files.reserved(owner, utcnow())
-        if stored + held + size > self.quota:
+        self._refuse_past_quota(stored, held, size, what, stranger=stranger)
+
+    def _refuse_past_quota(self, stored: int, held: int, size: int, what: str, *, stranger: bool) -> None:
+        if self.quota is not None and stored + held + size > self.quota:
             if stranger:
                 raise TooLarge(NO_ROOM)
             raise TooLarge(
@@ -419,40 +434,35 @@ class FileService:
         await self._check_quota(files, owner, size, "the upload", stranger=stranger)
 
     async def _commit(
-        self, row: File, dek: bytes, admission: Admission | None, event: Event, extra: Sequence[object] = ()
+        self, row: File, dek: bytes, admission: Admission | None, event: Event, extra: Sequence[FileSegment] = ()
     ) -> None:
-        """Record ``row`` and its audit ``event`` in one transaction, checking the quota
-        and the admission (if any) in it too. The file key is wrapped in that
-        transaction (see ``wrap_in``): an upload that streamed through a rotation and a
-        retirement commits under the primary key of the moment it commits."""
-
+        """Record ``row`` and its audit ``event`` as one unit of work for the committer
+        (it shares a commit with concurrent ones): the file key wrapped in the
+        transaction (see ``wrap_now``: an upload that streamed through a rotation and a
+        retirement commits under the primary key of the moment it commits), the
+        admission (if any), the quota checked, the row and its ``extra`` segments
+        inserted. Nothing is recorded if a step refuses."""
         # The prefix says the layout (one blob, or segments): see ``dek``.
         domain, row.wrap_format = file_wrapping(row.segments)
-        if self.quota is None and admission is None and not extra:
-            # A unit of work for the committer, sharing a commit with concurrent uploads:
-            # the key wrapped in the transaction, the row inserted, the event appended.
-            def record(tx: Tx) -> None:
-                row.key_id, row.wrapped_dek = self.wrap_now(tx, row.id.bytes, dek, domain)
-                tx.conn.execute(INSERT_FILE, [FILES.values(row)])
+        owner = UserId(row.owner_id)
+        stranger = admission is not None and admission.by_link
 
-            await self.audit.record(event, work=(record,))
-            return
-        async with self.db.write() as session:
-            row.key_id, row.wrapped_dek = await self.wrap_in(session, row.id.bytes, dek, domain)
-            files = FileRepository(session)
+        def record(tx: Tx) -> None:
+            row.key_id, row.wrapped_dek = self.wrap_now(tx, row.id.bytes, dek, domain)
             if self.quota is not None:
-                await files.lock_owner(UserId(row.owner_id))
+                tx.conn.execute(LOCK_OWNER, {"owner": owner})
             if admission is not None:
                 # First: completing an unfinished upload removes it, and with it the room
                 # it held, which this file now takes.
-                await admission.admit(session, row)
-            stranger = admission is not None and admission.by_link
-            await self._check_quota(files, UserId(row.owner_id), row.size, "the file", stranger=stranger)
-            session.add(row)
+                admission.admit(tx, row)
+            if self.quota is not None:
+                stored, held = tx.conn.execute(USAGE, {"owner": owner, "now": utcnow()}).one()
+                self._refuse_past_quota(int(stored), int(held), row.size, "the file", stranger=stranger)
+            tx.conn.execute(INSERT_FILE, [FILES.values(row)])
             if extra:
-                await session.flush()  # the file's row first: the extra rows refer to it
-                session.add_all(extra)
-            await self.audit.record_in(session, event)
+                tx.conn.execute(INSERT_SEGMENT, [SEGMENTS.values(segment) for segment in extra])
+
+        await self.audit.record(event, work=(record,))
 
     async def upload(
         self,

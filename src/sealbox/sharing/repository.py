@@ -25,6 +25,31 @@ CHARGE = (
     )
     .values(bytes_left=Share.bytes_left - bindparam("amount"), downloads=Share.downloads + bindparam("counts"))
 )
+REQUESTS = Columns(UploadRequest)
+# An upload-request link, locked until the transaction ends (PostgreSQL; SQLite's write
+# lock already serialises every writer), so two uploads cannot both take its last file
+# or bytes.
+LOCKED_REQUEST = select(*REQUESTS.columns).where(UploadRequest.id == bindparam("request_id")).with_for_update()
+# A link's unfinished resumable uploads that have not expired: how many, and the bytes
+# they declared.
+PENDING = select(func.count(), func.coalesce(func.sum(Upload.length), 0)).where(
+    Upload.request_id == bindparam("request_id"), holding_room(bindparam("now"))
+)
+# Count a file of ``size`` bytes against the link if it is live and still has a file and
+# the bytes for it beside the ``pending`` uploads holding ``held`` bytes.
+ADMIT = (
+    update(UploadRequest)
+    .where(
+        UploadRequest.id == bindparam("request_id"),
+        UploadRequest.revoked_at.is_(None),
+        UploadRequest.expires_at > bindparam("now"),
+        UploadRequest.files_received + bindparam("pending") < UploadRequest.max_files,
+        UploadRequest.bytes_received + bindparam("held") + bindparam("size") <= UploadRequest.max_bytes,
+    )
+    .values(
+        files_received=UploadRequest.files_received + 1, bytes_received=UploadRequest.bytes_received + bindparam("size")
+    )
+)
 # A share as it is now (to say why a charge was refused).
 SHARE = select(*SHARES.columns).where(Share.id == bindparam("share_id"))
 
@@ -76,27 +101,8 @@ class SharingRepository:
     async def pending(self, request_id: uuid.UUID, now: datetime) -> tuple[int, int]:
         """Unfinished resumable uploads through the link that have not expired: how many,
         and the bytes they declared."""
-        query = select(func.count(), func.coalesce(func.sum(Upload.length), 0)).where(
-            Upload.request_id == request_id, holding_room(now)
-        )
-        count, held = (await self.session.execute(query)).one()
+        count, held = (await self.session.execute(PENDING, {"request_id": request_id, "now": now})).one()
         return int(count), int(held)
-
-    async def admit_upload(self, request_id: uuid.UUID, now: datetime, size: int, pending: int, held: int) -> bool:
-        """Count a file of ``size`` bytes against the link if it still has a file and
-        the bytes for it beside the ``pending`` uploads holding ``held`` bytes."""
-        query = update(UploadRequest).where(
-            UploadRequest.id == request_id,
-            UploadRequest.revoked_at.is_(None),
-            UploadRequest.expires_at > now,
-            UploadRequest.files_received + pending < UploadRequest.max_files,
-            UploadRequest.bytes_received + held + size <= UploadRequest.max_bytes,
-        )
-        values = {
-            "files_received": UploadRequest.files_received + 1,
-            "bytes_received": UploadRequest.bytes_received + size,
-        }
-        return _count(await self.session.execute(query.values(values))) == 1
 
     async def received(self, request_id: uuid.UUID) -> Sequence[File]:
         query = select(File).where(File.upload_request_id == request_id).order_by(File.created_at.desc())

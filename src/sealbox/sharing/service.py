@@ -21,7 +21,7 @@ from sealbox.crypto.keys import FieldCipher
 from sealbox.crypto.passwords import MAX_PASSWORD, hash_password_async, rehash_async, verify_password_async
 from sealbox.crypto.tokens import new_link_token, token_hash
 from sealbox.db.base import utcnow
-from sealbox.db.session import Database
+from sealbox.db.session import Database, Tx
 from sealbox.errors import (
     AuthenticationFailed,
     Conflict,
@@ -36,7 +36,7 @@ from sealbox.files.service import FileService, Held, Limit
 from sealbox.ids import FileId, UserId
 from sealbox.models import File, Grant, Share, Unlock, UploadRequest
 from sealbox.sharing.gate import Authorised, Gate, check_live, check_open, check_unlocked, downloads_left
-from sealbox.sharing.repository import SharingRepository
+from sealbox.sharing.repository import ADMIT, LOCKED_REQUEST, PENDING, REQUESTS, SharingRepository
 from sealbox.sharing.schemas import (
     GrantRead,
     LinkStatus,
@@ -131,12 +131,19 @@ class RequestAdmission:
         check_live(current, utcnow())
         return current
 
-    async def admit(self, session: AsyncSession, row: File) -> None:
-        current = await self._locked(session)
-        repo = SharingRepository(session)
-        files, held = await repo.pending(self.request_id, utcnow())
-        _refuse_if_full(current, files, held, row.size, "file")
-        if not await repo.admit_upload(self.request_id, utcnow(), row.size, files, held):
+    def admit(self, tx: Tx, row: File) -> None:
+        # The link's row locked (as ``_locked``), then counted in one guarded statement.
+        now = utcnow()
+        values = {"request_id": self.request_id, "now": now}
+        found = tx.conn.execute(LOCKED_REQUEST, values).first()
+        if found is None:
+            raise Gone("this link has been revoked")
+        current = REQUESTS.build(found)
+        check_live(current, now)
+        files, held = tx.conn.execute(PENDING, values).one()
+        _refuse_if_full(current, int(files), int(held), row.size, "file")
+        counted = {**values, "size": row.size, "pending": int(files), "held": int(held)}
+        if tx.conn.execute(ADMIT, counted).rowcount != 1:
             raise Conflict("another upload has changed this link; try again")
         row.upload_request_id = self.request_id
 

@@ -77,6 +77,26 @@ MOVE = (
     .where(Upload.id == bindparam("upload_id"), Upload.offset == bindparam("old"), Upload.expires_at > bindparam("now"))
     .values(offset=bindparam("new"), expires_at=bindparam("until"))
 )
+# Completion: from the offset the last part was written at, while the upload is live and
+# not complete, it becomes complete. From then on it holds no room (see
+# ``FileRepository.reserved``) and no key: the data key lives on only in the file's row,
+# so deleting the file still shreds it. Its parts are the file's segments now.
+COMPLETE = (
+    update(Upload)
+    .where(Upload.id == bindparam("upload_id"), Upload.offset == bindparam("old"), holding_room(bindparam("now")))
+    .values(
+        offset=bindparam("full"),
+        completed_at=bindparam("now"),
+        expires_at=bindparam("until"),
+        key_id="",
+        wrapped_dek=b"",
+        wrap_format=WRAP_FORMAT,
+        name_enc=b"",
+        content_type_enc=None,
+        uploader_enc=None,
+    )
+)
+DROP_PARTS = delete(UploadPart).where(UploadPart.upload_id == bindparam("upload_id"))
 PARTS = select(func.count()).where(UploadPart.upload_id == bindparam("upload_id"))
 INSERT_PART = insert(UploadPart.__table__)  # type: ignore[arg-type]
 PART_COLUMNS = Columns(UploadPart)
@@ -151,40 +171,19 @@ class Completion:
     def by_link(self) -> bool:
         return self.inner is not None
 
-    async def admit(self, session: AsyncSession, row: File) -> None:
+    def admit(self, tx: Tx, row: File) -> None:
         # Only a live upload completes: one that expired while its last bytes streamed in
         # holds no room any more (and its parts may be swept), like any late PATCH.
         now = utcnow()
-        result = await session.execute(
-            update(Upload)
-            .where(
-                Upload.id == self.upload_id,
-                Upload.offset == self.offset,
-                holding_room(now),
-            )
-            # From now on it holds no room (see ``FileRepository.reserved``) and no key:
-            # the data key lives on only in the file's row, so deleting the file still
-            # shreds it. Its parts are the file's segments now.
-            .values(
-                offset=self.length,
-                completed_at=now,
-                expires_at=self.expires_at,
-                key_id="",
-                wrapped_dek=b"",
-                wrap_format=WRAP_FORMAT,
-                name_enc=b"",
-                content_type_enc=None,
-                uploader_enc=None,
-            )
-        )
-        if getattr(result, "rowcount", 0) != 1:
-            current = await session.get(Upload, self.upload_id)
-            if current is not None and current.expires_at <= now:
+        values = {"upload_id": self.upload_id, "old": self.offset, "now": now, "full": self.length}
+        if tx.conn.execute(COMPLETE, {**values, "until": self.expires_at}).rowcount != 1:
+            current = tx.conn.execute(UPLOAD, values).first()
+            if current is not None and UPLOADS.build(current).expires_at <= now:
                 raise Gone("this upload has expired")
             raise Conflict("another request has changed this upload")
-        await session.execute(delete(UploadPart).where(UploadPart.upload_id == self.upload_id))
+        tx.conn.execute(DROP_PARTS, values)
         if self.inner is not None:
-            await self.inner.admit(session, row)
+            self.inner.admit(tx, row)
 
 
 async def _nothing() -> AsyncIterator[bytes]:
