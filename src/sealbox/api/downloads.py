@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import structlog
 from fastapi import Request, Response
@@ -30,9 +31,12 @@ async def _body(opened: Opened, start: int, end: int) -> AsyncIterator[bytes | m
     download = opened.download
     length, sent, failed = end - start + 1, 0, False
     try:
-        async for piece in download.content(start, end):
-            yield memoryview(piece)
-            sent += len(piece)  # counted once the server has taken it
+        # Closed here, not left to the garbage collector: its own ``finally`` gives back to
+        # a link what was not delivered.
+        async with aclosing(opened.content(start, end)) as pieces:
+            async for piece in pieces:
+                yield memoryview(piece)
+                sent += len(piece)  # counted once the server has taken it
     except SealboxError as exc:
         # Headers are gone already: abort the connection (by raising) so the client
         # sees a cut-short body instead of a well-terminated wrong one. One event, with
@@ -45,7 +49,6 @@ async def _body(opened: Opened, start: int, end: int) -> AsyncIterator[bytes | m
         if sent < length and not failed:
             # The client went away (or the server is stopping): not an error of ours.
             log.info("download.interrupted", file_id=str(download.file.id), sent=sent, length=length)
-        opened.finish(length - sent)
 
 
 async def content_response(request: Request, opened: Opened) -> Response:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -134,10 +135,12 @@ class Authorised:
 
 @dataclass
 class Opened:
-    """An authorised, authenticated file, and what its responses cost.
+    """An authorised, authenticated file, and what its responses cost: one object per
+    response, owned by the gate.
 
-    Call ``begin`` before sending a ``GET`` body and ``finish`` after it; ``HEAD``
-    calls neither.
+    Call ``begin`` before sending a ``GET``'s headers (it takes the bytes from a link's
+    allowance and records the download), then send ``content``, which gives back in its
+    own ``finally`` what was not delivered; ``HEAD`` calls neither.
     """
 
     download: Download
@@ -185,12 +188,25 @@ class Opened:
 
     @property
     def refundable(self) -> bool:
-        """Whether a cut-short response would give bytes back (``finish``): a download
+        """Whether a cut-short response would give bytes back (``content``): a download
         through a link with a byte allowance."""
         share = self._authorised.share
         return share is not None and share.bytes_left is not None
 
-    def finish(self, unsent: int) -> None:
+    async def content(self, start: int, end: int) -> AsyncGenerator[bytearray | memoryview]:
+        """Plaintext bytes ``start..end`` (after ``begin``). Whatever of them the server
+        has not taken when this ends (the client went away, the server is stopping,
+        stored data failed authentication) is given back to a link's allowance here,
+        in this generator's ``finally``."""
+        sent = 0
+        try:
+            async for piece in self.download.content(start, end):
+                yield piece
+                sent += len(piece)  # counted once the server has taken it
+        finally:
+            self._finish(end - start + 1 - sent)
+
+    def _finish(self, unsent: int) -> None:
         """After a response: give back to a link's allowance what a cut-short one did
         not deliver (see the module's description).
 
