@@ -144,7 +144,9 @@ _shared: dict[str, Seaweed | Postgres] = {}
 def _shared_seaweed(work: Path) -> Seaweed:
     """One SeaweedFS per benchmark run (fresh bucket per server); see ``stop_shared``."""
     if "seaweed" not in _shared:
-        _shared["seaweed"] = Seaweed(work.parent / "seaweed").start()
+        # A full run writes about 10 GiB to it per round, in a fresh bucket per server:
+        # 300 volumes of 64 MiB ran out in the second round (every request then 500).
+        _shared["seaweed"] = Seaweed(work.parent / "seaweed", volumes=3000).start()
     seaweed = _shared["seaweed"]
     assert isinstance(seaweed, Seaweed)
     return seaweed

@@ -60,6 +60,9 @@ class Seaweed:
     root: Path
     ports: list[int] = field(default_factory=lambda: _ports(4))
     proc: subprocess.Popen[bytes] | None = None
+    # Volumes the server may create (64 MiB each; every bucket grows several of its own,
+    # and space of deleted objects comes back only when a volume is vacuumed).
+    volumes: int = 300
 
     @property
     def endpoint(self) -> str:
@@ -75,7 +78,7 @@ class Seaweed:
                  f"-volume.port={volume}", f"-filer.port={filer}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                  "-s3.port.iceberg=0", "-s3.port.lance=0",
                  # every bucket gets volumes of its own: allow many, and keep each small
-                 "-volume.max=300", "-master.volumeSizeLimitMB=64"],
+                 f"-volume.max={self.volumes}", "-master.volumeSizeLimitMB=64"],
                 stdout=log, stderr=log, start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + 90
