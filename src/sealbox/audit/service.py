@@ -144,9 +144,20 @@ _INSERT = insert(AuditEvent.__table__)  # type: ignore[arg-type]
 _MOVE_HEAD = update(AuditHead).where(AuditHead.id == 1)
 
 
+def _order(entry: Entry) -> tuple[str, str]:
+    # The rows a unit locks are its owner's (quota) and its link's: the event says both.
+    events = entry[0]
+    if not events:
+        return ("", "")
+    return (str(events[0].owner_id or ""), events[0].target or "")
+
+
 def _append(tx: Tx, batch: list[Entry]) -> None:
     # The units' own steps (wrapping a file key takes the key lock) come before the
-    # audit head's lock: every writer takes the key lock first, the head last.
+    # audit head's lock: every writer takes the key lock first, the head last. Units run
+    # in the order of the owner and link they lock, in every process, so two processes'
+    # batches lock those rows in the same order and cannot deadlock on them.
+    batch = sorted(batch, key=_order)
     for _, steps in batch:
         for step in steps:
             step(tx)

@@ -25,18 +25,23 @@ on PostgreSQL it runs on one asynchronous connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import structlog
 from sqlalchemy import Connection, Engine, Executable, Row, create_engine, event, make_url, text
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from sealbox.errors import InvalidInput, Unavailable
+
+log = structlog.get_logger()
 
 _WRITE = "sealbox_write"
 KEY_LOCK = 0x5EA1B1
@@ -51,6 +56,9 @@ HOT_READERS = 4
 # kept open (16 clients, each holding at most one at a time, the group committer and a
 # margin); as many again may be opened for a burst.
 POOL = 20
+# How often the committer runs a unit that PostgreSQL aborted for a deadlock or a
+# serialisation conflict before it gives up (``Contention``, 503).
+CONTENTION_TRIES = 3
 
 
 @dataclass
@@ -101,12 +109,23 @@ def _unreachable(exc: DBAPIError) -> bool:
     return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
 
 
+class Contention(Unavailable):
+    """A transaction that PostgreSQL aborted to break a deadlock or a serialisation
+    conflict with another one: running it again is expected to succeed."""
+
+
+# SQLSTATE of a deadlock and of a serialisation failure.
+_CONTENTION = frozenset({"40P01", "40001"})
+
+
 def _translated(exc: Exception) -> Exception:
     """The error to raise for a driver's ``exc``: ``Unavailable`` when the database cannot
     be reached, ``InvalidInput`` for a value it cannot hold (text with NUL or a lone
     surrogate, an integer past 64 bits: PostgreSQL's ``DataError``, SQLite's
     ``OverflowError``), ``exc`` itself otherwise. Input is validated on the way in; this
     is the safety net that keeps anything missed from becoming a 500."""
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _CONTENTION:
+        return Contention("the database was busy with a conflicting change; try again")
     if isinstance(exc, DBAPIError) and _unreachable(exc):
         return Unavailable("the database is unavailable")
     cause = exc.orig if isinstance(exc, StatementError) else exc
@@ -189,6 +208,11 @@ class Database:
                     return (await conn.execute(statement, values)).all()
             if self._threads is None:
                 self._threads = ThreadPoolExecutor(HOT_READERS, thread_name_prefix="sealbox-read")
+                # Every reader thread and its connection at once, so that a burst later
+                # opens none (the executor would start threads one burst at a time).
+                ready = threading.Barrier(HOT_READERS)
+                for _ in range(HOT_READERS):
+                    self._threads.submit(self._open_reader, self._hot, ready)
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._threads, self._fetch, self._hot, statement, values)
         except (DBAPIError, StatementError, OverflowError, UnicodeEncodeError) as exc:
@@ -196,6 +220,16 @@ class Database:
             if translated is exc:
                 raise
             raise translated from exc
+
+    @staticmethod
+    def _open_reader(engine: Engine, ready: threading.Barrier) -> None:
+        # Holds a connection until every reader holds one: each thread opens its own. One
+        # that cannot connect releases the others (the reads that follow say why).
+        try:
+            with engine.connect():
+                ready.wait(timeout=10)
+        except Exception:
+            ready.abort()
 
     @staticmethod
     def _fetch(engine: Engine, statement: Executable, values: Mapping[str, Any]) -> Sequence[Row[*tuple[Any, ...]]]:
@@ -233,8 +267,11 @@ class Database:
                     try:
                         return await asyncio.shield(running)
                     except asyncio.CancelledError:
-                        # The thread's transaction goes on: hold the lock until it ends.
-                        await asyncio.wait([running])
+                        # The thread's transaction goes on: hold the lock until it ends,
+                        # however often the caller is cancelled meanwhile.
+                        while not running.done():
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await asyncio.wait([running])
                         raise
             engine = self.engine.execution_options(**{_WRITE: True})
             if self.is_sqlite:
@@ -327,17 +364,32 @@ class GroupCommit(Generic[T]):
             batch, self._pending = self._pending, []
             try:
                 await self._commit([item for item, _ in batch])
-            except Exception:
+            except Exception as exc:
+                if len(batch) == 1 and not isinstance(exc, Contention):
+                    batch[0][1].set_exception(exc)  # refused alone: its answer, run once
+                    continue
+                log.info("db.batch_failed", units=len(batch), error=type(exc).__name__)
                 for item, done in batch:
-                    try:
-                        await self._commit([item])
-                    except Exception as exc:
-                        done.set_exception(exc)
-                    else:
-                        done.set_result(None)
+                    await self._alone(item, done)
             else:
                 for _, done in batch:
                     done.set_result(None)
+
+    async def _alone(self, item: T, done: asyncio.Future[None]) -> None:
+        # A unit alone; one that met a deadlock or a serialisation conflict with another
+        # process is run again, a few times.
+        for attempt in range(CONTENTION_TRIES):
+            try:
+                await self._commit([item])
+            except Contention as exc:
+                if attempt + 1 < CONTENTION_TRIES:
+                    continue
+                done.set_exception(exc)
+            except Exception as exc:
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+            return
 
     async def _commit(self, items: list[T]) -> None:
         await self.db.transact(lambda tx: self.apply(tx, items))

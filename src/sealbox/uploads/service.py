@@ -29,6 +29,7 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,7 +54,6 @@ from sealbox.errors import (
 )
 from sealbox.files.names import check_content_type
 from sealbox.files.repository import FileRepository
-from sealbox.files.schemas import FileRead
 from sealbox.files.service import FileService, Held, Limit, limited
 from sealbox.ids import UserId
 from sealbox.models import File, FileSegment, Upload, UploadPart, UploadRequest
@@ -191,7 +191,7 @@ async def _nothing() -> AsyncIterator[bytes]:
     yield b""
 
 
-async def _succeeded(task: asyncio.Future[FileRead]) -> bool:
+async def _succeeded(task: asyncio.Future[Any]) -> bool:
     try:
         await task
     except Exception:
@@ -402,8 +402,14 @@ class UploadService:
                 )
             tx.conn.execute(INSERT_PART, [PART_COLUMNS.values(part)])
 
+        moved = asyncio.ensure_future(self.db.transact(record))
         try:
-            await self.db.transact(record)
+            await asyncio.shield(moved)
+        except asyncio.CancelledError:
+            # The transaction goes on without us: keep the part if it commits.
+            if not await _succeeded(moved):
+                await self._discard(key)
+            raise
         except BaseException:
             await self._discard(key)
             raise
@@ -429,7 +435,16 @@ class UploadService:
         if not parts:
             last = await self._empty_part(row, dek)
             parts = [last]
-        self._check_parts(row, dek, parts)
+        try:
+            self._check_parts(row, dek, parts)
+        except IntegrityFailure:
+            # Read after another request completed (or moved) the upload: its parts were
+            # dropped or grew since ``row`` was read. That is a lost race, not tampering.
+            found = await self.db.rows(UPLOAD, {"upload_id": row.id})
+            current = UPLOADS.build(found[0]) if found else None
+            if current is None or current.offset != row.offset or current.completed_at is not None:
+                raise Conflict("another request has changed this upload") from None
+            raise
         request = None
         if row.request_id is not None:
             async with self.db.read() as session:
