@@ -28,9 +28,9 @@ import asyncio
 import contextlib
 import re
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -134,6 +134,18 @@ def _translated(exc: Exception) -> Exception:
     return exc
 
 
+@contextmanager
+def _translating() -> Iterator[None]:
+    """Raise what ``_translated`` makes of a driver's error in the block."""
+    try:
+        yield
+    except (DBAPIError, StatementError, OverflowError, UnicodeEncodeError) as exc:
+        translated = _translated(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -182,14 +194,9 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reading. On SQLite each statement sees its own snapshot, so a
         block that needs several consistent reads must use ``write()``."""
-        try:
+        with _translating():
             async with self._reader() as session:
                 yield session
-        except (DBAPIError, StatementError, OverflowError, UnicodeEncodeError) as exc:
-            translated = _translated(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
 
     @property
     def engines(self) -> tuple[Engine, ...]:
@@ -202,7 +209,7 @@ class Database:
 
         Build hot statements once, with ``bindparam``: building one per call costs more
         than running it."""
-        try:
+        with _translating():
             if self._hot is None:
                 async with self.engine.connect() as conn:
                     return (await conn.execute(statement, values)).all()
@@ -215,11 +222,6 @@ class Database:
                     self._threads.submit(self._open_reader, self._hot, ready)
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._threads, self._fetch, self._hot, statement, values)
-        except (DBAPIError, StatementError, OverflowError, UnicodeEncodeError) as exc:
-            translated = _translated(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
 
     @staticmethod
     def _open_reader(engine: Engine, ready: threading.Barrier) -> None:
@@ -239,25 +241,20 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A write transaction, committed if the block succeeds, rolled back otherwise."""
-        try:
+        with _translating():
             if self.is_sqlite:
                 async with self._write_lock, self._writer() as session, session.begin():
                     yield session
             else:
                 async with self._writer() as session, session.begin():
                     yield session
-        except (DBAPIError, StatementError, OverflowError, UnicodeEncodeError) as exc:
-            translated = _translated(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
 
     async def transact(self, work: Callable[[Tx], T]) -> T:
         """Run ``work`` in one write transaction, committed if it returns, rolled back if
         it raises. On a SQLite file that is one hop to the writer thread (a connection
         of its own, ``BEGIN IMMEDIATE``) under the same in-process lock as ``write``;
         elsewhere one asynchronous connection runs it."""
-        try:
+        with _translating():
             if self._writing is not None:
                 if self._writer_thread is None:
                     self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sealbox-write")
@@ -279,11 +276,6 @@ class Database:
                     return await conn.run_sync(lambda sync: work(Tx(sync, True)))
             async with engine.begin() as conn:
                 return await conn.run_sync(lambda sync: work(Tx(sync, False)))
-        except (DBAPIError, StatementError, OverflowError, UnicodeEncodeError) as exc:
-            translated = _translated(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
 
     @staticmethod
     def _transact(engine: Engine, work: Callable[[Tx], T]) -> T:
