@@ -99,6 +99,15 @@ def file_name(name: str) -> str:
     return name
 
 
+def folder_name(name: str) -> str:
+    """A folder's name: the rules of a file name (it becomes a directory when a folder
+    is downloaded as an archive or into a directory)."""
+    name = text(name, "a folder name", MAX_FILE_NAME)
+    if "/" in name or "\\" in name or name.strip() in {".", ".."}:
+        raise InvalidInput("a folder name must not contain '/' or '\\' or be '.' or '..'")
+    return name
+
+
 def uploader_name(name: str | None) -> str | None:
     """What someone sending files through an upload link says about themselves (optional)."""
     return None if name is None else text(name, "the uploader's name", MAX_UPLOADER)

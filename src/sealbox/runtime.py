@@ -29,6 +29,7 @@ from sealbox.crypto.keys import KeyProvider, Keyring, KeyringFile, new_master_ke
 from sealbox.db.migrate import holds_data, is_initialised, upgrade
 from sealbox.db.session import Database, redacted
 from sealbox.errors import Conflict, KeyMissing, SetupError, Unavailable
+from sealbox.files.folders import FolderService
 from sealbox.files.service import BLOB_PREFIX, FileService
 from sealbox.ids import UserId
 from sealbox.keys.formats import upgrade_wrapped_keys
@@ -52,6 +53,7 @@ class Runtime:
     audit: Audit
     accounts: AccountService
     files: FileService
+    folders: FolderService
     gate: Gate
     sharing: SharingService
     uploads: UploadService
@@ -202,6 +204,7 @@ def build(settings: Settings, keyring: KeyProvider, store: BlobStore | None = No
             LoginPolicy(settings.login_max_failures, timedelta(seconds=settings.login_window_seconds)),
         ),
         files=files,
+        folders=FolderService(files),
         gate=gate,
         sharing=SharingService(db, files, gate, audit, link_policy(settings)),
         uploads=UploadService(

@@ -48,7 +48,8 @@ def test_round_trip_is_byte_identical(alice: Account, path: str, size: int) -> N
     body = created.json()
     assert body["size"] == size
     assert body["name"] == f"round-{size}.bin"
-    assert set(body) == {"id", "name", "size", "content_type", "created_at", "etag"}
+    assert set(body) == {"id", "name", "size", "content_type", "created_at", "etag", "folder_id"}
+    assert body["folder_id"] is None
     for seed in (False, True):
         got = download(alice, body["id"], seed=seed)
         assert got.status_code == 200

@@ -220,11 +220,14 @@ def _direct(files: FileService, owner: UserId, size: int = 10, admission: Any = 
     from sealbox.audit.service import Event
     from sealbox.crypto.keys import new_dek
 
+    from sealbox.crypto.keys import FieldCipher
+
+    file_id, dek = uuid.uuid4(), new_dek()
     row = File(
-        id=uuid.uuid4(), owner_id=owner, name_enc=b"n", content_type_enc=b"t", size=size, chunk_log2=16,
-        header_tag=b"h" * 32, created_at=utcnow(),
+        id=file_id, owner_id=owner, name_enc=FieldCipher(dek, file_id.bytes).encrypt("name", "n"),
+        content_type_enc=b"t", size=size, chunk_log2=16, header_tag=b"h" * 32, created_at=utcnow(),
     )  # fmt: skip
-    return files._commit(row, new_dek(), admission, Event("file.upload", ACTOR, owner, row.id, None, {"bytes": size}))
+    return files._commit(row, dek, admission, Event("file.upload", ACTOR, owner, row.id, None, {"bytes": size}))
 
 
 def test_two_processes_batches_in_opposite_owner_order(postgres: Any) -> None:

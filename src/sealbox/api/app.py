@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute
 from sealbox import __version__
 from sealbox.api import errors, openapi
 from sealbox.api.limits import BodyLimit
-from sealbox.api.routes import admin, auth, files, health, links, me, seed, sharing, tus
+from sealbox.api.routes import admin, auth, files, folders, health, links, me, seed, sharing, tus
 from sealbox.config import Settings
 from sealbox.logs import configure_logging
 from sealbox.runtime import Runtime, open_runtime
@@ -49,6 +49,7 @@ ROUTERS = (
     sharing.router,
     links.router,
     tus.router,
+    folders.router,
     seed.router,
 )
 

@@ -6,6 +6,7 @@ memory: the file part is handed on piece by piece as it arrives.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import unquote
@@ -19,7 +20,9 @@ from sealbox.accounts.schemas import Principal
 from sealbox.api.deps import actor_of
 from sealbox.api.http import filename_from_disposition, parse_count
 from sealbox.errors import InvalidInput, TooLarge
+from sealbox.files.folders import parse_folder_id
 from sealbox.files.schemas import FileRead
+from sealbox.files.tree import Place, split_path
 from sealbox.runtime import Runtime
 
 T = TypeVar("T")
@@ -240,10 +243,64 @@ async def receive_upload(request: Request, max_size: int, store: Store[T]) -> T:
     return await store(name, content_type, _raw(request))
 
 
+PATH_HEADER = "Sealbox-Path"
+PLACE_PARAMETERS: tuple[dict[str, Any], ...] = (
+    {
+        "name": "folder",
+        "in": "query",
+        "required": False,
+        "description": "The id of the folder the file goes to (absent or `top`: the top of your files).",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": PATH_HEADER,
+        "in": "header",
+        "required": False,
+        "description": "A relative path of folders below that folder ('photos/2024', percent-encoded UTF-8), "
+        "made as needed: how a folder keeps its tree when it is uploaded.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "on_conflict",
+        "in": "query",
+        "required": False,
+        "description": "When the name is taken in that folder: `rename` (the default) stores it as "
+        "'name (2).ext'; `fail` answers 409.",
+        "schema": {"type": "string", "enum": ["rename", "fail"]},
+    },
+)
+
+
+def folder_path_of(value: str | None) -> tuple[str, ...]:
+    """A relative folder path sent percent-encoded (the ``Sealbox-Path`` header, tus
+    metadata), checked (``files.tree.split_path``)."""
+    if value is None:
+        return ()
+    try:
+        decoded = unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"the {PATH_HEADER} header is not percent-encoded UTF-8") from None
+    return split_path(decoded)
+
+
+def place_of(request: Request, folder: uuid.UUID | None = None) -> Place:
+    """Where an upload goes: ``folder`` (a link's) or the ``folder`` query parameter, the
+    ``Sealbox-Path`` header below it, and the ``on_conflict`` rule."""
+    if folder is None:
+        given = request.query_params.get("folder")
+        folder = None if given in (None, "", "top") else parse_folder_id(given)
+    on_conflict = request.query_params.get("on_conflict", "rename")
+    if on_conflict not in ("rename", "fail"):
+        raise InvalidInput("on_conflict is 'rename' or 'fail'")
+    path = folder_path_of(request.headers.get(PATH_HEADER))
+    return Place(folder, path, "fail" if on_conflict == "fail" else "rename")
+
+
 def owner_store(request: Request, runtime: Runtime, user: Principal) -> Store[FileRead]:
-    """Store uploads as files of the signed-in ``user``."""
+    """Store uploads as files of the signed-in ``user``, where the request says."""
+    where = place_of(request)
 
     async def store(name: str, content_type: str | None, body: AsyncIterator[bytes]) -> FileRead:
-        return await runtime.files.upload(user.user_id, name, content_type, body, actor_of(request, user))
+        return await runtime.files.upload(user.user_id, name, content_type, body, actor_of(request, user), where=where)
 
     return store

@@ -22,6 +22,8 @@ from __future__ import annotations
 import binascii
 import enum
 import errno
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -62,6 +64,7 @@ class WrapDomain(enum.Enum):
     FILE = b"SBOX-DEK2/file"
     SEGMENTED_FILE = b"SBOX-DEK2/segmented-file"
     UPLOAD = b"SBOX-DEK2/upload"
+    NAMES = b"SBOX-DEK2/names"  # an account's name key, bound to the account's id
     LEGACY = b"SBOX-DEK1"
 
 
@@ -581,6 +584,41 @@ class FieldCipher:
         except (InvalidTag, ValueError):
             raise IntegrityError(f"encrypted {column} failed authentication") from None
         return plain.decode()
+
+
+class NameCipher:
+    """What an account's name key does (``models.NameKey``): encrypts folder names and the
+    listing copy of file names (AES-256-GCM, each bound to its row's id and column), and
+    tags a name in its folder (HMAC-SHA256 over the folder's id and the name), so that
+    names can be kept unique within a folder without being stored in the clear.
+
+    The tag reveals only whether two entries of one account share a name in one folder,
+    which the uniqueness rule forbids anyway.
+    """
+
+    TOP = bytes(16)  # the folder id tags use for the top of an account
+
+    def __init__(self, key: bytes) -> None:
+        def derive(info: bytes) -> bytes:
+            return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(key)
+
+        self._aead = AESGCM(derive(b"sealbox/v1/names/encrypt"))
+        self._tag_key = derive(b"sealbox/v1/names/tag")
+
+    def encrypt(self, row_id: bytes, column: str, value: str) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, value.encode(), row_id + column.encode())
+
+    def decrypt(self, row_id: bytes, column: str, sealed: bytes) -> str:
+        try:
+            plain = self._aead.decrypt(sealed[:12], sealed[12:], row_id + column.encode())
+        except (InvalidTag, ValueError):
+            raise IntegrityError(f"encrypted {column} failed authentication") from None
+        return plain.decode()
+
+    def tag(self, folder_id: bytes | None, name: str) -> bytes:
+        """The tag of ``name`` (NFC, as stored) in the folder ``folder_id`` (None: the top)."""
+        return hmac.new(self._tag_key, (folder_id or self.TOP) + name.encode(), hashlib.sha256).digest()
 
 
 def new_dek() -> bytes:

@@ -12,6 +12,7 @@ class FileRead(BaseModel):
     content_type: str
     created_at: datetime
     etag: str
+    folder_id: str | None = None  # the folder it is in; null: the top
 
 
 class FilePage(BaseModel):

@@ -52,6 +52,7 @@ from sealbox.files.repository import (
     FileRepository,
 )
 from sealbox.files.schemas import FilePage, FileRead
+from sealbox.files.tree import TOP, NameKeys, Place, free_name, place
 from sealbox.ids import FileId, UserId
 from sealbox.models import File, FileSegment
 from sealbox.storage.base import BlobNotFound, BlobStore, StorageUnavailable
@@ -289,6 +290,7 @@ class FileService:
         self.max_upload_size = max_upload_size
         self.quota = quota
         self._missing: set[str] = set()  # key ids met in stored rows and not held
+        self.names = NameKeys(self.wrap_now, self.unwrap)
 
     def _read(self, row: File, dek: bytes | None = None) -> FileRead:
         dek = dek or self.dek(row)
@@ -305,6 +307,7 @@ class FileService:
             content_type=content_type,
             created_at=row.created_at,
             etag=etag_of(row.header_tag),
+            folder_id=str(row.folder_id) if row.folder_id else None,
         )
 
     def dek(self, row: File) -> bytes:
@@ -329,7 +332,7 @@ class FileService:
         keyring holds it): the data is intact, this server's keyring is out of date. A
         wrapped key that fails authentication is an ``IntegrityFailure``.
         """
-        what = "upload" if domain is WrapDomain.UPLOAD else "file"
+        what = {WrapDomain.UPLOAD: "upload", WrapDomain.NAMES: "name"}.get(domain, "file")
         try:
             exact = wrap_domain(domain, wrap_format)
         except IntegrityError as exc:
@@ -434,23 +437,38 @@ class FileService:
         await self._check_quota(files, owner, size, "the upload", stranger=stranger)
 
     async def _commit(
-        self, row: File, dek: bytes, admission: Admission | None, event: Event, extra: Sequence[FileSegment] = ()
+        self,
+        row: File,
+        dek: bytes,
+        admission: Admission | None,
+        event: Event,
+        extra: Sequence[FileSegment] = (),
+        where: Place = TOP,
     ) -> None:
         """Record ``row`` and its audit ``event`` as one unit of work for the committer
         (it shares a commit with concurrent ones): the file key wrapped in the
         transaction (see ``wrap_now``: an upload that streamed through a rotation and a
         retirement commits under the primary key of the moment it commits), the
         admission (if any), the quota checked, the row and its ``extra`` segments
-        inserted. Nothing is recorded if a step refuses."""
+        inserted in its folder (``where``: made as needed; a name taken there is
+        numbered or refused, as it says). Nothing is recorded if a step refuses."""
         # The prefix says the layout (one blob, or segments): see ``dek``.
         domain, row.wrap_format = file_wrapping(row.segments)
         owner = UserId(row.owner_id)
         stranger = admission is not None and admission.by_link
 
+        asked = FieldCipher(dek, row.id.bytes).decrypt("name", row.name_enc)
+        original = row.name_enc
+
         def record(tx: Tx) -> None:
             row.key_id, row.wrapped_dek = self.wrap_now(tx, row.id.bytes, dek, domain)
-            if self.quota is not None:
-                tx.conn.execute(LOCK_OWNER, {"owner": owner})
+            # Names in a folder are claimed under the owner's lock (see ``files.tree``).
+            tx.conn.execute(LOCK_OWNER, {"owner": owner})
+            cipher = self.names.in_tx(tx, owner)
+            row.folder_id, _ = place(tx, owner, cipher, where)
+            name, row.name_tag = free_name(tx, owner, cipher, row.folder_id, asked, where.on_conflict)
+            row.listed_name_enc = cipher.encrypt(row.id.bytes, "name", name)
+            row.name_enc = FieldCipher(dek, row.id.bytes).encrypt("name", name) if name != asked else original
             if admission is not None:
                 # First: completing an unfinished upload removes it, and with it the room
                 # it held, which this file now takes.
@@ -474,8 +492,9 @@ class FileService:
         *,
         admission: Admission | None = None,
         uploader: str | None = None,
+        where: Place = TOP,
     ) -> FileRead:
-        """Encrypt ``source`` into a new blob, then record the file.
+        """Encrypt ``source`` into a new blob, then record the file (in ``where``).
 
         The row is committed only after the blob is durable, so a file is never listed
         before it is complete. On any failure (including ``TooLarge`` raised while
@@ -507,7 +526,7 @@ class FileService:
         )
         target = admission.target if admission is not None else None
         event = Event("file.upload", actor, owner, file_id, target, {"bytes": row.size})
-        commit = asyncio.ensure_future(self._commit(row, dek, admission, event))
+        commit = asyncio.ensure_future(self._commit(row, dek, admission, event, where=where))
         try:
             await asyncio.shield(commit)
         except asyncio.CancelledError:
@@ -522,7 +541,13 @@ class FileService:
         return self._read(row, dek)
 
     async def record_segments(
-        self, row: File, dek: bytes, segments: Sequence[FileSegment], admission: Admission, actor: Actor
+        self,
+        row: File,
+        dek: bytes,
+        segments: Sequence[FileSegment],
+        admission: Admission,
+        actor: Actor,
+        where: Place = TOP,
     ) -> FileRead:
         """Record ``row`` as the file made of ``segments`` (in order, their blobs durable).
 
@@ -541,7 +566,7 @@ class FileService:
         for seq, segment in enumerate(segments):
             segment.file_id, segment.seq = row.id, seq
         event = Event("file.upload", actor, UserId(row.owner_id), FileId(row.id), admission.target, {"bytes": row.size})
-        await self._commit(row, dek, admission, event, segments)
+        await self._commit(row, dek, admission, event, segments, where)
         return self._read(row, dek)
 
     def describe(self, row: File, dek: bytes | None = None) -> FileRead:

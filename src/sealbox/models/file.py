@@ -17,7 +17,11 @@ class File(Base):
     """
 
     __tablename__ = "files"
-    __table_args__ = (Index("ix_files_owner_created", "owner_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_files_owner_created", "owner_id", "created_at", "id"),
+        Index("ix_files_owner_folder", "owner_id", "folder_id"),
+        Index("uq_files_owner_name_tag", "owner_id", "name_tag", unique=True),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -46,6 +50,16 @@ class File(Base):
         ForeignKey("upload_requests.id", ondelete="SET NULL"), nullable=True, index=True
     )
     uploader_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # The folder it is in; null: at the top of its account.
+    folder_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("folders.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    # The name again, under the owner's name key (what listings decrypt: one AES-GCM
+    # call instead of unwrapping every file's key), and its tag in the folder (see
+    # ``Folder.name_tag``). Null only for files stored before folders existed, until
+    # 'sealbox serve' fills them in at start.
+    listed_name_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    name_tag: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
 
 
 class FileSegment(Base):

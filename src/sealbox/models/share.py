@@ -23,16 +23,27 @@ class LinkColumns:
 
 
 class Share(LinkColumns, Base):
-    """A download link for one file. Only the SHA-256 of its token is stored.
+    """A download link. Only the SHA-256 of its token is stored.
 
-    ``bytes_left`` is the download allowance (limit × size); ``None`` means unlimited.
-    The note is ciphertext under the file's key, bound to the share id.
+    It points at one file (``file_id``), at a folder (``folder_id``: what is in it when it
+    is opened), or at a selection of files and folders fixed when it was made (neither;
+    its ``ShareItem`` rows).
+
+    For one file, ``bytes_left`` is the download allowance (limit × size); ``None``
+    means unlimited. A link to several files counts the limit per file
+    (``ShareDelivery``). The note of a link to one file is ciphertext under the file's
+    key, bound to the share id; of a link to several, under the owner's name key.
     """
 
     __tablename__ = "shares"
     __table_args__ = (Index("ix_shares_owner_created", "owner_id", "created_at"),)
 
-    file_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    file_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("files.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    folder_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("folders.id", ondelete="CASCADE"), nullable=True, index=True
+    )
     note_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     download_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
     bytes_left: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -40,6 +51,33 @@ class Share(LinkColumns, Base):
     # cut short (see ``sealbox.sharing.gate``); always less than the file's size.
     grace_left: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     downloads: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class ShareItem(Base):
+    """One file or folder of a link to a selection."""
+
+    __tablename__ = "share_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    share_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shares.id", ondelete="CASCADE"), index=True)
+    file_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("files.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    folder_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("folders.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+
+
+class ShareDelivery(Base):
+    """What a link to several files has delivered of one of them, in bytes: with a
+    download limit n, each file may be delivered n times over (n × its size), like a
+    link to that file alone."""
+
+    __tablename__ = "share_deliveries"
+
+    share_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("shares.id", ondelete="CASCADE"), primary_key=True)
+    file_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), primary_key=True)
+    delivered: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Grant(Base):
@@ -63,6 +101,10 @@ class UploadRequest(LinkColumns, Base):
 
     max_files: Mapped[int] = mapped_column(Integer)
     max_bytes: Mapped[int] = mapped_column(BigInteger)
+    # The folder received files go to (null: the top of the owner's files).
+    folder_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("folders.id", ondelete="CASCADE"), nullable=True, index=True
+    )
     files_received: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     bytes_received: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 

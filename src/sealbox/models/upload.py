@@ -41,6 +41,11 @@ class Upload(Base):
     name_enc: Mapped[bytes] = mapped_column(LargeBinary)
     content_type_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     uploader_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # Where its file goes: a folder of the owner (null: the top), and below it a relative
+    # path of folders made as needed when it completes ("photos/2024", ciphertext like
+    # the name; null: none). A folder deleted meanwhile fails the completion.
+    folder_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    path_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     key_id: Mapped[str] = mapped_column(String(64))
     wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
     # 2: wrapped with the upload-key prefix (crypto.keys.WrapDomain.UPLOAD); 1: the older

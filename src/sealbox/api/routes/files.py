@@ -3,12 +3,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
 
 from sealbox.api.deps import CurrentUser, Reader, RuntimeDep, WritingUser, actor_of
 from sealbox.api.downloads import content_response
 from sealbox.api.errors import responses
 from sealbox.api.limits import streamed
-from sealbox.api.uploads import owner_store, receive_upload
+from sealbox.api.uploads import PLACE_PARAMETERS, owner_store, receive_upload
+from sealbox.errors import InvalidInput
+from sealbox.files.folders import parse_folder_id
 from sealbox.files.schemas import FilePage, FileRead
 from sealbox.files.service import MAX_PAGE, file_ref, parse_file_id
 from sealbox.inputs import Count
@@ -56,8 +59,8 @@ CONTENT: dict[int | str, dict[str, Any]] = {
 @router.post(
     "",
     status_code=201,
-    openapi_extra=upload_body({**RAW_FILE, **MULTIPART_FILE}),
-    responses=responses(400, 401, 403, 413, 422, 503),
+    openapi_extra=upload_body({**RAW_FILE, **MULTIPART_FILE}, *PLACE_PARAMETERS),
+    responses=responses(400, 401, 403, 404, 409, 413, 422, 503),
 )
 async def upload_file(
     request: Request,
@@ -68,7 +71,8 @@ async def upload_file(
     """Upload a file. The body is encrypted as it streams in; nothing is kept in plaintext.
 
     A raw body is named by `Content-Disposition: attachment; filename*=UTF-8''<percent-encoded
-    name>`; a name in the URL (`?name=`) is refused with 400, since proxies log URLs."""
+    name>`; a name in the URL (`?name=`) is refused with 400, since proxies log URLs. It goes
+    to the top of your files, or to the `folder` given (and the `Sealbox-Path` below it)."""
     created = await receive_upload(request, runtime.settings.max_upload_size, owner_store(request, runtime, user))
     response.headers["Location"] = f"/api/v1/files/{created.id}"
     return created
@@ -90,6 +94,29 @@ async def get_file(file_id: str, runtime: RuntimeDep, reader: Reader) -> FileRea
     """A file's metadata (yours, or one shared with you)."""
     info, _ = await runtime.gate.describe(reader, file_ref(file_id))
     return info
+
+
+class FileUpdate(BaseModel):
+    name: str | None = Field(default=None, max_length=1000, description="a new name")
+    folder_id: str | None = Field(
+        default=None, max_length=36, description="move into this folder; null or 'top': to the top; absent: stay"
+    )
+
+
+@router.patch("/{file_id}", responses=responses(400, 401, 403, 404, 409, 422, 503))
+async def update_file(
+    file_id: str, body: FileUpdate, request: Request, runtime: RuntimeDep, user: WritingUser
+) -> FileRead:
+    """Rename one of your files, move it to another folder, or both, atomically. Names
+    are unique within a folder (409)."""
+    actor = actor_of(request, user)
+    target = parse_file_id(file_id)
+    if "folder_id" in body.model_fields_set:
+        folder = None if body.folder_id in (None, "top") else parse_folder_id(body.folder_id)
+        return await runtime.folders.update_file(user.user_id, target, actor, name=body.name, folder=folder)
+    if body.name is None:
+        raise InvalidInput("give a new name, a folder_id to move to, or both")
+    return await runtime.folders.update_file(user.user_id, target, actor, name=body.name)
 
 
 @router.delete("/{file_id}", status_code=204, responses=responses(401, 403, 404, 422, 503))

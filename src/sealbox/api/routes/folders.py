@@ -1,0 +1,102 @@
+"""Folders: make, list, rename, move and delete them; find an item by its path.
+
+Names travel in request bodies, never in URLs (proxies log URLs); a path lookup is a
+POST for that reason.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from sealbox.api.deps import CurrentUser, RuntimeDep, WritingUser, actor_of
+from sealbox.api.errors import responses
+from sealbox.errors import InvalidInput
+from sealbox.files.folders import MAX_PAGE, MAX_QUERY, Entry, FolderPage, FolderRead, parse_folder_id
+from sealbox.files.tree import MAX_PATH
+from sealbox.inputs import Count
+
+router = APIRouter(prefix="/api/v1/folders", tags=["folders"])
+TOP = "top"  # the id that stands for the top of your files in these routes
+
+
+class FolderCreate(BaseModel):
+    name: str = Field(max_length=1000)
+    parent_id: str | None = Field(default=None, max_length=36, description="null: at the top")
+
+
+class FolderUpdate(BaseModel):
+    name: str | None = Field(default=None, max_length=1000, description="a new name")
+    parent_id: str | None = Field(
+        default=None, max_length=36, description="move into this folder; null: to the top; absent: stay"
+    )
+
+
+class PathLookup(BaseModel):
+    path: str = Field(max_length=MAX_PATH, description="'a/b/c.txt', from the top of your files")
+
+
+def folder_ref(value: str | None) -> uuid.UUID | None:
+    """A folder id from a client, or ``None`` for the top (``null`` or ``"top"``)."""
+    return None if value is None or value == TOP else parse_folder_id(value)
+
+
+@router.post("", status_code=201, responses=responses(400, 401, 403, 404, 409, 422, 503))
+async def create_folder(
+    body: FolderCreate, request: Request, response: Response, runtime: RuntimeDep, user: WritingUser
+) -> FolderRead:
+    """Make a folder. Names are unique within a folder, across files and folders (409)."""
+    created = await runtime.folders.create(user.user_id, folder_ref(body.parent_id), body.name, actor_of(request, user))
+    response.headers["Location"] = f"/api/v1/folders/{created.id}"
+    return created
+
+
+@router.get("/{folder_id}", responses=responses(400, 401, 404, 422, 503))
+async def list_folder(
+    folder_id: str,
+    runtime: RuntimeDep,
+    user: CurrentUser,
+    sort: Literal["name", "size", "created"] = "name",
+    order: Literal["asc", "desc"] = "asc",
+    q: Annotated[str | None, Query(max_length=MAX_QUERY, description="only names containing this (any case)")] = None,
+    limit: Annotated[Count, Query(ge=1, le=MAX_PAGE)] = 100,
+    cursor: Annotated[str | None, Query(max_length=4096, description="next_cursor of the previous page")] = None,
+) -> FolderPage:
+    """A folder (`top` for the top of your files) and one page of what is in it: folders
+    first, then files, each sorted as asked."""
+    return await runtime.folders.page(
+        user.user_id, folder_ref(folder_id), sort=sort, order=order, query=q, limit=limit, cursor=cursor
+    )
+
+
+@router.patch("/{folder_id}", responses=responses(400, 401, 403, 404, 409, 422, 503))
+async def update_folder(
+    folder_id: str, body: FolderUpdate, request: Request, runtime: RuntimeDep, user: WritingUser
+) -> FolderRead:
+    """Rename a folder, move it (`parent_id`; null for the top), or both, atomically."""
+    actor = actor_of(request, user)
+    if "parent_id" in body.model_fields_set:
+        parent = folder_ref(body.parent_id)
+        return await runtime.folders.update(
+            user.user_id, parse_folder_id(folder_id), actor, name=body.name, parent=parent
+        )
+    if body.name is None:
+        raise InvalidInput("give a new name, a parent_id to move to, or both")
+    return await runtime.folders.update(user.user_id, parse_folder_id(folder_id), actor, name=body.name)
+
+
+@router.delete("/{folder_id}", status_code=204, responses=responses(401, 403, 404, 422, 503))
+async def delete_folder(folder_id: str, request: Request, runtime: RuntimeDep, user: WritingUser) -> Response:
+    """Delete a folder and everything in it, at once: every file's key goes with its
+    record, so the data is unreadable from then on. Links to them stop working."""
+    await runtime.folders.delete(user.user_id, parse_folder_id(folder_id), actor_of(request, user))
+    return Response(status_code=204)
+
+
+@router.post("/lookup", responses=responses(400, 401, 404, 422, 503))
+async def lookup(body: PathLookup, runtime: RuntimeDep, user: CurrentUser) -> Entry:
+    """The file or folder at a path (in the body: names never travel in URLs)."""
+    return await runtime.folders.lookup(user.user_id, body.path)

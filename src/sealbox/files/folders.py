@@ -1,0 +1,507 @@
+"""Folders: make, rename, move and delete them; rename and move files; list a folder.
+
+Every change is one unit of work with its audit event (``Audit.record(work=...)``),
+under the owner's lock (see ``files.tree``): a rename, a move or a recursive delete is
+atomic, and concurrent ones of one account are serialised. Events carry ids and counts,
+never names.
+
+A listing decrypts the names of everything in the folder (one AES-GCM call each, under
+the account's name key) to sort and filter by name: its cost grows with the folder, not
+with the page (docs/design.md, "Folders and encrypted names").
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from sqlalchemy import Integer, bindparam, delete, literal, select, update
+
+from sealbox import names
+from sealbox.audit.service import Actor, Event
+from sealbox.crypto.keys import FieldCipher, NameCipher
+from sealbox.db.session import Tx
+from sealbox.errors import Conflict, InvalidInput, NotFound
+from sealbox.files.repository import FILES, LOCK_OWNER
+from sealbox.files.schemas import FileRead
+from sealbox.files.service import FileService, blob_key, etag_of
+from sealbox.files.tree import (
+    FOLDER_BY_TAG,
+    MAX_DEPTH,
+    NAME_KEY,
+    ancestors,
+    claim,
+    decrypt_name,
+    folder_in,
+    make_folder,
+    split_path,
+)
+from sealbox.ids import FileId, UserId
+from sealbox.models import File, FileSegment, Folder
+from sealbox.storage.base import StorageUnavailable
+
+MAX_PAGE = 1000
+MAX_QUERY = 255
+Sort = Literal["name", "size", "created"]
+Order = Literal["asc", "desc"]
+
+
+class FolderRead(BaseModel):
+    id: str
+    name: str
+    parent_id: str | None  # null: at the top
+    created_at: datetime
+
+
+class Crumb(BaseModel):
+    id: str
+    name: str
+
+
+class Entry(BaseModel):
+    """One item of a folder: a folder or a file (a file's content type is not listed:
+    it needs the file's own key; ``GET /api/v1/files/{id}`` gives it)."""
+
+    kind: Literal["folder", "file"]
+    id: str
+    name: str
+    size: int | None  # null for a folder
+    created_at: datetime
+    etag: str | None = None
+
+
+class FolderPage(BaseModel):
+    folder: FolderRead | None  # null: the top of your files
+    path: list[Crumb]  # from the top down to this folder (the top itself not included)
+    items: list[Entry]  # folders first, then files, each in the order asked
+    total: int  # items in the folder that match the filter
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Deleted:
+    folders: int
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Member:
+    """A file below a folder, with its path relative to that folder."""
+
+    path: str
+    row: File
+
+
+_UNSET: Any = object()
+
+
+def _folders_in(parent: bool) -> Any:
+    columns = select(Folder.id, Folder.name_enc, Folder.created_at).where(Folder.owner_id == bindparam("owner"))
+    if parent:
+        return columns.where(Folder.parent_id == bindparam("folder"))
+    return columns.where(Folder.parent_id.is_(None))
+
+
+def _files_in(parent: bool) -> Any:
+    columns = select(File.id, File.size, File.created_at, File.header_tag, File.listed_name_enc).where(
+        File.owner_id == bindparam("owner")
+    )
+    if parent:
+        return columns.where(File.folder_id == bindparam("folder"))
+    return columns.where(File.folder_id.is_(None))
+
+
+# Built once each: listings are frequent. (Separate statements for the top, where the
+# column is null, so that each uses its index on every backend.)
+FOLDERS_IN = {True: _folders_in(True), False: _folders_in(False)}
+FILES_IN = {True: _files_in(True), False: _files_in(False)}
+FOLDER_ROW = select(Folder.parent_id, Folder.name_enc, Folder.created_at).where(
+    Folder.id == bindparam("id"), Folder.owner_id == bindparam("owner")
+)
+FILE_ROWS = select(*FILES.columns).where(File.id.in_(bindparam("ids", expanding=True)))
+FILE_ROW = select(*FILES.columns).where(File.id == bindparam("id"), File.owner_id == bindparam("owner"))
+
+
+def _subtree() -> Any:
+    """The folder bound as ``root`` and every folder below it, with its depth below it."""
+    top = select(Folder.id, literal(0, Integer).label("depth")).where(
+        Folder.id == bindparam("root"), Folder.owner_id == bindparam("owner")
+    )
+    tree = top.cte("subtree", recursive=True)
+    below = select(Folder.id, (tree.c.depth + 1).label("depth")).join(tree, Folder.parent_id == tree.c.id)
+    return tree.union_all(below)
+
+
+SUBTREE = _subtree()
+SUBTREE_IDS = select(SUBTREE.c.id)
+SUBTREE_HEIGHT = select(SUBTREE.c.depth).order_by(SUBTREE.c.depth.desc()).limit(1)
+SUBTREE_FOLDERS = select(Folder.id, Folder.parent_id, Folder.name_enc).where(Folder.id.in_(SUBTREE_IDS))
+SUBTREE_FILES = select(*FILES.columns).where(File.folder_id.in_(SUBTREE_IDS), File.owner_id == bindparam("owner"))
+SUBTREE_SEGMENTS = select(FileSegment.key).where(
+    FileSegment.file_id.in_(select(File.id).where(File.folder_id.in_(SUBTREE_IDS)))
+)
+SUBTREE_USAGE = select(File.id, File.size).where(File.folder_id.in_(SUBTREE_IDS))
+
+
+def _key(entry: Entry, sort: Sort) -> tuple[Any, ...]:
+    rank = 0 if entry.kind == "folder" else 1
+    name = entry.name.casefold()
+    if sort == "name":
+        primary: Any = name
+    elif sort == "size":
+        primary = entry.size or 0
+    else:
+        primary = int(entry.created_at.timestamp() * 1_000_000)
+    return (rank, primary, name, entry.name, entry.id)
+
+
+def _after(key: Sequence[Any], cursor: Sequence[Any], order: Order) -> bool:
+    if key[0] != cursor[0]:
+        return bool(key[0] > cursor[0])
+    return tuple(key[1:]) > tuple(cursor[1:]) if order == "asc" else tuple(key[1:]) < tuple(cursor[1:])
+
+
+def _encode(sort: Sort, order: Order, key: tuple[Any, ...]) -> str:
+    raw = json.dumps([sort, order, *key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str, sort: Sort, order: Order) -> list[Any]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(raw, list) or len(raw) != 7:
+            raise ValueError
+    except ValueError:
+        raise InvalidInput("the cursor is not valid") from None
+    if raw[:2] != [sort, order]:
+        raise InvalidInput("the cursor belongs to a listing in another order; start again without it")
+    return raw[2:]
+
+
+def parse_folder_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound("folder not found") from None
+
+
+class FolderService:
+    def __init__(self, files: FileService) -> None:
+        self.files = files
+        self.db = files.db
+        self.audit = files.audit
+        self.names = files.names
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def _cipher(self, owner: UserId) -> NameCipher | None:
+        found = await self.db.rows(NAME_KEY, {"owner": owner})
+        return self.names.of(owner, found[0] if found else None)
+
+    async def _folder(self, owner: UserId, cipher: NameCipher | None, folder_id: uuid.UUID) -> FolderRead:
+        found = await self.db.rows(FOLDER_ROW, {"id": folder_id, "owner": owner})
+        if not found or cipher is None:
+            raise NotFound("folder not found")
+        parent, sealed, created_at = found[0]
+        return FolderRead(
+            id=str(folder_id),
+            name=decrypt_name(cipher, folder_id, sealed),
+            parent_id=str(parent) if parent else None,
+            created_at=created_at,
+        )
+
+    async def get(self, owner: UserId, folder_id: uuid.UUID) -> FolderRead:
+        return await self._folder(owner, await self._cipher(owner), folder_id)
+
+    async def path(self, owner: UserId, folder_id: uuid.UUID | None) -> list[Crumb]:
+        """The folders from the top down to ``folder_id`` (included)."""
+        cipher = await self._cipher(owner)
+        crumbs: list[Crumb] = []
+        current = folder_id
+        while current is not None and len(crumbs) <= MAX_DEPTH:
+            folder = await self._folder(owner, cipher, current)
+            crumbs.append(Crumb(id=folder.id, name=folder.name))
+            current = uuid.UUID(folder.parent_id) if folder.parent_id else None
+        return crumbs[::-1]
+
+    async def entries(self, owner: UserId, folder_id: uuid.UUID | None) -> list[Entry]:
+        """Everything directly in ``folder_id`` (``None``: the top), unsorted."""
+        cipher = await self._cipher(owner)
+        values = {"owner": owner, "folder": folder_id}
+        inside = folder_id is not None
+        folders = await self.db.rows(FOLDERS_IN[inside], values)
+        files = await self.db.rows(FILES_IN[inside], values)
+        if folders and cipher is None:
+            raise NotFound("folder not found")
+        items = [
+            Entry(kind="folder", id=str(fid), name=decrypt_name(cipher, fid, sealed), size=None, created_at=at)
+            for fid, sealed, at in folders
+            if cipher is not None
+        ]
+        unlisted = []
+        for fid, size, at, tag, sealed in files:
+            if sealed is None or cipher is None:
+                unlisted.append(fid)  # stored by an older server; see ``fill_listed_names``
+                continue
+            name = decrypt_name(cipher, fid, sealed)
+            items.append(Entry(kind="file", id=str(fid), name=name, size=size, created_at=at, etag=etag_of(tag)))
+        if unlisted:
+            for row in await self.db.rows(FILE_ROWS, {"ids": unlisted}):
+                info = self.files.describe(FILES.build(row))
+                items.append(
+                    Entry(
+                        kind="file",
+                        id=info.id,
+                        name=info.name,
+                        size=info.size,
+                        created_at=info.created_at,
+                        etag=info.etag,
+                    )
+                )
+        return items
+
+    async def page(
+        self,
+        owner: UserId,
+        folder_id: uuid.UUID | None,
+        *,
+        sort: Sort = "name",
+        order: Order = "asc",
+        query: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> FolderPage:
+        """One page of a folder (``None``: the top): folders first, then files, each
+        sorted by ``sort`` in ``order`` (then by name), those whose name contains
+        ``query`` (ignoring case) if given."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+        if query is not None and len(query) > MAX_QUERY:
+            raise InvalidInput(f"the filter is at most {MAX_QUERY} characters")
+        after = _decode(cursor, sort, order) if cursor else None
+        folder = await self.get(owner, folder_id) if folder_id is not None else None
+        items = await self.entries(owner, folder_id)
+        if query:
+            needle = query.casefold()
+            items = [item for item in items if needle in item.name.casefold()]
+        keyed = [(_key(item, sort), item) for item in items]
+        keyed.sort(key=lambda pair: pair[0][1:], reverse=order == "desc")
+        keyed.sort(key=lambda pair: pair[0][0])  # stable: folders first, each group in order
+        if after is not None:
+            keyed = [pair for pair in keyed if _after(pair[0], after, order)]
+        page = keyed[:limit]
+        more = len(keyed) > limit
+        return FolderPage(
+            folder=folder,
+            path=await self.path(owner, folder_id) if folder_id is not None else [],
+            items=[item for _, item in page],
+            total=len(items),
+            next_cursor=_encode(sort, order, page[-1][0]) if more else None,
+        )
+
+    async def lookup(self, owner: UserId, path: str) -> Entry:
+        """The file or folder at ``path`` ("a/b/c.txt", from the top)."""
+        parts = split_path(path.strip("/"))
+        cipher = await self._cipher(owner)
+        if not parts or cipher is None:
+            raise NotFound("nothing is at that path")
+        parent: uuid.UUID | None = None
+        for depth, name in enumerate(parts):
+            tag = cipher.tag(parent.bytes if parent else None, name)
+            found = await self.db.rows(FOLDER_BY_TAG, {"owner": owner, "tag": tag})
+            if found:
+                parent = found[0][0]
+                continue
+            if depth == len(parts) - 1:
+                rows = await self.db.rows(
+                    select(*FILES.columns).where(File.owner_id == owner, File.name_tag == tag), {}
+                )
+                if rows:
+                    info = self.files.describe(FILES.build(rows[0]))
+                    return Entry(
+                        kind="file",
+                        id=info.id,
+                        name=info.name,
+                        size=info.size,
+                        created_at=info.created_at,
+                        etag=info.etag,
+                    )
+            raise NotFound("nothing is at that path")
+        assert parent is not None
+        folder = await self._folder(owner, cipher, parent)
+        return Entry(kind="folder", id=folder.id, name=folder.name, size=None, created_at=folder.created_at)
+
+    async def members(self, owner: UserId, folder_id: uuid.UUID) -> tuple[list[str], list[Member]]:
+        """Every folder (as a relative path ending in "/") and every file below
+        ``folder_id``, with paths relative to it, in path order."""
+        cipher = await self._cipher(owner)
+        if cipher is None:
+            raise NotFound("folder not found")
+        values = {"root": folder_id, "owner": owner}
+        folders = await self.db.rows(SUBTREE_FOLDERS, values)
+        files = await self.db.rows(SUBTREE_FILES, values)
+        parents = {fid: (parent, sealed) for fid, parent, sealed in folders}
+        if folder_id not in parents:
+            raise NotFound("folder not found")
+        paths: dict[uuid.UUID, str] = {folder_id: ""}
+
+        def path_of(fid: uuid.UUID) -> str:
+            known = paths.get(fid)
+            if known is not None:
+                return known
+            parent, sealed = parents[fid]
+            assert parent is not None
+            value = path_of(parent) + decrypt_name(cipher, fid, sealed) + "/"
+            paths[fid] = value
+            return value
+
+        dirs = sorted(path_of(fid) for fid in parents if fid != folder_id)
+        members = []
+        for found in files:
+            row = FILES.build(found)
+            assert row.folder_id is not None
+            members.append(Member(path_of(row.folder_id) + self.listed_name(cipher, row), row))
+        members.sort(key=lambda member: member.path)
+        return dirs, members
+
+    def listed_name(self, cipher: NameCipher | None, row: File) -> str:
+        """A file's name, from the listing copy when it has one."""
+        if row.listed_name_enc is not None and cipher is not None:
+            return decrypt_name(cipher, row.id, row.listed_name_enc)
+        return self.files.describe(row).name
+
+    async def cipher(self, owner: UserId) -> NameCipher | None:
+        return await self._cipher(owner)
+
+    # -- changing ---------------------------------------------------------------------
+
+    async def _run(self, event: Event, step: Callable[[Tx], None]) -> None:
+        await self.audit.record(event, work=(step,))
+
+    async def create(self, owner: UserId, parent: uuid.UUID | None, name: str, actor: Actor) -> FolderRead:
+        """A new folder in ``parent`` (``None``: the top); ``Conflict`` if the name is taken."""
+        name = names.folder_name(name)
+        folder_id = uuid.uuid4()
+
+        def step(tx: Tx) -> None:
+            tx.conn.execute(LOCK_OWNER, {"owner": owner})
+            depth = len(ancestors(tx, owner, parent))
+            if depth >= MAX_DEPTH:
+                raise InvalidInput(f"folders nest at most {MAX_DEPTH} deep")
+            cipher = self.names.in_tx(tx, owner)
+            tag = claim(tx, owner, cipher, parent, name)
+            make_folder(tx, owner, cipher, parent, name, tag, folder_id)
+
+        await self._run(Event("folder.create", actor, owner, None, str(folder_id), {}), step)
+        return await self.get(owner, folder_id)
+
+    async def update(
+        self, owner: UserId, folder_id: uuid.UUID, actor: Actor, *, name: str | None = None, parent: Any = _UNSET
+    ) -> FolderRead:
+        """Rename ``folder_id`` and/or move it into ``parent`` (``None``: the top)."""
+        new_name = names.folder_name(name) if name is not None else None
+        moving = parent is not _UNSET
+
+        def step(tx: Tx) -> None:
+            tx.conn.execute(LOCK_OWNER, {"owner": owner})
+            current = folder_in(tx, owner, folder_id)
+            target = parent if moving else current
+            if moving:
+                if target is not None and folder_id in ancestors(tx, owner, target):
+                    raise Conflict("a folder cannot be moved into itself or into a folder inside it")
+                height = tx.conn.execute(SUBTREE_HEIGHT, {"root": folder_id, "owner": owner}).scalar_one()
+                if len(ancestors(tx, owner, target)) + 1 + int(height) > MAX_DEPTH:
+                    raise InvalidInput(f"folders nest at most {MAX_DEPTH} deep")
+            cipher = self.names.in_tx(tx, owner)
+            row = tx.conn.execute(select(Folder.name_enc, Folder.name_tag).where(Folder.id == folder_id)).one()
+            final = new_name if new_name is not None else decrypt_name(cipher, folder_id, row[0])
+            tag = cipher.tag(target.bytes if target else None, final)
+            if tag == row[1]:
+                return  # nothing changes
+            claim(tx, owner, cipher, target, final)
+            tx.conn.execute(
+                update(Folder)
+                .where(Folder.id == folder_id)
+                .values(parent_id=target, name_enc=cipher.encrypt(folder_id.bytes, "name", final), name_tag=tag)
+            )
+
+        action = "folder.move" if moving and new_name is None else "folder.rename" if not moving else "folder.update"
+        await self._run(Event(action, actor, owner, None, str(folder_id), {}), step)
+        return await self.get(owner, folder_id)
+
+    async def update_file(
+        self, owner: UserId, file_id: FileId, actor: Actor, *, name: str | None = None, folder: Any = _UNSET
+    ) -> FileRead:
+        """Rename a file and/or move it into ``folder`` (``None``: the top)."""
+        new_name = names.file_name(name) if name is not None else None
+        moving = folder is not _UNSET
+
+        def step(tx: Tx) -> None:
+            tx.conn.execute(LOCK_OWNER, {"owner": owner})
+            found = tx.conn.execute(FILE_ROW, {"id": file_id, "owner": owner}).first()
+            if found is None:
+                raise NotFound("file not found")
+            row = FILES.build(found)
+            target = folder if moving else row.folder_id
+            if target is not None:
+                folder_in(tx, owner, target)
+            cipher = self.names.in_tx(tx, owner)
+            dek = self.files.dek(row)
+            fields = FieldCipher(dek, row.id.bytes)
+            final = new_name if new_name is not None else self.files.describe(row, dek).name
+            tag = cipher.tag(target.bytes if target else None, final)
+            if tag == row.name_tag:
+                return
+            claim(tx, owner, cipher, target, final)
+            tx.conn.execute(
+                update(File)
+                .where(File.id == file_id)
+                .values(
+                    folder_id=target,
+                    name_enc=fields.encrypt("name", final) if new_name is not None else row.name_enc,
+                    listed_name_enc=cipher.encrypt(row.id.bytes, "name", final),
+                    name_tag=tag,
+                )
+            )
+
+        action = "file.move" if moving and new_name is None else "file.rename" if not moving else "file.update"
+        await self._run(Event(action, actor, owner, file_id, None, {}), step)
+        found = await self.db.rows(FILE_ROW, {"id": file_id, "owner": owner})
+        if not found:
+            raise NotFound("file not found")
+        return self.files.describe(FILES.build(found[0]))
+
+    async def delete(self, owner: UserId, folder_id: uuid.UUID, actor: Actor) -> Deleted:
+        """Delete ``folder_id`` and everything below it, in one transaction: the files'
+        rows (with their keys: their blobs are unreadable from the commit on), their
+        links and grants, the folders, links to them; then the blobs (the sweeper
+        removes any left behind)."""
+        keys: list[str] = []
+        # Filled by the step, read when the event is appended after it (same transaction).
+        counts: dict[str, int] = {}
+
+        def step(tx: Tx) -> None:
+            tx.conn.execute(LOCK_OWNER, {"owner": owner})
+            folder_in(tx, owner, folder_id)
+            values = {"root": folder_id, "owner": owner}
+            files = tx.conn.execute(SUBTREE_USAGE, values).all()
+            folders = tx.conn.execute(SUBTREE_IDS, values).all()
+            keys[:] = [blob_key(fid) for fid, _ in files]
+            keys.extend(row[0] for row in tx.conn.execute(SUBTREE_SEGMENTS, values))
+            tx.conn.execute(delete(File).where(File.id.in_([fid for fid, _ in files])))
+            tx.conn.execute(delete(Folder).where(Folder.id == folder_id, Folder.owner_id == owner))
+            counts.update(files=len(files), folders=len(folders), bytes=sum(size for _, size in files))
+
+        await self._run(Event("folder.delete", actor, owner, None, str(folder_id), counts), step)
+        for key in keys:
+            with contextlib.suppress(StorageUnavailable):
+                await self.files.store.delete(key)
+        return Deleted(counts["folders"], counts["files"], counts["bytes"])
