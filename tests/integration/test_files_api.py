@@ -43,11 +43,11 @@ UPLOADERS = {
 @pytest.mark.parametrize("path", list(UPLOADERS))
 def test_round_trip_is_byte_identical(alice: Account, path: str, size: int) -> None:
     data = os.urandom(size)
-    created = UPLOADERS[path](alice, data, f"round-{size}.bin")
+    created = UPLOADERS[path](alice, data, f"round-{path}-{size}.bin")
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["size"] == size
-    assert body["name"] == f"round-{size}.bin"
+    assert body["name"] == f"round-{path}-{size}.bin"
     assert set(body) == {"id", "name", "size", "content_type", "created_at", "etag", "folder_id"}
     assert body["folder_id"] is None
     for seed in (False, True):

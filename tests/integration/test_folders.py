@@ -58,7 +58,8 @@ def test_tree_round_trip(alice: Account) -> None:
     # rename and move a file
     moved = alice.client.patch(f"/api/v1/files/{created.json()['id']}", json={"folder_id": trip, "name": "c.txt"})
     assert moved.status_code == 200, moved.text
-    assert moved.json()["name"] == "c.txt" and moved.json()["folder_id"] == trip
+    assert moved.json()["name"] == "c.txt"
+    assert moved.json()["folder_id"] == trip
     got = alice.client.get(f"/api/v1/files/{created.json()['id']}/content")
     assert got.content == b"alpha"
     assert got.headers["content-disposition"].endswith("c.txt")

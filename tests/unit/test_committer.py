@@ -218,9 +218,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def _direct(files: FileService, owner: UserId, size: int = 10, admission: Any = None) -> Awaitable[None]:
     """What ``upload`` commits, handed to the committer at once (so units batch)."""
     from sealbox.audit.service import Event
-    from sealbox.crypto.keys import new_dek
-
-    from sealbox.crypto.keys import FieldCipher
+    from sealbox.crypto.keys import FieldCipher, new_dek
 
     file_id, dek = uuid.uuid4(), new_dek()
     row = File(

@@ -52,7 +52,7 @@ from sealbox.files.repository import (
     FileRepository,
 )
 from sealbox.files.schemas import FilePage, FileRead
-from sealbox.files.tree import TOP, NameKeys, Place, free_name, place
+from sealbox.files.tree import FOLDER_OF, TOP, NameKeys, Place, free_name, place
 from sealbox.ids import FileId, UserId
 from sealbox.models import File, FileSegment
 from sealbox.storage.base import BlobNotFound, BlobStore, StorageUnavailable
@@ -387,6 +387,12 @@ class FileService:
             )
         live.add(key_id)
         return key_id, wrapped
+
+    async def check_folder(self, owner: UserId, folder_id: uuid.UUID) -> None:
+        """``NotFound`` unless ``folder_id`` is a folder of ``owner`` (an early answer for
+        an upload that will go there: its commit checks again)."""
+        if not await self.db.rows(FOLDER_OF, {"id": folder_id, "owner": owner}):
+            raise NotFound("folder not found")
 
     async def limits(self, owner: UserId, admission: Admission | None) -> list[Limit]:
         """What bounds this upload: the file size limit, the owner's quota (less what is

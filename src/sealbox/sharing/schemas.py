@@ -100,6 +100,9 @@ class RequestCreate(Input):
         description="How many bytes may be uploaded in all; default: the file size limit.",
     )
     password: str | None = Field(default=None, description="8 to 1024 characters; uploaders must unlock with it.")
+    folder_id: str | None = Field(
+        default=None, max_length=36, description="The folder of yours received files go to (default: the top)."
+    )
 
 
 class RequestRead(BaseModel):
@@ -113,6 +116,7 @@ class RequestRead(BaseModel):
     max_bytes: int
     files_received: int
     bytes_received: int
+    folder_id: str | None = None
 
 
 class RequestCreated(RequestRead):

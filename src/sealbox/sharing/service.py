@@ -33,6 +33,7 @@ from sealbox.errors import (
 )
 from sealbox.files.schemas import FileRead
 from sealbox.files.service import FileService, Held, Limit
+from sealbox.files.tree import Place
 from sealbox.ids import FileId, UserId
 from sealbox.models import File, Grant, Share, Unlock, UploadRequest
 from sealbox.sharing.gate import Authorised, Gate, check_live, check_open, check_unlocked, downloads_left
@@ -94,6 +95,7 @@ def _request_read(row: UploadRequest, now: datetime) -> RequestRead:
         max_bytes=row.max_bytes,
         files_received=row.files_received,
         bytes_received=row.bytes_received,
+        folder_id=str(row.folder_id) if row.folder_id else None,
     )
 
 
@@ -171,6 +173,16 @@ def _refuse_if_full(link: UploadRequest, pending: int, held: int, size: int, wha
             f"the {what} is larger than what this link still accepts: {max(left, 0)} of its {link.max_bytes} bytes"
             + (f" ({held} held by unfinished uploads)" if held else "")
         )
+
+
+def _folder_ref(value: str | None) -> uuid.UUID | None:
+    """A folder id from a client; ``None`` (or "top") for the top of the owner's files."""
+    if value is None or value == "top":
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound("folder not found") from None
 
 
 def admission_for(row: UploadRequest) -> RequestAdmission:
@@ -410,6 +422,9 @@ class SharingService:
         max_bytes = request.max_bytes or max_size
         expires_at = self._expiry(request.expires_in_seconds, now)
         password_hash = await self._password(request.password)
+        folder = _folder_ref(request.folder_id)
+        if folder is not None:
+            await self.files.check_folder(owner, folder)
         token = new_link_token()
         row = UploadRequest(
             id=uuid.uuid4(),
@@ -422,6 +437,7 @@ class SharingService:
             max_bytes=max_bytes,
             files_received=0,
             bytes_received=0,
+            folder_id=folder,
         )
         async with self.db.write() as session:
             session.add(row)
@@ -492,11 +508,16 @@ class SharingService:
         source: AsyncIterable[bytes],
         uploader: str | None,
         actor: Actor,
+        path: tuple[str, ...] = (),
     ) -> Receipt:
+        """Store a file sent through an upload-request link, in the link's folder (and
+        the relative ``path`` of folders below it, made as needed: a dropped folder
+        keeps its tree)."""
         row = await self.live_request(token, grant)
         uploader = names.uploader_name(uploader)
         admission = admission_for(row)
+        where = Place(row.folder_id, path)
         created = await self.files.upload(
-            UserId(row.owner_id), name, content_type, source, actor, admission=admission, uploader=uploader
+            UserId(row.owner_id), name, content_type, source, actor, admission=admission, uploader=uploader, where=where
         )
         return Receipt(name=created.name, size=created.size, received_at=created.created_at)

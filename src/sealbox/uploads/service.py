@@ -55,6 +55,7 @@ from sealbox.errors import (
 from sealbox.files.names import check_content_type
 from sealbox.files.repository import FileRepository
 from sealbox.files.service import FileService, Held, Limit, limited
+from sealbox.files.tree import Place, split_path
 from sealbox.ids import UserId
 from sealbox.models import File, FileSegment, Upload, UploadPart, UploadRequest
 from sealbox.models.upload import holding_room
@@ -239,8 +240,13 @@ class UploadService:
         name: str | None,
         content_type: str | None,
         uploader: str | None,
+        folder: uuid.UUID | None = None,
+        path: tuple[str, ...] = (),
     ) -> Upload:
         """Start an upload of ``length`` bytes; refuse at once what could never be stored.
+
+        Its file goes to ``folder`` (the link's folder for an upload through a link)
+        and the relative ``path`` of folders below it, made when it completes.
 
         The upload holds room from now on: its declared length counts against the
         owner's quota and the link's bytes, and it takes one of the link's files, until
@@ -264,6 +270,10 @@ class UploadService:
         uploader = names.uploader_name(uploader)
         content_type = check_content_type(content_type, name)
         admission = admission_for(holder.request) if holder.request is not None else None
+        if holder.request is not None:
+            folder = holder.request.folder_id
+        elif folder is not None:
+            await self.files.check_folder(owner, folder)
         for limit in await self.files.limits(owner, admission):
             if length > limit.size:
                 raise TooLarge(limit.message)
@@ -280,6 +290,8 @@ class UploadService:
             name_enc=fields.encrypt("name", name),
             content_type_enc=fields.encrypt("content_type", content_type),
             uploader_enc=fields.encrypt("uploader", uploader) if uploader else None,
+            folder_id=folder,
+            path_enc=fields.encrypt("path", "/".join(path)) if path else None,
             created_at=now,
             expires_at=now + self.lifetime,
         )
@@ -469,7 +481,8 @@ class UploadService:
             FileSegment(key=part.key, size=part.size, chunk_log2=part.chunk_log2, header_tag=part.header_tag)
             for part in parts
         ]
-        commit = asyncio.ensure_future(self.files.record_segments(file, dek, segments, completion, actor))
+        where = Place(row.folder_id, self._path(row, dek))
+        commit = asyncio.ensure_future(self.files.record_segments(file, dek, segments, completion, actor, where))
         try:
             created = await asyncio.shield(commit)
         except asyncio.CancelledError:
@@ -483,6 +496,16 @@ class UploadService:
                 await self._discard(written)
             raise
         return UploadState(row.id, row.length, row.length, completion.expires_at, created.id)
+
+    @staticmethod
+    def _path(row: Upload, dek: bytes) -> tuple[str, ...]:
+        """The relative folder path the upload's file goes to, below its folder."""
+        if row.path_enc is None:
+            return ()
+        try:
+            return split_path(FieldCipher(dek, row.bound_id.bytes).decrypt("path", row.path_enc))
+        except IntegrityError as exc:
+            raise IntegrityFailure("stored upload metadata failed authentication") from exc
 
     async def _empty_part(self, row: Upload, dek: bytes) -> UploadPart:
         """The one segment of an upload of no bytes: an empty stream, durable, unrecorded."""

@@ -15,7 +15,7 @@ from sealbox.api.deps import RuntimeDep
 from sealbox.api.downloads import content_response
 from sealbox.api.errors import responses
 from sealbox.api.routes.files import CONTENT, MULTIPART_FILE, RAW_FILE, upload_body
-from sealbox.api.uploads import UPLOADER_PARAMETER, receive_upload, uploader_of
+from sealbox.api.uploads import PATH_HEADER, UPLOADER_PARAMETER, folder_path_of, receive_upload, uploader_of
 from sealbox.audit.service import Actor
 from sealbox.sharing.gate import ByLink
 from sealbox.sharing.schemas import PublicRequest, PublicShare, Receipt, UnlockIssued, UnlockRequest
@@ -104,8 +104,11 @@ async def upload_to_request(
     you are, for the link's owner, in a `Sealbox-Uploader` header (optional)."""
     actor = Actor.link(client_of(request))
     uploader = uploader_of(request)
+    path = folder_path_of(request.headers.get(PATH_HEADER))
 
     async def store(file_name: str, content_type: str | None, body: AsyncIterator[bytes]) -> Receipt:
-        return await runtime.sharing.upload_via_request(token, grant, file_name, content_type, body, uploader, actor)
+        return await runtime.sharing.upload_via_request(
+            token, grant, file_name, content_type, body, uploader, actor, path
+        )
 
     return await receive_upload(request, runtime.settings.max_upload_size, store)

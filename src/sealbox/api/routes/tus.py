@@ -23,6 +23,8 @@ from sealbox.api.routes.links import Grant
 from sealbox.api.uploads import refuse_name_in_url
 from sealbox.audit.service import Actor
 from sealbox.errors import InvalidInput
+from sealbox.files.folders import parse_folder_id
+from sealbox.files.tree import split_path
 from sealbox.uploads.service import CHECKSUMS, Checksum, Holder, UploadState, parse_upload_id
 from sealbox.web.context import client_of
 
@@ -154,10 +156,15 @@ async def _create(request: Request, runtime: RuntimeDep, holder: Holder, actor: 
     name = metadata.get("filename") or metadata.get("name")
     content_type = metadata.get("filetype") or metadata.get("type")
     uploader = metadata.get("uploader")
+    # Where the file goes: a folder of yours ("folder": its id) and a relative path of
+    # folders below it ("path": "photos/2024", made as needed when the upload completes).
+    given = metadata.get("folder")
+    folder = None if given in (None, "", "top") else parse_folder_id(given)
+    path = split_path(metadata.get("path"))
     with_body = _has_body(request)
     if with_body and request.headers.get("content-type") != OFFSET_STREAM:
         return _unsupported_type()
-    row = await runtime.uploads.create(holder, length, name, content_type, uploader)
+    row = await runtime.uploads.create(holder, length, name, content_type, uploader, folder, path)
     location = f"{base}/{row.id}"
     if with_body or length == 0:
         state = await runtime.uploads.append(row.id, holder, 0, _body(request), _checksum(request), actor, row)
