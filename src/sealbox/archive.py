@@ -31,7 +31,9 @@ name members by their position, never by path: paths are users' file names.
 
 from __future__ import annotations
 
+import math
 import struct
+import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -88,8 +90,9 @@ _DIRECTORY_ATTRIBUTES = (0o040755 << 16) | 0x10  # plus the MS-DOS directory bit
 
 _MAX_16 = 0xFFFF
 _MAX_32 = 0xFFFFFFFF
-_DOS_MIN = datetime(1980, 1, 1, tzinfo=UTC)
-_DOS_MAX = datetime(2107, 12, 31, 23, 59, 58, tzinfo=UTC)
+# The range of a DOS date and time, as Unix times (UTC).
+_DOS_MIN = int(datetime(1980, 1, 1, tzinfo=UTC).timestamp())
+_DOS_MAX = int(datetime(2107, 12, 31, 23, 59, 58, tzinfo=UTC).timestamp())
 
 # Headers and small pieces are gathered into batches of this size; larger pieces of content
 # pass through as they are, so the writer adds no copy to the bulk of the bytes.
@@ -202,12 +205,9 @@ def _entry(member: Member, index: int) -> _Entry:
     is_dir = path.endswith("/")
     parts = (path[:-1] if is_dir else path).split("/")
     # Defence in depth against paths that escape the extraction directory ("zip slip"),
-    # including through Windows separators and drive letters.
-    if (
-        not path
-        or any(part in ("", ".", "..") for part in parts)
-        or any(c in path for c in ("\\", "\0", ":"))
-    ):
+    # including through Windows separators. (A ":" is left alone: file names may hold one,
+    # and extractors on Windows replace it.)
+    if not path or any(part in ("", ".", "..") for part in parts) or "\\" in path or "\0" in path:
         raise ArchiveError(f"{where}: the path is not a safe relative path")
     if is_dir and (member.size != 0 or member.open is not None):
         raise ArchiveError(f"{where}: a directory has no content")
@@ -219,15 +219,14 @@ def _entry(member: Member, index: int) -> _Entry:
     modified = member.modified
     if modified.tzinfo is None or modified.utcoffset() is None:
         raise ArchiveError(f"{where}: the modification time has no time zone")
-    modified = modified.astimezone(UTC)
-    dos = min(max(modified, _DOS_MIN), _DOS_MAX)
-    unix = int(modified.timestamp())
+    unix = math.floor(modified.timestamp())
+    dos = time.gmtime(min(max(unix, _DOS_MIN), _DOS_MAX))
     return _Entry(
         name=name,
         size=member.size,
         is_dir=is_dir,
-        dos_time=(dos.hour << 11) | (dos.minute << 5) | (dos.second // 2),
-        dos_date=((dos.year - 1980) << 9) | (dos.month << 5) | dos.day,
+        dos_time=(dos.tm_hour << 11) | (dos.tm_min << 5) | (dos.tm_sec // 2),
+        dos_date=((dos.tm_year - 1980) << 9) | (dos.tm_mon << 5) | dos.tm_mday,
         unix_time=unix if 0 <= unix < 2**31 else None,
     )
 
@@ -329,9 +328,10 @@ async def zip_stream(members: Iterable[Member]) -> AsyncIterator[bytes]:
                     await close()
             if received != entry.size:
                 raise ArchiveError(f"archive member {index}: the content is shorter than its size")
-            batch += entry.descriptor(crc)
+        descriptor = entry.descriptor(crc)
+        batch += descriptor
         written.append((entry, offset, crc))
-        offset += len(header) + entry.size + len(entry.descriptor(crc))
+        offset += len(header) + entry.size + len(descriptor)
         if len(batch) >= _BATCH:
             yield bytes(batch)
             batch.clear()

@@ -30,7 +30,9 @@ needs_tools = pytest.mark.skipif(
 Piece = bytes | bytearray | memoryview
 
 
-def content(data: bytes, piece: int = 1 << 16, kind: Callable[[bytes], Piece] = bytes) -> Callable[[], AsyncIterator[Piece]]:
+def content(
+    data: bytes, piece: int = 1 << 16, kind: Callable[[bytes], Piece] = bytes
+) -> Callable[[], AsyncIterator[Piece]]:
     async def pieces() -> AsyncIterator[Piece]:
         for start in range(0, len(data), piece):
             yield kind(data[start : start + piece])
@@ -103,7 +105,7 @@ def check_with_tools(archive: bytes, expected: dict[str, bytes | None], tmp_path
 
 
 NAMES = {
-    "nested": ["a/", "a/b/", "a/b/c/", "a/b/c/deep.txt", "a/top.txt", "root.bin"],
+    "nested": ["a/", "a/b/", "a/b/c/", "a/b/c/deep.txt", "a/top.txt", "root.bin", "a/10:30 notes.txt"],
     "utf8": ["Ελληνικά/", "Ελληνικά/αρχείο.txt", "日本語のファイル.txt", "café ☕.md", "emoji 📁/", "emoji 📁/🎉.bin"],
     "empty file": ["empty.txt"],
     "empty directory": ["nothing here/"],
@@ -113,9 +115,7 @@ NAMES = {
 @needs_tools
 @pytest.mark.parametrize("case", list(NAMES))
 def test_archive_is_accepted_by_every_reader(case: str, tmp_path: Path) -> None:
-    contents = {
-        name: (b"" if case == "empty file" else os.urandom(i * 1000 + 7)) for i, name in enumerate(NAMES[case])
-    }
+    contents = {name: (b"" if case == "empty file" else os.urandom(i * 1000 + 7)) for i, name in enumerate(NAMES[case])}
     members = [folder(n) if n.endswith("/") else file(n, contents[n]) for n in NAMES[case]]
     archive = build(members)
     expected = expected_tree(members, contents)
@@ -207,7 +207,7 @@ def test_content_of_the_wrong_length_raises(declared: int, actual: int) -> None:
         async for piece in zip_stream(members):
             received.extend(piece)
 
-    with pytest.raises(ArchiveError, match="archive member 1: the content is (longer|shorter) than its size") as e:
+    with pytest.raises(ArchiveError, match=r"archive member 1: the content is (longer|shorter) than its size") as e:
         asyncio.run(run())
     assert "liar" not in str(e.value)
     assert len(received) <= limit, "no byte beyond the declared size is sent"
@@ -223,21 +223,20 @@ UNFIT = {
     "empty part": Member(path="a//b", size=0, modified=WHEN, open=content(b"")),
     "root directory": Member(path="/", size=0, modified=WHEN, open=None),
     "backslash": Member(path="a\\..\\b", size=0, modified=WHEN, open=content(b"")),
-    "drive letter": Member(path="C:b", size=0, modified=WHEN, open=content(b"")),
     "nul": Member(path="a\0b", size=0, modified=WHEN, open=content(b"")),
     "too long": Member(path="é" * 32_768, size=0, modified=WHEN, open=content(b"")),
     "directory with content": Member(path="secret dir/", size=1, modified=WHEN, open=content(b"x")),
     "directory with opener": Member(path="secret dir/", size=0, modified=WHEN, open=content(b"")),
     "file without content": Member(path="secret.txt", size=0, modified=WHEN, open=None),
     "negative size": Member(path="secret.txt", size=-1, modified=WHEN, open=content(b"")),
-    "naive time": Member(path="secret.txt", size=0, modified=datetime(2026, 1, 1), open=content(b"")),  # noqa: DTZ001
+    "naive time": Member(path="secret.txt", size=0, modified=datetime(2026, 1, 1), open=content(b"")),
 }
 
 
 @pytest.mark.parametrize("case", list(UNFIT))
 def test_unfit_members_are_refused_before_any_byte(case: str) -> None:
     members = [UNFIT[case]]
-    with pytest.raises(ArchiveError, match="^archive member 0: ") as e:
+    with pytest.raises(ArchiveError, match=r"^archive member 0: ") as e:
         archive_size(members)
     assert not members[0].path or members[0].path not in str(e.value), "paths are never in messages"
     received: list[bytes] = []
@@ -246,7 +245,7 @@ def test_unfit_members_are_refused_before_any_byte(case: str) -> None:
         async for piece in zip_stream(members):
             received.append(piece)
 
-    with pytest.raises(ArchiveError, match="^archive member 0: "):
+    with pytest.raises(ArchiveError, match=r"^archive member 0: "):
         asyncio.run(run())
     assert received == []
 
