@@ -35,7 +35,7 @@ import math
 import struct
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -94,12 +94,14 @@ _MAX_32 = 0xFFFFFFFF
 _DOS_MIN = int(datetime(1980, 1, 1, tzinfo=UTC).timestamp())
 _DOS_MAX = int(datetime(2107, 12, 31, 23, 59, 58, tzinfo=UTC).timestamp())
 
+_UNSAFE_PARTS = frozenset(("", ".", ".."))
+
 # Headers and small pieces are gathered into batches of this size; larger pieces of content
 # pass through as they are, so the writer adds no copy to the bulk of the bytes.
 _BATCH = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Entry:
     """What the headers of one member need, checked and encoded."""
 
@@ -207,7 +209,7 @@ def _entry(member: Member, index: int) -> _Entry:
     # Defence in depth against paths that escape the extraction directory ("zip slip"),
     # including through Windows separators. (A ":" is left alone: file names may hold one,
     # and extractors on Windows replace it.)
-    if not path or any(part in ("", ".", "..") for part in parts) or "\\" in path or "\0" in path:
+    if not path or not _UNSAFE_PARTS.isdisjoint(parts) or "\\" in path or "\0" in path:
         raise ArchiveError(f"{where}: the path is not a safe relative path")
     if is_dir and (member.size != 0 or member.open is not None):
         raise ArchiveError(f"{where}: a directory has no content")
@@ -287,13 +289,14 @@ def archive_size(members: Sequence[Member]) -> int:
     return offset + directory_size + len(_end_records(count, offset, directory_size))
 
 
-async def zip_stream(members: Iterable[Member]) -> AsyncIterator[bytes]:
+async def zip_stream(members: Iterable[Member]) -> AsyncGenerator[bytes, None]:
     """The archive of ``members``, in order, as it is made.
 
     Raises ``ArchiveError`` when a member is unfit or its content yields more or fewer bytes
     than its ``size`` (checked before any surplus byte is yielded); the archive is then
-    incomplete and the caller must abort the response. Closing this generator early closes
-    the content iterator in progress.
+    incomplete and the caller must abort the response. An exception raised by a member's
+    content passes through unchanged. Closing this generator early (``aclose``) closes the
+    content iterator in progress; no later member is opened.
     """
     written: list[tuple[_Entry, int, int]] = []  # entry, offset of its local header, CRC
     offset = 0

@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sealbox.archive import ArchiveError, Member, archive_size, zip_stream
 
@@ -91,9 +93,10 @@ def check_with_tools(archive: bytes, expected: dict[str, bytes | None], tmp_path
     listing = subprocess.run(["bsdtar", "-tf", path], capture_output=True, text=True, check=True)
     assert listing.stdout.splitlines() == list(expected)
     if extract:
+        # From a pipe, bsdtar reads as a stream: local headers and data descriptors only.
         out = tmp_path / "extracted"
         out.mkdir()
-        subprocess.run(["bsdtar", "-xf", path, "-C", out], check=True)
+        subprocess.run(["bsdtar", "-xf", "-", "-C", out], input=archive, check=True)
         extracted = {
             p.relative_to(out).as_posix() + ("/" if p.is_dir() else ""): (None if p.is_dir() else p.read_bytes())
             for p in out.rglob("*")
@@ -145,6 +148,7 @@ def test_content_in_uneven_pieces_of_every_buffer_type(tmp_path: Path) -> None:
     check_with_tools(archive, expected, tmp_path)
 
 
+@pytest.mark.slow
 @needs_tools
 def test_zip64_for_more_than_65535_members(tmp_path: Path) -> None:
     # Flat names keep the check cheap: extracting 65,536 files is left to the smaller cases.
@@ -157,6 +161,32 @@ def test_zip64_for_more_than_65535_members(tmp_path: Path) -> None:
     expected = {m.path: (None if m.open is None else bytes([i % 256]) * (i % 2)) for i, m in enumerate(members)}
     check_with_zipfile(archive, expected)
     check_with_tools(archive, expected, tmp_path, extract=False)
+
+
+names = st.text(st.sampled_from("ab.é日 -_"), min_size=1, max_size=6).filter(lambda n: n not in (".", ".."))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.lists(names, min_size=1, max_size=3), st.booleans(), st.integers(0, 5000), st.integers(1, 3000)),
+        max_size=8,
+    )
+)
+def test_any_members_give_an_archive_of_the_announced_length_and_content(
+    specs: list[tuple[list[str], bool, int, int]],
+) -> None:
+    members: list[Member] = []
+    expected: dict[str, bytes | None] = {}
+    for parts, is_dir, size, piece in specs:
+        path = "/".join(parts) + ("/" if is_dir else "")
+        if path in expected:
+            continue
+        data = bytes([len(expected) % 256]) * size
+        members.append(folder(path) if is_dir else file(path, data, piece=piece))
+        expected[path] = None if is_dir else data
+    archive = build(members)  # checks the announced length
+    check_with_zipfile(archive, expected)
 
 
 def test_modification_times_are_written_as_dos_time_and_unix_time() -> None:
@@ -285,13 +315,32 @@ def test_content_is_opened_only_when_reached_and_closed_when_the_consumer_stops(
             events.append("piece")
             if received > 5 * 65536:  # inside the second member
                 break
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
 
     asyncio.run(run())
     assert events.index("open one") == 0
     assert events.index("open two") > events.index("closed one") > events.index("piece")
     assert events[-1] == "closed two"
     assert "open three" not in events
+
+
+def test_an_error_from_the_content_passes_through_and_closes_it() -> None:
+    closed: list[bool] = []
+
+    class Tampered(Exception):
+        pass
+
+    async def failing() -> AsyncIterator[bytes]:
+        try:
+            yield b"good"
+            raise Tampered("chunk 2 failed authentication")
+        finally:
+            closed.append(True)
+
+    members = [Member(path="f", size=100, modified=WHEN, open=failing), file("never", b"x")]
+    with pytest.raises(Tampered):
+        asyncio.run(collect(members))
+    assert closed == [True]
 
 
 def test_memory_stays_bounded_whatever_the_size() -> None:
