@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx2 as httpx
@@ -57,7 +56,7 @@ def unlock(server: Server, token: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def world(server: Server, install: Installation, alice: Account) -> Iterator[World]:
+def world(server: Server, install: Installation, alice: Account) -> World:
     folder = mkdir(alice, f"matrix-{os.urandom(3).hex()}").json()["id"]
     file_id = put(alice, "matrix.bin", DATA, folder=folder).json()["id"]
     put(alice, "second.bin", OTHER, folder=folder, path="inner")
@@ -91,7 +90,7 @@ def world(server: Server, install: Installation, alice: Account) -> Iterator[Wor
             tokens[kind, state] = share(password=PASSWORD)["token"]
         grants[kind, "password-wrong"] = unlock(server, share(password=PASSWORD)["token"])
         grants[kind, "password-right"] = unlock(server, tokens[kind, "password-right"])
-    yield World(server, file_id, outside_id, tokens, grants)
+    return World(server, file_id, outside_id, tokens, grants)
 
 
 def expected(kind: str, state: str, operation: str, actor: str) -> tuple[int, str | None]:
