@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -174,16 +175,34 @@ def _encode(sort: Sort, order: Order, key: tuple[Any, ...]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _well_formed(raw: Any) -> bool:
+    """Whether ``raw`` has the shape ``_encode`` gives a cursor: an ordering, then a key
+    whose values are of the kinds ``_key`` makes (compared with a listing's keys, a value
+    of another kind would fail the comparison)."""
+    if not isinstance(raw, list) or len(raw) != 7:
+        return False
+    sort, order, rank, primary, *rest = raw
+    primary_kind = str if sort == "name" else int
+    return (
+        sort in ("name", "size", "created")
+        and order in ("asc", "desc")
+        and type(rank) is int
+        and rank in (0, 1)
+        and type(primary) is primary_kind
+        and all(type(value) is str for value in rest)
+    )
+
+
 def _decode(cursor: str, sort: Sort, order: Order) -> list[Any]:
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(raw, list) or len(raw) != 7:
-            raise ValueError
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: deeply nested JSON
         raise InvalidInput("the cursor is not valid") from None
+    if not _well_formed(raw):
+        raise InvalidInput("the cursor is not valid")
     if raw[:2] != [sort, order]:
         raise InvalidInput("the cursor belongs to a listing in another order; start again without it")
-    return raw[2:]
+    return list(raw[2:])
 
 
 def parse_folder_id(value: str) -> uuid.UUID:
@@ -290,7 +309,8 @@ class FolderService:
         folder = await self.get(owner, folder_id) if folder_id is not None else None
         items = await self.entries(owner, folder_id)
         if query:
-            needle = query.casefold()
+            # Stored names are NFC (``names.text``): so is the filter, however it was typed.
+            needle = unicodedata.normalize("NFC", query).casefold()
             items = [item for item in items if needle in item.name.casefold()]
         keyed = [(_key(item, sort), item) for item in items]
         keyed.sort(key=lambda pair: pair[0][1:], reverse=order == "desc")
