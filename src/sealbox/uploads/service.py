@@ -491,11 +491,28 @@ class UploadService:
             if written is not None and not await _succeeded(commit):
                 await self._discard(written)
             raise
+        except NotFound:
+            if written is not None:
+                await self._discard(written)
+            await self._refuse_if_folder_gone(row)
+            raise
         except BaseException:
             if written is not None:
                 await self._discard(written)
             raise
         return UploadState(row.id, row.length, row.length, completion.expires_at, created.id)
+
+    async def _refuse_if_folder_gone(self, row: Upload) -> None:
+        """After a completion found no folder to go to: if the upload's folder was
+        deleted while it was in progress, it can never complete. Drop it (row and parts:
+        it would otherwise hold its room until it expires) and say why (``Gone``)."""
+        if row.folder_id is None:
+            return
+        try:
+            await self.files.check_folder(UserId(row.owner_id), row.folder_id)
+        except NotFound:
+            await self._drop(row)
+            raise Gone("the folder this upload was going to has been deleted; the upload is cancelled") from None
 
     @staticmethod
     def _path(row: Upload, dek: bytes) -> tuple[str, ...]:
@@ -559,16 +576,23 @@ class UploadService:
         """Cancel an upload: its row and parts go at once. A complete upload's row goes;
         its file stays (delete that as a file)."""
         row = await self._held(upload_id, holder)
+        if not await self._drop(row):
+            # Complete, perhaps since the parts were read: they are its file's
+            # segments now and stay; only the row goes.
+            async with self.db.write() as session:
+                await session.execute(delete(Upload).where(Upload.id == row.id))
+
+    async def _drop(self, row: Upload) -> bool:
+        """Remove an unfinished upload, its row and then its parts; ``False`` if it is
+        complete (or gone) by now."""
         parts = await self._parts(row.id)
         async with self.db.write() as session:
             cancelled = await session.execute(delete(Upload).where(Upload.id == row.id, Upload.completed_at.is_(None)))
-            if getattr(cancelled, "rowcount", 0) != 1:
-                # Complete, perhaps since the parts were read: they are its file's
-                # segments now and stay; only the row goes.
-                await session.execute(delete(Upload).where(Upload.id == row.id))
-                return
+        if getattr(cancelled, "rowcount", 0) != 1:
+            return False
         for part in parts:
             await self._discard(part.key)
+        return True
 
     async def _discard(self, key: str) -> None:
         with contextlib.suppress(StorageUnavailable):
