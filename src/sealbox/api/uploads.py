@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import unquote
 
 from fastapi import Request
 from python_multipart import MultipartParser
@@ -18,7 +17,7 @@ from python_multipart.multipart import parse_options_header
 
 from sealbox.accounts.schemas import Principal
 from sealbox.api.deps import actor_of
-from sealbox.api.http import filename_from_disposition, parse_count
+from sealbox.api.http import filename_from_disposition, parse_count, percent_decoded
 from sealbox.errors import InvalidInput, TooLarge
 from sealbox.files.folders import parse_folder_id
 from sealbox.files.schemas import FileRead
@@ -204,8 +203,8 @@ def uploader_of(request: Request) -> str | None:
     if value is None:
         return None
     try:
-        return unquote(value, errors="strict")
-    except UnicodeDecodeError:
+        return percent_decoded(value)
+    except ValueError:
         raise InvalidInput(f"the {UPLOADER_HEADER} header is not percent-encoded UTF-8") from None
 
 
@@ -277,8 +276,8 @@ def folder_path_of(value: str | None) -> tuple[str, ...]:
     if value is None:
         return ()
     try:
-        decoded = unquote(value, errors="strict")
-    except UnicodeDecodeError:
+        decoded = percent_decoded(value)
+    except ValueError:
         raise InvalidInput(f"the {PATH_HEADER} header is not percent-encoded UTF-8") from None
     return split_path(decoded)
 
