@@ -419,9 +419,23 @@ class FolderService:
             cipher = self.names.in_tx(tx, owner)
             tag = claim(tx, owner, cipher, parent, name)
             make_folder(tx, owner, cipher, parent, name, tag, folder_id)
+            made[:] = [self._folder_in_tx(tx, owner, cipher, folder_id)]
 
+        # The answer is what the transaction wrote: read again after the commit, a folder
+        # deleted meanwhile would answer 404 for a change that took place.
+        made: list[FolderRead] = []
         await self._run(Event("folder.create", actor, owner, None, str(folder_id), {}), step)
-        return await self.get(owner, folder_id)
+        return made[0]
+
+    @staticmethod
+    def _folder_in_tx(tx: Tx, owner: UserId, cipher: NameCipher, folder_id: uuid.UUID) -> FolderRead:
+        parent, sealed, created_at = tx.conn.execute(FOLDER_ROW, {"id": folder_id, "owner": owner}).one()
+        return FolderRead(
+            id=str(folder_id),
+            name=decrypt_name(cipher, folder_id, sealed),
+            parent_id=str(parent) if parent else None,
+            created_at=created_at,
+        )
 
     async def update(
         self, owner: UserId, folder_id: uuid.UUID, actor: Actor, *, name: str | None = None, parent: Any = _UNSET
@@ -444,18 +458,19 @@ class FolderService:
             row = tx.conn.execute(select(Folder.name_enc, Folder.name_tag).where(Folder.id == folder_id)).one()
             final = new_name if new_name is not None else decrypt_name(cipher, folder_id, row[0])
             tag = cipher.tag(target.bytes if target else None, final)
-            if tag == row[1]:
-                return  # nothing changes
-            claim(tx, owner, cipher, target, final)
-            tx.conn.execute(
-                update(Folder)
-                .where(Folder.id == folder_id)
-                .values(parent_id=target, name_enc=cipher.encrypt(folder_id.bytes, "name", final), name_tag=tag)
-            )
+            if tag != row[1]:  # else nothing changes
+                claim(tx, owner, cipher, target, final)
+                tx.conn.execute(
+                    update(Folder)
+                    .where(Folder.id == folder_id)
+                    .values(parent_id=target, name_enc=cipher.encrypt(folder_id.bytes, "name", final), name_tag=tag)
+                )
+            changed[:] = [self._folder_in_tx(tx, owner, cipher, folder_id)]
 
+        changed: list[FolderRead] = []  # what the transaction wrote (see ``create``)
         action = "folder.move" if moving and new_name is None else "folder.rename" if not moving else "folder.update"
         await self._run(Event(action, actor, owner, None, str(folder_id), {}), step)
-        return await self.get(owner, folder_id)
+        return changed[0]
 
     async def update_file(
         self, owner: UserId, file_id: FileId, actor: Actor, *, name: str | None = None, folder: Any = _UNSET
@@ -478,26 +493,25 @@ class FolderService:
             fields = FieldCipher(dek, row.id.bytes)
             final = new_name if new_name is not None else self.files.describe(row, dek).name
             tag = cipher.tag(target.bytes if target else None, final)
-            if tag == row.name_tag:
-                return
-            claim(tx, owner, cipher, target, final)
-            tx.conn.execute(
-                update(File)
-                .where(File.id == file_id)
-                .values(
-                    folder_id=target,
-                    name_enc=fields.encrypt("name", final) if new_name is not None else row.name_enc,
-                    listed_name_enc=cipher.encrypt(row.id.bytes, "name", final),
-                    name_tag=tag,
+            if tag != row.name_tag:  # else nothing changes
+                claim(tx, owner, cipher, target, final)
+                tx.conn.execute(
+                    update(File)
+                    .where(File.id == file_id)
+                    .values(
+                        folder_id=target,
+                        name_enc=fields.encrypt("name", final) if new_name is not None else row.name_enc,
+                        listed_name_enc=cipher.encrypt(row.id.bytes, "name", final),
+                        name_tag=tag,
+                    )
                 )
-            )
+            written = tx.conn.execute(FILE_ROW, {"id": file_id, "owner": owner}).one()
+            changed[:] = [(FILES.build(written), dek)]
 
+        changed: list[tuple[File, bytes]] = []  # what the transaction wrote (see ``create``)
         action = "file.move" if moving and new_name is None else "file.rename" if not moving else "file.update"
         await self._run(Event(action, actor, owner, file_id, None, {}), step)
-        found = await self.db.rows(FILE_ROW, {"id": file_id, "owner": owner})
-        if not found:
-            raise NotFound("file not found")
-        return self.files.describe(FILES.build(found[0]))
+        return self.files.describe(*changed[0])
 
     async def delete(self, owner: UserId, folder_id: uuid.UUID, actor: Actor) -> Deleted:
         """Delete ``folder_id`` and everything below it, in one transaction: the files'
