@@ -510,14 +510,16 @@ def test_uploads_land_in_folders_by_every_path(alice: Account, server: Server, i
         assert found.status_code == 200, (path, found.text)
         assert alice.client.get(f"/api/v1/files/{found.json()['id']}/content").content == data
     assert names_in(alice, box) == ["dropped", "multi", "raw", "tus"]
-    # Names are numbered in the link's folder too, never overwritten.
+    # Names are numbered in the link's folder too, never overwritten (the uploader's
+    # receipt names the file as sent: see test_link_uploads).
     again = httpx.post(
         f"{server.url}/r/{token}/files",
         headers={**named("link-raw.txt"), "Sealbox-Path": quote("dropped/a b", safe="/")},
         content=b"second",
     )
     assert again.status_code == 201, again.text
-    assert again.json()["name"] == "link-raw (2).txt"
+    dropped = alice.client.post("/api/v1/folders/lookup", json={"path": "by-every-path/dropped/a b"}).json()["id"]
+    assert names_in(alice, dropped) == ["link-raw (2).txt", "link-raw.txt"]
     # A tus upload into a folder numbers a taken name (tus has no on_conflict).
     second = alice.client.post(
         "/api/v1/uploads/",
