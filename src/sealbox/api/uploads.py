@@ -184,6 +184,12 @@ def refuse_name_in_url(request: Request) -> None:
             f"uploader names are not accepted in the URL (?uploader=), which proxies log: send it in a "
             f"{UPLOADER_HEADER} header (percent-encoded UTF-8)"
         )
+    if "path" in given:
+        # Folder names, as a client may try to send them; ignored, they would still be logged.
+        raise InvalidInput(
+            f"folder paths are not accepted in the URL (?path=), which proxies log: send it in a "
+            f"{PATH_HEADER} header (percent-encoded UTF-8), or as 'path' in the tus Upload-Metadata"
+        )
 
 
 UPLOADER_HEADER = "Sealbox-Uploader"
