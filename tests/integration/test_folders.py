@@ -537,9 +537,12 @@ def test_uploads_land_in_folders_by_every_path(alice: Account, server: Server, i
     check_tree(install)
 
 
-def test_a_tus_upload_whose_folder_is_deleted_fails_cleanly(alice: Account, install: Installation) -> None:
-    """The folder goes while the upload is half done: the completing PATCH is refused with
-    a status and a message that say why, and leaves no file row, no upload and no blob."""
+def test_a_tus_upload_whose_folder_is_deleted_fails_cleanly(
+    alice: Account, install: Installation, server: Server
+) -> None:
+    """The folder goes while uploads into it are half done (the owner's, and one through
+    an upload link to a folder inside it): the deletion takes them with it, rows and
+    parts, so nothing of them is left readable; their next PATCH is a 404."""
     box = folder(alice, "going-away")
     data = b"q" * 200_000
     created = alice.client.post(
@@ -550,16 +553,28 @@ def test_a_tus_upload_whose_folder_is_deleted_fails_cleanly(alice: Account, inst
     url = created.headers["location"]
     half = alice.client.patch(url, content=data[:100_000], headers={**TUS, **STREAM, "Upload-Offset": "0"})
     assert half.status_code == 204, half.text
+    inner = folder(alice, "inner", box)
+    token = alice.client.post("/api/v1/upload-requests", json={"folder_id": inner}).json()["token"]
+    linked = httpx.post(
+        f"{server.url}/r/{token}/uploads/",
+        headers={**TUS, "Upload-Length": str(len(data)), "Upload-Metadata": meta(filename="sent.bin")},
+    )
+    assert linked.status_code == 201, linked.text
+    link_url = server.url + linked.headers["location"]
+    sent = httpx.patch(link_url, content=data[:100_000], headers={**TUS, **STREAM, "Upload-Offset": "0"})
+    assert sent.status_code == 204, sent.text
+    ids = [u.rsplit("/", 1)[1].replace("-", "") for u in (url, link_url)]
+    assert all(any(i in key for key in install.blobs.stored()) for i in ids)
     files_before = install.sql("SELECT count(*) FROM files")
-    blobs_before = install.blobs.stored()
     assert alice.client.delete(f"/api/v1/folders/{box}").status_code == 204
+    # Gone at once, not when they would have expired: rows (with their keys) and parts.
+    assert not {i for i in ids if i in {_hex(row[0]) for row in install.sql("SELECT id FROM uploads")}}
+    assert not [key for key in install.blobs.stored() if any(i in key for i in ids)]
     done = alice.client.patch(url, content=data[100_000:], headers={**TUS, **STREAM, "Upload-Offset": "100000"})
-    problem(done, 410, "the folder this upload was going to has been deleted")
+    problem(done, 404, "upload not found")
+    late = httpx.patch(link_url, content=data[100_000:], headers={**TUS, **STREAM, "Upload-Offset": "100000"})
+    assert late.status_code == 404, late.text
     assert install.sql("SELECT count(*) FROM files") == files_before
-    upload_id = url.rsplit("/", 1)[1]
-    assert upload_id.replace("-", "") not in {_hex(row[0]) for row in install.sql("SELECT id FROM uploads")}
-    assert not [key for key in install.blobs.stored() if upload_id.replace("-", "") in key]
-    assert install.blobs.stored() <= blobs_before
     assert alice.client.head(url, headers=TUS).status_code == 404
     check_tree(install)
 

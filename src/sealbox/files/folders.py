@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import Integer, bindparam, delete, literal, select, update
+from sqlalchemy import Integer, bindparam, delete, literal, or_, select, update
 
 from sealbox import names
 from sealbox.audit.service import Actor, Event
@@ -45,7 +45,7 @@ from sealbox.files.tree import (
     split_path,
 )
 from sealbox.ids import FileId, UserId
-from sealbox.models import File, FileSegment, Folder
+from sealbox.models import File, FileSegment, Folder, Upload, UploadPart, UploadRequest
 from sealbox.storage.base import StorageUnavailable
 
 MAX_PAGE = 1000
@@ -150,6 +150,17 @@ SUBTREE_SEGMENTS = select(FileSegment.key).where(
     FileSegment.file_id.in_(select(File.id).where(File.folder_id.in_(SUBTREE_IDS)))
 )
 SUBTREE_USAGE = select(File.id, File.size).where(File.folder_id.in_(SUBTREE_IDS))
+# Unfinished resumable uploads going into the subtree: the owner's own (by their folder)
+# and those through upload links to a folder of it (the links go with their folder).
+SUBTREE_UPLOADS = select(Upload.id).where(
+    Upload.owner_id == bindparam("owner"),
+    Upload.completed_at.is_(None),
+    or_(
+        Upload.folder_id.in_(SUBTREE_IDS),
+        Upload.request_id.in_(select(UploadRequest.id).where(UploadRequest.folder_id.in_(SUBTREE_IDS))),
+    ),
+)
+SUBTREE_UPLOAD_PARTS = select(UploadPart.key).where(UploadPart.upload_id.in_(SUBTREE_UPLOADS))
 
 
 def _key(entry: Entry, sort: Sort) -> tuple[Any, ...]:
@@ -516,8 +527,8 @@ class FolderService:
     async def delete(self, owner: UserId, folder_id: uuid.UUID, actor: Actor) -> Deleted:
         """Delete ``folder_id`` and everything below it, in one transaction: the files'
         rows (with their keys: their blobs are unreadable from the commit on), their
-        links and grants, the folders, links to them; then the blobs (the sweeper
-        removes any left behind)."""
+        links and grants, the folders, links to them, unfinished uploads into them;
+        then the blobs and parts (the sweeper removes any left behind)."""
         keys: list[str] = []
         # Filled by the step, read when the event is appended after it (same transaction).
         counts: dict[str, int] = {}
@@ -530,6 +541,10 @@ class FolderService:
             folders = tx.conn.execute(SUBTREE_IDS, values).all()
             keys[:] = [blob_key(fid) for fid, _ in files]
             keys.extend(row[0] for row in tx.conn.execute(SUBTREE_SEGMENTS, values))
+            # Uploads still in progress into it go too, keys, names and parts: the
+            # deletion leaves nothing of what was under the folder readable.
+            keys.extend(row[0] for row in tx.conn.execute(SUBTREE_UPLOAD_PARTS, values))
+            tx.conn.execute(delete(Upload).where(Upload.id.in_(SUBTREE_UPLOADS)), values)
             tx.conn.execute(delete(File).where(File.id.in_([fid for fid, _ in files])))
             tx.conn.execute(delete(Folder).where(Folder.id == folder_id, Folder.owner_id == owner))
             counts.update(files=len(files), folders=len(folders), bytes=sum(size for _, size in files))
