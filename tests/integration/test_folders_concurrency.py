@@ -11,6 +11,7 @@ blobs of the file rows.
 from __future__ import annotations
 
 import asyncio
+import base64
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +66,11 @@ def check_blobs(install: Installation) -> None:
     stored = {key for key in install.blobs.stored() if key.startswith("files/")}
     assert stored - rows == set(), "blobs without a file"
     assert rows - stored == set(), "files without a blob"
+    # Parts: of an upload in progress, or segments of a file; nothing else.
+    parts = {str(row[0]) for row in install.sql("SELECT key FROM upload_parts UNION SELECT key FROM file_segments")}
+    stored_parts = {key for key in install.blobs.stored() if not key.startswith("files/")}
+    assert stored_parts - parts == set(), "parts without an upload or a file"
+    assert parts - stored_parts == set(), "recorded parts without a blob"
 
 
 def check_all(install: Installation) -> None:
@@ -271,6 +277,55 @@ def test_moves_and_makes_into_a_folder_while_it_is_deleted(alice: Account, insta
             404 if moved_folder.status_code == 200 else 200
         )
         assert alice.client.get(f"/api/v1/files/{loose}").status_code == (404 if moved_file.status_code == 200 else 200)
+        check_all(install)
+
+    for n in range(ROUNDS):
+        one_round(n)
+
+
+def test_resumable_uploads_completing_while_their_folder_is_deleted(alice: Account, install: Installation) -> None:
+    """The last PATCH of each upload races the folder's deletion: it completes first (and
+    its file goes with the folder), or finds the upload gone (404) or its folder gone
+    (410, saying so); no row or part is left either way."""
+    data = b"t" * 150_000
+    tus = {"Tus-Resumable": "1.0.0"}
+    stream = {**tus, "Content-Type": "application/offset+octet-stream"}
+
+    def one_round(n: int) -> None:
+        box = folder(alice, f"tus-doomed-{n}")
+        urls = []
+        for i in range(4):
+            metadata = ",".join(
+                f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in (("filename", f"u{i}"), ("folder", box))
+            )
+            made = alice.client.post(
+                "/api/v1/uploads/", headers={**tus, "Upload-Length": str(len(data)), "Upload-Metadata": metadata}
+            )
+            assert made.status_code == 201, made.text
+            url = made.headers["location"]
+            first = alice.client.patch(url, content=data[:50_000], headers={**stream, "Upload-Offset": "0"})
+            assert first.status_code == 204, first.text
+            urls.append(url)
+        answers = race(
+            alice,
+            [
+                *[
+                    (lambda c, u=u: c.patch(u, content=data[50_000:], headers={**stream, "Upload-Offset": "50000"}))
+                    for u in urls
+                ],
+                lambda c: c.delete(f"/api/v1/folders/{box}"),
+            ],
+        )
+        *completions, deleted = answers
+        assert deleted.status_code == 204, deleted.text
+        for response in completions:
+            assert response.status_code in (204, 404, 410), response.text
+            if response.status_code == 410:
+                assert "the folder this upload was going to has been deleted" in response.json()["detail"]
+            if response.status_code == 204:
+                assert alice.client.get(f"/api/v1/files/{response.headers['sealbox-file-id']}").status_code == 404
+        for url in urls:
+            assert alice.client.head(url, headers=tus).status_code == 404
         check_all(install)
 
     for n in range(ROUNDS):

@@ -447,22 +447,14 @@ class UploadService:
         if not parts:
             last = await self._empty_part(row, dek)
             parts = [last]
+        written: str | None = last.key if last is not None else None
         try:
-            self._check_parts(row, dek, parts)
-        except IntegrityFailure:
-            # Read after another request completed (or moved) the upload: its parts were
-            # dropped or grew since ``row`` was read. That is a lost race, not tampering.
-            found = await self.db.rows(UPLOAD, {"upload_id": row.id})
-            current = UPLOADS.build(found[0]) if found else None
-            if current is None or current.offset != row.offset or current.completed_at is not None:
-                raise Conflict("another request has changed this upload") from None
+            request = await self._completable(row, dek, parts)
+        except BaseException:
+            # Refused before anything is recorded: the part this request wrote is no one's.
+            if written is not None:
+                await self._discard(written)
             raise
-        request = None
-        if row.request_id is not None:
-            async with self.db.read() as session:
-                request = await session.get(UploadRequest, row.request_id)
-            if request is None:
-                raise Gone("this link has been revoked")
         inner = admission_for(request) if request is not None else None
         completion = Completion(row.id, row.offset, row.length, inner, utcnow() + self.lifetime)
         file = File(
@@ -476,7 +468,6 @@ class UploadService:
             created_at=utcnow(),
             uploader_enc=row.uploader_enc,
         )
-        written: str | None = last.key if last is not None else None
         segments = [
             FileSegment(key=part.key, size=part.size, chunk_log2=part.chunk_log2, header_tag=part.header_tag)
             for part in parts
@@ -501,6 +492,29 @@ class UploadService:
                 await self._discard(written)
             raise
         return UploadState(row.id, row.length, row.length, completion.expires_at, created.id)
+
+    async def _completable(self, row: Upload, dek: bytes, parts: list[UploadPart]) -> UploadRequest | None:
+        """Check that ``parts`` are the whole upload, and find its link (if any)."""
+        try:
+            self._check_parts(row, dek, parts)
+        except IntegrityFailure:
+            # Read after another request completed (or moved) the upload: its parts were
+            # dropped or grew since ``row`` was read. That is a lost race, not tampering.
+            found = await self.db.rows(UPLOAD, {"upload_id": row.id})
+            if not found:
+                # Cancelled, or gone with the folder it was going to, meanwhile.
+                raise NotFound("upload not found") from None
+            current = UPLOADS.build(found[0])
+            if current.offset != row.offset or current.completed_at is not None:
+                raise Conflict("another request has changed this upload") from None
+            raise
+        if row.request_id is None:
+            return None
+        async with self.db.read() as session:
+            request = await session.get(UploadRequest, row.request_id)
+        if request is None:
+            raise Gone("this link has been revoked")
+        return request
 
     async def _refuse_if_folder_gone(self, row: Upload) -> None:
         """After a completion found no folder to go to: if the upload's folder was
