@@ -330,3 +330,45 @@ def test_resumable_uploads_completing_while_their_folder_is_deleted(alice: Accou
 
     for n in range(ROUNDS):
         one_round(n)
+
+
+def test_a_tree_dropped_through_a_link_in_parallel_makes_each_folder_once(
+    alice: Account, install: Installation
+) -> None:
+    """Files of one dropped folder sent at once through a link to a folder, each with the
+    same relative path: the link's file limit holds, and each folder of the path is made
+    once, holding every file that was accepted."""
+
+    def one_round(n: int) -> None:
+        box = folder(alice, f"drop-target-{n}")
+        link = alice.client.post("/api/v1/upload-requests", json={"folder_id": box, "max_files": 4}).json()
+        answers = race(
+            alice,
+            [
+                (
+                    lambda c, i=i: c.post(
+                        f"/r/{link['token']}/files",
+                        headers={
+                            "Content-Disposition": f"attachment; filename*=UTF-8''photo-{i}.jpg",
+                            "Sealbox-Path": "holiday/day%201",
+                        },
+                        content=b"p" * 1000,
+                    )
+                )
+                for i in range(8)
+            ],
+        )
+        codes = statuses(answers)
+        assert codes.count(201) == 4, [r.text for r in answers]
+        assert all(400 <= code < 500 for code in codes if code != 201)
+        top = alice.client.get(f"/api/v1/folders/{box}").json()["items"]
+        assert [(i["kind"], i["name"]) for i in top] == [("folder", "holiday")]
+        inner = alice.client.get(f"/api/v1/folders/{top[0]['id']}").json()["items"]
+        assert [(i["kind"], i["name"]) for i in inner] == [("folder", "day 1")]
+        files = alice.client.get(f"/api/v1/folders/{inner[0]['id']}").json()["items"]
+        assert len(files) == 4
+        assert {f["name"] for f in files} == {r.json()["name"] for r in answers if r.status_code == 201}
+        check_all(install)
+
+    for n in range(ROUNDS):
+        one_round(n)
