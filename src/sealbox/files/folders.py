@@ -557,7 +557,9 @@ class FolderService:
             # deletion leaves nothing of what was under the folder readable.
             keys.extend(row[0] for row in tx.conn.execute(SUBTREE_UPLOAD_PARTS, values))
             tx.conn.execute(delete(Upload).where(Upload.id.in_(SUBTREE_UPLOADS)), values)
-            tx.conn.execute(delete(File).where(File.id.in_([fid for fid, _ in files])))
+            # By the subtree, not a list of ids: a folder may hold more files than a
+            # statement may bind values (PostgreSQL: 65,535).
+            tx.conn.execute(delete(File).where(File.folder_id.in_(SUBTREE_IDS), File.owner_id == owner), values)
             tx.conn.execute(delete(Folder).where(Folder.id == folder_id, Folder.owner_id == owner))
             counts.update(files=len(files), folders=len(folders), bytes=sum(size for _, size in files))
 
