@@ -316,3 +316,49 @@ def test_share_create_of_several_paths_is_one_selection(home: Path) -> None:
     for args, expected in refusals.items():
         done = sealbox(home, *args)
         assert (done.returncode, done.stderr.strip()) == expected, args[:3]
+
+
+NAMES = ["notes", "Übersicht", "日本語", "résumé", "Ωmega", "data", "фото", "plain", "naïve café", "🎉 party"]
+
+
+def big_tree(root: Path, files: int) -> dict[str, bytes]:
+    """``files`` small random files, nested three levels, some empty, many with non-ASCII names."""
+    rng = random.Random(16)
+    made: dict[str, bytes] = {}
+    for n in range(files):
+        parts = [f"{NAMES[n % 10]} {n % 7}", f"{NAMES[(n // 10) % 10]}-{n % 5}", NAMES[(n // 7) % 10]][: n % 4]
+        rel = "/".join([*parts, f"{NAMES[(n * 7) % 10]} {n}.bin"])
+        data = b"" if n % 13 == 0 else rng.randbytes(rng.randrange(1, 2048))
+        path = root.joinpath(*rel.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        made[rel] = data
+    return made
+
+
+@pytest.mark.slow
+def test_ten_thousand_files_upload_share_and_download_as_one_zip_every_tool_accepts(home: Path) -> None:
+    source = big_tree(home / "Big tree", 10_000)
+    uploaded = json.loads(ok(sealbox(home, "upload", "Big tree", "--json")).stdout)[0]
+    assert (uploaded["uploaded"], uploaded["skipped"], uploaded["conflicts"]) == (10_000, 0, [])
+    url = ok(sealbox(home, "share", "create", "Big tree")).stdout.strip()
+    got = json.loads(ok(sealbox(home, "download", url, "--zip", "-o", "big.zip", "--json")).stdout)
+    archive = home / "big.zip"
+    assert got["size"] == archive.stat().st_size
+    with zipfile.ZipFile(archive) as opened:
+        assert opened.testzip() is None
+        members = {info.filename: info for info in opened.infolist()}
+        assert {name: opened.read(name) for name in members if not name.endswith("/")} == source
+    tested = subprocess.run(["unzip", "-t", "-qq", str(archive)], capture_output=True, check=False)
+    assert tested.returncode == 0, tested.stdout[-2000:]
+    listed = subprocess.run(["bsdtar", "-tf", str(archive)], capture_output=True, text=True, check=False)
+    assert listed.returncode == 0, listed.stderr
+    assert set(source) <= set(listed.stdout.splitlines())
+    seven = subprocess.run(["7z", "t", str(archive)], capture_output=True, text=True, check=False)
+    assert seven.returncode == 0, seven.stdout[-2000:]
+    assert "Everything is Ok" in seven.stdout
+    extracted = home / "extracted"
+    extracted.mkdir()
+    unpacked = subprocess.run(["bsdtar", "-xf", str(archive), "-C", str(extracted)], capture_output=True, check=False)
+    assert unpacked.returncode == 0, unpacked.stderr
+    assert {rel: data for rel, data in local(extracted).items() if data is not None} == source
