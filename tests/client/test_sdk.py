@@ -8,6 +8,7 @@ import os
 import random
 import socket
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -390,3 +391,44 @@ def test_a_link_path_that_could_leave_the_directory_is_refused(path: str, tmp_pa
         local_target(str(tmp_path), path)
     assert local_target(str(tmp_path), "a/b c/d.txt") == str(tmp_path / "a" / "b c" / "d.txt")
     assert local_target(str(tmp_path), "folder/") == str(tmp_path / "folder")
+
+
+def test_a_folder_link_downloads_into_a_directory_and_as_a_zip(make: Make, sdk: Any, tmp_path: Path) -> None:
+    source = tmp_path / "Reports"
+    expected = {}
+    for n in range(12):
+        rel = f"{'q1' if n % 2 else 'q2/late'}/report {n} é.txt"
+        (source / rel).parent.mkdir(parents=True, exist_ok=True)
+        (source / rel).write_bytes(os.urandom(n * 1000))
+        expected[rel] = (source / rel).read_bytes()
+    done = sdk.upload_dir(source, f"links-{uuid.uuid4().hex[:8]}")
+    link = sdk.share(folder_id=done.folder_id, password="folder pass 1", download_limit=3)
+    assert (link.kind, link.file_id, link.folder_id) == ("folder", None, done.folder_id)
+    stranger = make(sdk.url)
+    with pytest.raises(AuthenticationError, match="needs its password"):
+        stranger.download_link_dir(link.url, tmp_path / "nope")
+    assert not (tmp_path / "nope").exists()
+    info = stranger.link_info(link.url, password="folder pass 1")
+    assert (info.kind, info.files, info.size) == ("folder", 12, sum(map(len, expected.values())))
+    assert {e.path for e in info.entries if e.kind == "file"} == set(expected)
+    target = tmp_path / "got"
+    seen: list[Progress] = []
+    got = stranger.download_link_dir(link.url, target, password="folder pass 1", on_progress=seen.append)
+    assert (got.downloaded, got.skipped, got.conflicts) == (12, 0, ())
+    assert seen[-1] == Progress(info.size, info.size)
+    files = {p.relative_to(target).as_posix(): p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    assert files == expected
+    cut = target / "q1" / "report 11 é.txt"
+    cut.rename(cut.with_name(cut.name + ".part"))
+    cut.with_name(cut.name + ".part").write_bytes(expected["q1/report 11 é.txt"][:5000])
+    again = stranger.download_link_dir(link.url, target, password="folder pass 1")
+    assert (again.downloaded, again.skipped, again.bytes) == (1, 11, 11_000)
+    assert cut.read_bytes() == expected["q1/report 11 é.txt"]
+    size = stranger.download_link_archive(link.url, tmp_path / "all.zip", password="folder pass 1")
+    assert size == (tmp_path / "all.zip").stat().st_size
+    with zipfile.ZipFile(tmp_path / "all.zip") as archive:
+        assert {n: archive.read(n) for n in archive.namelist() if not n.endswith("/")} == expected
+    # A limit of 3 counts per file: the directory, the resumed file and the ZIP leave the
+    # resumed file with less than a whole download, so a second ZIP is refused.
+    with pytest.raises(GoneError):
+        stranger.download_link_archive(link.url, tmp_path / "again.zip", password="folder pass 1")

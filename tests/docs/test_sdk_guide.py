@@ -61,6 +61,4 @@ def test_tree_example(server: Server, tmp_path: Path) -> None:
     for n in range(3):
         assert (tmp_path / "received" / f"day {n}" / "photo.jpg").read_bytes() == b"JPEG" * 1000 * (n + 1)
     with zipfile.ZipFile(tmp_path / "trip.zip") as archive:
-        assert sorted(n for n in archive.namelist() if not n.endswith("/")) == [
-            f"day {n}/photo.jpg" for n in range(3)
-        ]
+        assert sorted(n for n in archive.namelist() if not n.endswith("/")) == [f"day {n}/photo.jpg" for n in range(3)]

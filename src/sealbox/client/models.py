@@ -194,8 +194,8 @@ class TreeUpload:
 @dataclass(frozen=True)
 class TreeDownload:
     """What ``download_link_dir`` did: files fetched, files skipped (complete already),
-    bytes received, and the relative paths left alone because a different file (another
-    size) is in the way."""
+    the bytes of the files fetched (a resumed one counts whole), and the relative paths
+    left alone because a different file (another size) is in the way."""
 
     downloaded: int
     skipped: int
