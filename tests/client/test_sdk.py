@@ -196,7 +196,9 @@ def test_a_download_cut_midway_resumes_by_itself(make: Make, sdk: Any, server: S
 
 def test_share_links(make: Make, sdk: Any, server: Server, tmp_path: Path) -> None:
     data = os.urandom(300_000)
-    created = sdk.upload(iter([data]), "shared.bin")
+    # Names are unique per folder: the sync and async runs share one account.
+    name = f"shared-{uuid.uuid4().hex[:8]}.bin"
+    created = sdk.upload(iter([data]), name)
     link = sdk.share(created.id, download_limit=1, password="open sesame 42", note="for you")
     assert link.url is not None
     assert link.url.startswith(f"{server.url}/s/")
@@ -206,7 +208,7 @@ def test_share_links(make: Make, sdk: Any, server: Server, tmp_path: Path) -> No
     with pytest.raises(AuthenticationError, match="wrong password"):
         stranger.download_link(link.url, tmp_path / "x.bin", password="guess guess")
     info = stranger.link_info(link.url, password="open sesame 42")
-    assert (info.name, info.size, info.downloads_left, info.note) == ("shared.bin", len(data), 1, "for you")
+    assert (info.name, info.size, info.downloads_left, info.note) == (name, len(data), 1, "for you")
     target = tmp_path / "shared.bin"
     assert stranger.download_link(link.url, target, password="open sesame 42") == len(data)
     assert target.read_bytes() == data
@@ -276,7 +278,7 @@ def test_accounts_tokens_and_administration(make: Make, sdk: Any, server: Server
 
 def test_upload_through_an_upload_request_link(make: Make, sdk: Any, server: Server, tmp_path: Path) -> None:
     data = os.urandom(9_000_000)
-    source = tmp_path / "scan.pdf"
+    source = tmp_path / f"scan-{uuid.uuid4().hex[:8]}.pdf"  # names are unique per folder
     source.write_bytes(data)
     request = sdk.create_request(max_files=1, password="drop box pass")
     outsider = make(server.url)
@@ -284,7 +286,7 @@ def test_upload_through_an_upload_request_link(make: Make, sdk: Any, server: Ser
         outsider.upload_to_link(server.url + request.url, source)
     assert outsider.upload_to_link(server.url + request.url, source, password="drop box pass", uploader="Eve") is None
     received = sdk.received(request.id)
-    assert [(f.name, f.size) for f in received] == [("scan.pdf", len(data))]
+    assert [(f.name, f.size) for f in received] == [(source.name, len(data))]
     sdk.download(received[0].id, tmp_path / "scan-copy.pdf")
     assert (tmp_path / "scan-copy.pdf").read_bytes() == data
 
