@@ -154,7 +154,7 @@ def test_ls_lists_a_folder_with_a_header_sorted_and_filtered(home: Path) -> None
         (home / name).write_bytes(b"x" * size)
         ok(sealbox(home, "upload", name, "--to", "ls"))
     lines = ok(sealbox(home, "ls", "ls")).stdout.splitlines()
-    assert lines[0] == "/ls  (1 folders, 3 files)"
+    assert lines[0] == "/ls  (1 folder, 3 files)"
     assert lines[1].split() == ["ID", "SIZE", "CREATED", "NAME"]
     assert [line.rsplit("  ", 1)[1] for line in lines[2:]] == ["sub/", "a.txt", "b.txt", "c.log"]
     by_size = json.loads(ok(sealbox(home, "ls", "/ls/", "--sort", "size", "--desc", "--json")).stdout)

@@ -130,7 +130,8 @@ def ls(
 
     def text() -> None:
         folders = sum(item.kind == "folder" for item in items)
-        out.print(f"/{where}  ({folders} folders, {len(items) - folders} files)", highlight=False)
+        counts = f"{_count(folders, 'folder')}, {_count(len(items) - folders, 'file')}"
+        out.print(f"/{where}  ({counts})", highlight=False)
         out.print(f"{'ID':<36}  {'SIZE':>12}  {'CREATED':<16}  NAME", highlight=False)
         for item in items:
             size = "-" if item.size is None else str(item.size)
@@ -138,6 +139,10 @@ def ls(
             out.print(f"{item.id}  {size:>12}  {item.created_at:%Y-%m-%d %H:%M}  {name}", highlight=False)
 
     _print([asdict(item) for item in items], as_json, text)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _every(profile: str, as_json: bool) -> None:
