@@ -284,9 +284,15 @@ def test_upload_through_an_upload_request_link(make: Make, sdk: Any, server: Ser
     outsider = make(server.url)
     with pytest.raises(AuthenticationError, match="needs its password"):
         outsider.upload_to_link(server.url + request.url, source)
-    assert outsider.upload_to_link(server.url + request.url, source, password="drop box pass", uploader="Eve") is None
+    assert (
+        outsider.upload_to_link(
+            server.url + request.url, source, password="drop box pass", uploader="Eve", path="scans/2026"
+        )
+        is None
+    )
     received = sdk.received(request.id)
     assert [(f.name, f.size) for f in received] == [(source.name, len(data))]
+    assert sdk.lookup(f"scans/2026/{source.name}").id == received[0].id  # below the link's folder (the top)
     sdk.download(received[0].id, tmp_path / "scan-copy.pdf")
     assert (tmp_path / "scan-copy.pdf").read_bytes() == data
 

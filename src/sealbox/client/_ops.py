@@ -275,14 +275,16 @@ def upload_to_link(
     upload_url: str | None = None,
     on_upload_url: Callable[[str], None] | None = None,
     on_progress: ProgressCallback | None = None,
+    path: str | None = None,
 ) -> Op[None]:
     """Upload through an upload-request link (``https://…/r/…``): no account needed, and
-    nothing to read back."""
+    nothing to read back. ``path`` is a relative path of folders ("scans/2026") below the
+    link's folder, made as needed: how a dropped folder keeps its tree."""
     headers = {"Authorization": f"Bearer {(yield from unlock(link, password))}"} if password else {}
     size, default = yield OpenSource(source)
     if size is None:
         raise ValueError("an upload through a link needs a path or a file object")
-    extra = {"uploader": uploader} if uploader else None
+    extra = {"uploader": uploader or "", "path": (path or "").strip("/")}
     yield from _tus(size, name or default or "upload", None, upload_url, on_upload_url, on_progress,
                     endpoint=f"{link}/uploads/", extra=extra, headers=headers)  # fmt: skip
 
