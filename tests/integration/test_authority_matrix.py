@@ -128,6 +128,10 @@ ROUTES: dict[tuple[str, str], Entry] = {
         "reading", "api", ("folder_id",), lambda n: {"json": {"path": n["folder_name"]}}
     ),
     ("POST", "/api/v1/files/{file_id}/shares"): Entry("owned", "api", ("file_id",), _json({})),
+    ("POST", "/api/v1/shares"): Entry("owned", "api", ("file_id",), lambda n: {"json": {"file_id": n["file_id"]}}),
+    ("POST", "/api/v1/archive"): Entry(
+        "reading", "api", ("file_id",), lambda n: {"json": {"items": [{"kind": "file", "id": n["file_id"]}]}}
+    ),
     ("DELETE", "/api/v1/shares/{share_id}"): Entry("owned", "api", ("share_id",)),
     ("POST", "/api/v1/files/{file_id}/grants"): Entry("owned", "api", ("file_id",), _json({"username": "bob"})),
     ("DELETE", "/api/v1/files/{file_id}/grants/{grant_id}"): Entry("owned", "api", ("file_id", "grant_id")),

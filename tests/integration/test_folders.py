@@ -7,6 +7,7 @@ Every refusal is checked for its status, its message, and that nothing stored ch
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 import unicodedata
 from datetime import datetime
@@ -597,3 +598,11 @@ def test_percent_encoded_headers_refuse_raw_utf8(alice: Account, server: Server,
     )
     assert fine.status_code == 201, fine.text
     assert alice.client.post("/api/v1/folders/lookup", json={"path": "Zoë/h.txt"}).status_code == 200
+
+
+def test_a_name_uploaded_again_and_again_is_numbered_past_a_hundred(alice: Account) -> None:
+    """A scanner that always writes "scan.pdf": every upload is kept, numbered in order,
+    past the first batch of numbers the server looks up at once."""
+    folder = mkdir(alice, f"scans-{os.urandom(3).hex()}").json()["id"]
+    got = [put(alice, "scan.pdf", b"%d" % i, folder=folder).json()["name"] for i in range(103)]
+    assert got == ["scan.pdf", *(f"scan ({n}).pdf" for n in range(2, 104))]

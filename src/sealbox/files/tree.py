@@ -55,6 +55,8 @@ MAX_DEPTH = 64
 MAX_PATH = 4096
 # Names tried when an upload's name is taken: "report (2).pdf" ... "report (100).pdf".
 MAX_RENAMES = 100
+# How far an upload's taken name is numbered before it is refused (409).
+MAX_NUMBERED = 100_000
 Conflicts = Literal["rename", "fail"]
 
 
@@ -217,13 +219,18 @@ def free_name(
     tag = cipher.tag(parent, name)
     if not taken(tx, owner, [tag]):
         return name, tag  # the usual case: one tag, one lookup
-    candidates = [renamed(name, n) for n in range(2, MAX_RENAMES + 1)]
-    candidates = [c for c in candidates if len(c) <= names.MAX_FILE_NAME]
-    tags = [cipher.tag(parent, c) for c in candidates]
-    held = taken(tx, owner, tags)
-    for candidate, tag in zip(candidates, tags, strict=True):
-        if tag not in held:
-            return candidate, tag
+    # The numbered names in batches, each one lookup: "name (2)" to "name (100)", then a
+    # thousand at a time (a scanner that always writes "scan.pdf" makes many).
+    first, batch = 2, MAX_RENAMES - 1
+    while first <= MAX_NUMBERED:
+        numbers = range(first, min(first + batch, MAX_NUMBERED + 1))
+        candidates = [c for c in (renamed(name, n) for n in numbers) if len(c) <= names.MAX_FILE_NAME]
+        tags = [cipher.tag(parent, c) for c in candidates]
+        held = taken(tx, owner, tags) if tags else set()
+        for candidate, tag in zip(candidates, tags, strict=True):
+            if tag not in held:
+                return candidate, tag
+        first, batch = first + batch, 1000
     raise Conflict(f"an item named {name!r} already exists in that folder, and so do its numbered names")
 
 
