@@ -185,62 +185,69 @@ class Reader:
 
 
 def verify(url: str, sources: list[Source]) -> int:
-    """Read the archive at ``url`` as a streaming reader would and check every byte of it
-    against ``sources``; return its length."""
-    expected = {f"{source.name}": source for source in sources}
+    """Download the archive at ``url`` and ``check`` it; return its length."""
     with httpx.Client(timeout=3600) as client, client.stream("GET", url) as response:
         response.raise_for_status()
-        reader = Reader(response.iter_raw(1 << 20))
-        offsets: list[int] = []
-        while True:
-            at = reader.offset
-            signature = struct.unpack("<I", reader.read(4))[0]
-            if signature != 0x04034B50:
-                break
-            offsets.append(at)
-            header = reader.read(26)
-            flags, name_len, extra_len = struct.unpack("<2xH18xHH", header)
-            name = reader.read(name_len).decode()
-            reader.read(extra_len)
-            if name.endswith("/"):
-                continue
-            source = expected.pop(name.rsplit("/", 1)[-1])
-            if not flags & 0x0008:
-                raise RuntimeError(f"{name}: no data descriptor")
-            crc = reader.crc(source.size)
-            wide = source.size >= 0xFFFFFFFF
-            descriptor = reader.read(24 if wide else 16)
-            sig, stored_crc, size, _ = struct.unpack("<IIQQ" if wide else "<IIII", descriptor)
-            if sig != 0x08074B50 or crc != source.crc or stored_crc != crc or size != source.size:
-                raise RuntimeError(f"{name}: its bytes or its data descriptor do not match the source")
-        if expected:
-            raise RuntimeError(f"{len(expected)} files missing from the archive")
-        directory_offset = reader.offset - 4
-        count = 0
-        while signature == 0x02014B50:
-            fixed = reader.read(42)
-            name_len, extra_len, comment_len = struct.unpack("<24xHHH12x", fixed)
-            reader.read(name_len + extra_len + comment_len)
-            count += 1
-            signature = struct.unpack("<I", reader.read(4))[0]
-        if count != len(offsets):
-            raise RuntimeError(f"the central directory lists {count} entries, the archive holds {len(offsets)}")
-        if signature == 0x06064B50:  # ZIP64 end of central directory, then its locator
-            record = reader.read(52)
-            entries, _, _, offset = struct.unpack("<20xQQQQ", record)
-            if entries != count or offset != directory_offset:
-                raise RuntimeError("the ZIP64 end record does not match the central directory")
-            reader.read(20)
-            signature = struct.unpack("<I", reader.read(4))[0]
-        if signature != 0x06054B50:
-            raise RuntimeError("no end-of-central-directory record")
-        end = reader.read(18)
-        entries32, _, offset32, _ = struct.unpack("<4xHHIIH", end)[1:]
-        if entries32 != min(count, 0xFFFF) or offset32 != min(directory_offset, 0xFFFFFFFF):
-            raise RuntimeError("the end-of-central-directory record does not match")
-        if not reader.at_end():
-            raise RuntimeError("bytes after the end-of-central-directory record")
-        return reader.offset
+        return check(response.iter_raw(1 << 20), sources)
+
+
+def check(pieces: Iterator[bytes], sources: list[Source]) -> int:
+    """Read an archive as a streaming reader would and check every byte of it against
+    ``sources`` (``RuntimeError`` where it differs); return its length."""
+    expected = {source.name: source for source in sources}
+    reader = Reader(pieces)
+    offsets: list[int] = []
+    while True:
+        at = reader.offset
+        signature = struct.unpack("<I", reader.read(4))[0]
+        if signature != 0x04034B50:
+            break
+        offsets.append(at)
+        header = reader.read(26)
+        flags, name_len, extra_len = struct.unpack("<2xH18xHH", header)
+        name = reader.read(name_len).decode()
+        reader.read(extra_len)
+        if name.endswith("/"):
+            continue
+        source = expected.pop(name.rsplit("/", 1)[-1], None)
+        if source is None:
+            raise RuntimeError(f"{name}: not one of the files, or there twice")
+        if not flags & 0x0008:
+            raise RuntimeError(f"{name}: no data descriptor")
+        crc = reader.crc(source.size)
+        wide = source.size >= 0xFFFFFFFF
+        descriptor = reader.read(24 if wide else 16)
+        sig, stored_crc, size, _ = struct.unpack("<IIQQ" if wide else "<IIII", descriptor)
+        if sig != 0x08074B50 or crc != source.crc or stored_crc != crc or size != source.size:
+            raise RuntimeError(f"{name}: its bytes or its data descriptor do not match the source")
+    if expected:
+        raise RuntimeError(f"{len(expected)} files missing from the archive")
+    directory_offset = reader.offset - 4
+    count = 0
+    while signature == 0x02014B50:
+        fixed = reader.read(42)
+        name_len, extra_len, comment_len = struct.unpack("<24xHHH12x", fixed)
+        reader.read(name_len + extra_len + comment_len)
+        count += 1
+        signature = struct.unpack("<I", reader.read(4))[0]
+    if count != len(offsets):
+        raise RuntimeError(f"the central directory lists {count} entries, the archive holds {len(offsets)}")
+    if signature == 0x06064B50:  # ZIP64 end of central directory, then its locator
+        record = reader.read(52)
+        entries, _, _, offset = struct.unpack("<20xQQQQ", record)
+        if entries != count or offset != directory_offset:
+            raise RuntimeError("the ZIP64 end record does not match the central directory")
+        reader.read(20)
+        signature = struct.unpack("<I", reader.read(4))[0]
+    if signature != 0x06054B50:
+        raise RuntimeError("no end-of-central-directory record")
+    end = reader.read(18)
+    entries32, _, offset32, _ = struct.unpack("<4xHHIIH", end)[1:]
+    if entries32 != min(count, 0xFFFF) or offset32 != min(directory_offset, 0xFFFFFFFF):
+        raise RuntimeError("the end-of-central-directory record does not match")
+    if not reader.at_end():
+        raise RuntimeError("bytes after the end-of-central-directory record")
+    return reader.offset
 
 
 def measure(system: str, work: Path, sources: list[Source], warm: list[Source]) -> tuple[list[Download], int]:
