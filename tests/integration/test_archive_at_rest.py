@@ -48,11 +48,20 @@ def needles() -> list[bytes]:
 
 
 def hits_in(path: Path) -> list[str]:
+    """The needles found in ``path``, read in blocks (files of other processes under
+    ``/tmp`` may be large), each block overlapping the last by a needle's length."""
+    found: set[bytes] = set()
+    overlap = max(len(needle) for needle in needles())
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            tail = b""
+            while block := f.read(8 << 20):
+                data = tail + block
+                found |= {needle for needle in needles() if needle in data}
+                tail = data[-overlap:]
     except OSError:  # gone since it was listed, or not a regular file
         return []
-    return [f"{path}: {needle!r}" for needle in needles() if needle in data]
+    return [f"{path}: {needle!r}" for needle in needles() if needle in found]
 
 
 def tmp_entries() -> set[Path]:
