@@ -79,7 +79,9 @@ def test_a_small_archive_run_reports_every_download(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    for row in ("| link archive |", "| owner's archive |", "| link archive, verified |"):
+    rows = ("| link archive |", "| owner's archive |", "| the same files one by one |", "| link archive, verified |")
+    for row in rows:
         assert row in result.stdout
+    assert "link archive / the same files one by one:" in result.stdout
     assert "target: server peak RSS under 150 MiB while an archive streams: met" in result.stdout
     assert not list(tmp_path.iterdir()), "scratch space is removed"
