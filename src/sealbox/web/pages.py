@@ -136,7 +136,10 @@ def install(app: FastAPI) -> None:
     async def sign_in_first(_: Request, __: Exception) -> Response:
         return see("/login")
 
+    from sealbox.web import browse  # it builds on this module's helpers
+
     app.add_exception_handler(SignInRequired, sign_in_first)
+    app.include_router(browse.router)
     app.include_router(router)
 
 
@@ -188,19 +191,6 @@ async def logout(request: Request) -> Response:
 
 
 # Files
-
-
-@router.get("/files")
-async def files_page(
-    request: Request, user: PageUser, q: str = "", sort: str = "date", order: str = "desc"
-) -> Response:
-    listing = await runtime_of(request).files.list(user.user_id, MAX_PAGE, None)
-    items = [f for f in listing.items if q.casefold() in f.name.casefold()]
-    keys = {"name": lambda f: f.name.casefold(), "size": lambda f: f.size, "date": lambda f: f.created_at}
-    items.sort(key=keys.get(sort, keys["date"]), reverse=order != "asc")
-    return page(
-        request, "files.html", title="Files", user=user, section="files", files=items, q=q, sort=sort, order=order
-    )
 
 
 async def _file_page(
