@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
+import zipfile
 from pathlib import Path
 
 import httpx2 as httpx
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.integration.server import Server, login, named
 from tests.web.conftest import sign_in
@@ -187,22 +189,136 @@ def test_bad_selections_are_refused_and_change_nothing(server: Server) -> None:
         signed = browser.post("/login", data={"username": "admin", "password": server.admin_password or ""})
         assert signed.status_code == 303
         cases = [
-            ({"folder": ""}, "choose at least one file or folder first"),
-            ({"folder": "", "item": "disk:" + kept["id"]}, "an item of the selection is not valid"),
-            ({"folder": "", "item": "file:not-a-uuid"}, "an item of the selection is not valid"),
+            ({"folder": ""}, 400, "choose at least one file or folder first"),
+            (
+                {"folder": "", "item": "disk:" + kept["id"]},
+                400,
+                "an item&#39;s kind is &#39;file&#39; or &#39;folder&#39;",
+            ),
+            ({"folder": "", "item": "file:not-a-uuid"}, 404, "file not found"),
         ]
-        for fields, message in cases:
-            for action in ("/files/move", "/files/delete"):
+        for fields, status, message in cases:
+            for action in ("/files/move", "/files/delete", "/files/share", "/files/archive"):
                 answer = browser.post(action, data={**fields, "confirmed": "yes", "to": "top"})
-                assert answer.status_code == 400, (action, fields)
+                assert answer.status_code == status, (action, fields)
                 assert message in answer.text
-        too_many = "&".join(f"item=file:{kept['id']}" for _ in range(1001))
-        answer = browser.post(
-            "/files/delete",
-            content=f"folder=&confirmed=yes&{too_many}",
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )
-        assert answer.status_code == 400
-        assert "choose at most 1000 items at once" in answer.text
+        too_many = "&".join(f"item=file:{uuid.uuid4()}" for _ in range(1001))
+        twice = f"item=file:{kept['id']}&item=file:{kept['id']}"
+        for body, message in (
+            (too_many, "a selection has 1 to 1000 items"),
+            (twice, "a selection names each item once"),
+        ):
+            for action in ("/files/move", "/files/delete", "/files/share", "/files/archive"):
+                answer = browser.post(
+                    action,
+                    content=f"folder=&confirmed=yes&to=top&{body}",
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                )
+                assert answer.status_code == 400, action
+                assert message in answer.text
     with api(server) as client:
         assert client.get(f"/api/v1/files/{kept['id']}").status_code == 200
+        assert client.get("/api/v1/shares", params={"file_id": kept["id"]}).json() == []
+
+
+def zip_contents(path: Path) -> dict[str, bytes]:
+    """The files of a ZIP (directories left out), each checked against its CRC-32."""
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+        return {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()}
+
+
+def test_a_folder_shared_with_a_password_as_one_link_downloads_as_a_zip(
+    context: BrowserContext, server: Server, tmp_path: Path
+) -> None:
+    """The acceptance path: a folder with nested subfolders uploaded from the page, its
+    tree browsed, three items shared with a password, the link opened in a fresh
+    context, unlocked, and its ZIP identical to the source."""
+    source = tmp_path / "trip"
+    tree = {
+        "itinerary.txt": 2_000,
+        "photos/harbour.jpg": 150_000,
+        "photos/2026/May/sunset.jpg": 90_000,
+        "photos/2026/übersicht.txt": 500,
+        "docs/tickets.pdf": 40_000,
+        "docs/empty.txt": 0,
+        "left out.txt": 700,
+    }
+    contents = make_tree(source, tree)
+    page = context.new_page()
+    sign_in(page, server)
+    upload_folder(page, source, len(tree))
+    open_folder(page, "trip")
+    open_folder(page, "photos")
+    expect(page.get_by_role("link", name="harbour.jpg", exact=True)).to_be_visible()
+    open_folder(page, "2026")
+    expect(page.get_by_role("link", name="übersicht.txt", exact=True)).to_be_visible()
+    expect(page.get_by_role("link", name="May", exact=True)).to_be_visible()
+    page.get_by_role("navigation", name="Folder path").get_by_role("link", name="trip").click()
+    expect(page.get_by_role("heading", level=1, name="trip")).to_be_visible()
+
+    # The owner downloads the three items as one ZIP (a form post).
+    chosen = ["itinerary.txt", "photos", "docs"]
+    expected = {k: v for k, v in contents.items() if k.split("/")[0] in chosen}
+    select(page, *chosen)
+    with page.expect_download() as own:
+        page.get_by_role("button", name="Download as ZIP").click()
+    assert zip_contents(Path(own.value.path())) == expected
+
+    # One link for the three, with a password.
+    page.get_by_role("button", name="Share…").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Password").fill("summer holiday 2026")
+    dialog.get_by_label("Note for the recipient").fill("The trip, minus one file.")
+    dialog.get_by_role("button", name="Create link").click()
+    link = page.get_by_label("The new link").input_value()
+    assert re.fullmatch(rf"{re.escape(server.url)}/s/[A-Za-z0-9_-]{{24}}", link)
+    expect(page.get_by_text("download 3 items")).to_be_visible()
+
+    stranger = context.browser.new_context(accept_downloads=True)  # type: ignore[union-attr]
+    try:
+        visitor = stranger.new_page()
+        visitor.goto(link)
+        expect(visitor.get_by_role("heading", name="This link is protected")).to_be_visible()
+        expect(visitor.get_by_text("itinerary.txt")).to_have_count(0)  # nothing before the password
+        assert stranger.request.get(f"{link}/archive").status == 401
+        visitor.get_by_label("Password").fill("summer holiday 2026")
+        visitor.get_by_role("button", name="Open").click()
+        expect(visitor.get_by_role("heading", name="3 items")).to_be_visible()
+        expect(visitor.get_by_text("The trip, minus one file.")).to_be_visible()
+        files = visitor.get_by_role("list", name="Files of the link")
+        for name in ("itinerary.txt", "photos/", "2026/", "May/", "sunset.jpg", "übersicht.txt", "docs/", "empty.txt"):
+            expect(files.get_by_text(name, exact=True)).to_have_count(1)
+        expect(files.get_by_text("left out.txt")).to_have_count(0)
+        with visitor.expect_download() as single:
+            visitor.get_by_role("link", name="Download photos/2026/May/sunset.jpg").click()
+        assert single.value.suggested_filename == "sunset.jpg"
+        assert Path(single.value.path()).read_bytes() == contents["photos/2026/May/sunset.jpg"]
+        with visitor.expect_download() as everything:
+            visitor.get_by_role("link", name="Download all as ZIP").click()
+        assert everything.value.suggested_filename.endswith(".zip")
+        assert zip_contents(Path(everything.value.path())) == expected
+    finally:
+        stranger.close()
+
+
+def test_an_upload_link_takes_a_dropped_folder_into_its_folder(
+    browser: Browser, server: Server, tmp_path: Path
+) -> None:
+    with api(server) as client:
+        inbox = client.post("/api/v1/folders", json={"name": "inbox"}).json()
+        created = client.post("/api/v1/upload-requests", json={"max_files": 5, "folder_id": inbox["id"]}).json()
+    source = tmp_path / "scans"
+    contents = make_tree(source, {"page 1.png": 3_000, "appendix/page 2.png": 4_000, "appendix/a/b.txt": 10})
+    outsider = browser.new_context()
+    try:
+        page = outsider.new_page()
+        page.goto(server.url + created["url"])
+        upload_folder(page, source, 3)
+    finally:
+        outsider.close()
+    with api(server) as client:
+        assert names_in(client, inbox["id"]) == ["scans/"]
+        for relative, data in contents.items():
+            entry = lookup(client, f"inbox/scans/{relative}")
+            assert client.get(f"/api/v1/files/{entry['id']}/content").content == data, relative

@@ -87,7 +87,7 @@ def test_journey(context: BrowserContext, browser: object, server: Server, rando
     try:
         visitor = stranger.new_page()
         visitor.goto(link)
-        expect(visitor.get_by_role("heading", name="This file is protected")).to_be_visible()
+        expect(visitor.get_by_role("heading", name="This link is protected")).to_be_visible()
         expect(visitor.get_by_text("report-2026.bin")).to_have_count(0)  # nothing shown before the password
         visitor.get_by_label("Password").fill("not the password")
         with visitor.expect_response(link) as refused:
@@ -244,7 +244,7 @@ def test_no_console_error_no_csp_violation_no_foreign_request(context: BrowserCo
     sign_in(page, server)
     visit_every_page(page, server)
     page.goto(f"{server.url}/files")
-    expect(page.get_by_role("link", name=XSS_NAME)).to_be_visible()  # shown as text, not markup
+    expect(page.get_by_role("link", name=XSS_NAME, exact=True)).to_be_visible()  # shown as text, not markup
     assert page.locator("img").count() == 0
     page.get_by_role("link", name="tour.txt").first.click()
     open_dialog(page, "New link…")

@@ -22,12 +22,15 @@ from sealbox.accounts.schemas import Principal
 from sealbox.errors import Conflict, InvalidInput, NotFound, SealboxError
 from sealbox.files.folders import MAX_QUERY, Entry, parse_folder_id
 from sealbox.files.service import parse_file_id
+from sealbox.ids import FileId
+from sealbox.sharing import collections
 from sealbox.sharing.gate import AsUser
+from sealbox.sharing.schemas import ItemRef, LinkCreate
 from sealbox.web.auth import PageUser, PageWriter
 from sealbox.web.context import runtime_of
 from sealbox.web.flash import Flash, read_flash, set_flash, shown
-from sealbox.web.forms import MAX_SELECTION, read_form, read_selection_form
-from sealbox.web.pages import EXPIRIES, actor, page, see
+from sealbox.web.forms import read_form, read_selection_form
+from sealbox.web.pages import EXPIRIES, actor, base_url, flashed, form_error, optional_count, page, see
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 100
@@ -35,36 +38,17 @@ SORTS = {"name": "name", "size": "size", "date": "created"}
 Kind = Literal["file", "folder"]
 
 
-@dataclass(frozen=True)
-class Item:
-    """One chosen item of a selection form: ``"file:<id>"`` or ``"folder:<id>"``."""
-
-    kind: Kind
-    id: uuid.UUID
-
-    @property
-    def value(self) -> str:
-        return f"{self.kind}:{self.id}"
+Item = tuple[Kind, uuid.UUID]
 
 
 def parse_items(values: list[str]) -> list[Item]:
-    """The selection a form carries, each item once, in order. Raises ``InvalidInput``
-    for an empty or too large selection, or an item that is not ``kind:id``."""
+    """The selection a form carries (``"file:<id>"``, ``"folder:<id>"``), checked by the
+    sharing service's own rules (``InvalidInput``: too many, a repeat, an unknown kind;
+    ``NotFound``: an id that is none)."""
     if not values:
         raise InvalidInput("choose at least one file or folder first")
-    if len(values) > MAX_SELECTION:
-        raise InvalidInput(f"choose at most {MAX_SELECTION} items at once")
-    items: dict[str, Item] = {}
-    for value in values:
-        kind, _, raw = value.partition(":")
-        try:
-            if kind not in ("file", "folder"):
-                raise ValueError
-            item = Item("file" if kind == "file" else "folder", uuid.UUID(raw))
-        except ValueError:
-            raise InvalidInput("an item of the selection is not valid") from None
-        items.setdefault(item.value, item)
-    return list(items.values())
+    pairs = [(kind, raw) for kind, _, raw in (value.partition(":") for value in values)]
+    return collections.parse_items(pairs)
 
 
 def folder_param(value: str | None) -> uuid.UUID | None:
@@ -145,7 +129,8 @@ async def _files_page(
         expiries=[(s, label) for s, label in EXPIRIES if s <= max_seconds] or [(int(max_seconds), "the maximum")],
         cap=policy.max_downloads,
         password_required=policy.password_required,
-        notice=flash.notice if flash else None,
+        base_url=base_url(request),
+        **flashed(flash, await runtime.sharing.shares(user.user_id, None) if flash and flash.item else []),
         **extra,
     )
 
@@ -298,7 +283,8 @@ class Selection:
     names: dict[str, str]
 
     def name(self, item: Item) -> str:
-        return self.names.get(str(item.id), f"a {item.kind}")
+        kind, item_id = item
+        return self.names.get(str(item_id), f"a {kind}")
 
 
 async def read_selection(request: Request, user: Principal) -> Selection:
@@ -309,7 +295,7 @@ async def read_selection(request: Request, user: Principal) -> Selection:
     return Selection(folder, fields, items, {e.id: e.name for e in entries})
 
 
-async def _selection_or_page(request: Request, user: Principal) -> Selection | Response:
+async def selection_or_page(request: Request, user: Principal) -> Selection | Response:
     """The selection posted, or the listing again with why it cannot be used."""
     try:
         return await read_selection(request, user)
@@ -343,20 +329,19 @@ def outcome(done: int, total: int, verb: str, failures: list[str]) -> Flash:
 async def move_selection(request: Request, user: PageWriter) -> Response:
     """Move each chosen item into the folder ``to`` (``top``: the top), one atomic move
     each; what cannot move (a taken name, a folder into itself) stays and is reported."""
-    chosen = await _selection_or_page(request, user)
+    chosen = await selection_or_page(request, user)
     if isinstance(chosen, Response):
         return chosen
     target = folder_param(chosen.fields.get("to"))
     folders = runtime_of(request).folders
     failures: list[str] = []
     for item in chosen.items:
+        kind, item_id = item
         try:
-            if item.kind == "folder":
-                await folders.update(user.user_id, item.id, actor(request, user), parent=target)
+            if kind == "folder":
+                await folders.update(user.user_id, item_id, actor(request, user), parent=target)
             else:
-                await folders.update_file(
-                    user.user_id, parse_file_id(str(item.id)), actor(request, user), folder=target
-                )
+                await folders.update_file(user.user_id, FileId(item_id), actor(request, user), folder=target)
         except (InvalidInput, Conflict, NotFound) as exc:
             failures.append(f"{chosen.name(item)}: {exc.message}")
     done = len(chosen.items) - len(failures)
@@ -367,11 +352,11 @@ async def move_selection(request: Request, user: PageWriter) -> Response:
 async def delete_selection(request: Request, user: PageWriter) -> Response:
     """Ask first (a page listing what goes); with ``confirmed``, delete each chosen item
     (a folder with everything in it)."""
-    chosen = await _selection_or_page(request, user)
+    chosen = await selection_or_page(request, user)
     if isinstance(chosen, Response):
         return chosen
     if chosen.fields.get("confirmed") != "yes":
-        listed = [chosen.name(item) + ("/" if item.kind == "folder" else "") for item in chosen.items]
+        listed = [chosen.name(item) + ("/" if item[0] == "folder" else "") for item in chosen.items]
         count = len(chosen.items)
         return page(
             request,
@@ -384,7 +369,7 @@ async def delete_selection(request: Request, user: PageWriter) -> Response:
             "again, and links to them stop working.",
             listed=listed,
             hidden=[("folder", str(chosen.folder or "")), ("confirmed", "yes")]
-            + [("item", item.value) for item in chosen.items],
+            + [("item", f"{kind}:{item_id}") for kind, item_id in chosen.items],
             action="/files/delete",
             confirm="Delete",
             cancel=folder_url(chosen.folder),
@@ -392,12 +377,43 @@ async def delete_selection(request: Request, user: PageWriter) -> Response:
     runtime = runtime_of(request)
     failures: list[str] = []
     for item in chosen.items:
+        kind, item_id = item
         try:
-            if item.kind == "folder":
-                await runtime.folders.delete(user.user_id, item.id, actor(request, user))
+            if kind == "folder":
+                await runtime.folders.delete(user.user_id, item_id, actor(request, user))
             else:
-                await runtime.files.delete(user.user_id, parse_file_id(str(item.id)), actor(request, user))
+                await runtime.files.delete(user.user_id, FileId(item_id), actor(request, user))
         except NotFound as exc:
             failures.append(f"{chosen.name(item)}: {exc.message}")
     done = len(chosen.items) - len(failures)
     return back_to(request, chosen.folder, outcome(done, len(chosen.items), "Deleted", failures))
+
+
+@router.post("/files/share")
+async def share_selection(request: Request, user: PageWriter) -> Response:
+    """One link for the chosen items: to the file or the folder when one is chosen (a
+    folder's link shows what is in it when it is opened), else to the selection (fixed
+    now). The link is shown once, on the listing."""
+    chosen = await selection_or_page(request, user)
+    if isinstance(chosen, Response):
+        return chosen
+    fields = chosen.fields
+    target: dict[str, Any]
+    if len(chosen.items) == 1:
+        kind, item_id = chosen.items[0]
+        target = {f"{kind}_id": str(item_id)}
+    else:
+        target = {"items": [ItemRef(kind=kind, id=str(item_id)) for kind, item_id in chosen.items]}
+    try:
+        body = LinkCreate(
+            expires_in_seconds=optional_count(fields, "expires", "the expiry") or None,
+            download_limit=optional_count(fields, "limit", "the download limit"),
+            password=fields.get("password") or None,
+            note=fields.get("note") or None,
+            **target,
+        )
+        made = await runtime_of(request).sharing.create_link(user.user_id, body, actor(request, user))
+    except (ValueError, InvalidInput) as exc:
+        message = form_error(exc, "check the link's settings")
+        return await _files_page(request, user, chosen.folder, status=400, error=message)
+    return back_to(request, chosen.folder, Flash("Link created.", made.url, made.id))
