@@ -322,3 +322,62 @@ def test_an_upload_link_takes_a_dropped_folder_into_its_folder(
         for relative, data in contents.items():
             entry = lookup(client, f"inbox/scans/{relative}")
             assert client.get(f"/api/v1/files/{entry['id']}/content").content == data, relative
+
+
+# A drop of a folder, as the page sees it: the items of the drop's DataTransfer give
+# directory entries (webkitGetAsEntry) whose readers answer in batches, as Chromium does
+# for large directories. Playwright cannot drag a folder from the disk, so the entries are
+# built in the page, with real File objects, and dropped on the upload area.
+DROP_FOLDER = """(tree) => {
+  const file = (path, text) => ({
+    isFile: true, isDirectory: false, fullPath: "/" + path,
+    file: (ok) => ok(new File([text], path.split("/").pop())),
+  });
+  const dir = (path, children) => ({
+    isFile: false, isDirectory: true, fullPath: "/" + path,
+    createReader() {
+      let next = 0;
+      return { readEntries(ok) { ok(children.slice(next, next + 2)); next += 2; } };
+    },
+  });
+  const build = (path, node) => typeof node === "string" ? file(path, node)
+    : dir(path, Object.entries(node).map(([name, child]) => build(`${path}/${name}`, child)));
+  const entries = Object.entries(tree).map(([name, node]) => build(name, node));
+  const event = new Event("drop", { bubbles: true, cancelable: true });
+  const items = entries.map((entry) => ({ webkitGetAsEntry: () => entry }));
+  Object.defineProperty(event, "dataTransfer", { value: { items, files: [] } });
+  document.querySelector(".dropzone").dispatchEvent(event);
+}"""
+
+
+def test_a_dropped_folder_is_walked_with_its_tree(context: BrowserContext, server: Server) -> None:
+    tree = {
+        "dropped": {
+            "one.txt": "1",
+            "two.txt": "22",
+            "three.txt": "333",
+            "inner": {"four.txt": "4444", "deeper": {"five.txt": "55555"}},
+        },
+        "beside.txt": "beside",
+    }
+    page = context.new_page()
+    sign_in(page, server)
+    with api(server) as client:
+        target = client.post("/api/v1/folders", json={"name": "drops"}).json()
+    page.goto(f"{server.url}/files?folder={target['id']}")
+    page.wait_for_load_state("load")
+    page.evaluate(DROP_FOLDER, tree)
+    expect(page.locator(".upload-summary")).to_have_text(re.compile(r"^6 of 6 files done"), timeout=60_000)
+    with api(server) as client:
+        assert names_in(client, target["id"]) == ["dropped/", "beside.txt"]
+        expected = {
+            "dropped/one.txt": "1",
+            "dropped/two.txt": "22",
+            "dropped/three.txt": "333",
+            "dropped/inner/four.txt": "4444",
+            "dropped/inner/deeper/five.txt": "55555",
+            "beside.txt": "beside",
+        }
+        for relative, text in expected.items():
+            entry = lookup(client, f"drops/{relative}")
+            assert client.get(f"/api/v1/files/{entry['id']}/content").text == text, relative

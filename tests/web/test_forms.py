@@ -16,6 +16,7 @@ import pytest
 from fastapi.routing import APIRoute
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from sealbox.api.routes import page_archive
 from sealbox.web import browse, pages
 from tests.integration.server import Server, login, named
 from tests.web.conftest import sign_in
@@ -38,6 +39,8 @@ FIELDS: dict[str, dict[str, str]] = {
 SELECTION_FIELDS: dict[str, dict[str, str]] = {
     "/files/move": {"to": "{folder_id}"},
     "/files/delete": {"confirmed": "yes"},
+    "/files/share": {"note": "from elsewhere"},
+    "/files/archive": {},
 }
 
 
@@ -46,7 +49,7 @@ def page_forms() -> list[str]:
     new form without a test fails here."""
     return sorted(
         route.path
-        for route in [*pages.router.routes, *browse.router.routes]
+        for route in [*pages.router.routes, *browse.router.routes, *page_archive.router.routes]
         if isinstance(route, APIRoute) and route.methods - {"GET", "HEAD", "OPTIONS"}
     )
 
@@ -156,7 +159,7 @@ def test_every_form_refuses_posts_from_another_site_or_origin(
 ) -> None:
     forms = page_forms()
     assert "/login" in forms
-    assert len(forms) >= 14
+    assert len(forms) >= 22
     before = state(server, items)
     # localhost is another site than 127.0.0.1; 127.0.0.1 on another port is the same
     # site but another origin (SameSite=Lax cookies go along there).

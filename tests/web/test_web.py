@@ -156,7 +156,11 @@ def test_upload_resumes_after_a_cut_network_and_a_reload(
     page.set_input_files("#file-input", str(second))
     status = page.locator(".upload", has_text="reload.bin").locator(".status")
     expect(status).to_have_text(re.compile(r"^\d+%"), timeout=30_000)
-    page.wait_for_timeout(1500)  # a part is stored, the next ones fail and are retried
+    # A part is stored, the next ones fail and are retried (waited for, not timed: a
+    # 64 MiB part takes a while on a loaded machine).
+    deadline = time.monotonic() + 60
+    while len(sent) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
     assert len(sent) >= 2
     page.unroute("**/api/v1/uploads/**")
     page.reload()
