@@ -210,7 +210,18 @@ def visit_every_page(page: Page, server: Server) -> list[str]:
         locked = client.post(f"/api/v1/files/{file_id}/shares", json={"password": "a password!"}).json()
         request = client.post("/api/v1/upload-requests", json={}).json()
         client.post("/api/v1/files", headers=named(XSS_NAME), content=b"<script>alert(1)</script>")
+        folder = client.post("/api/v1/folders", json={"name": XSS_NAME.removesuffix(".txt")}).json()
+        client.post("/api/v1/files", params={"folder": folder["id"]}, headers=named(XSS_NAME), content=b"in")
+        folder_link = client.post("/api/v1/shares", json={"folder_id": folder["id"]}).json()
+        items = [{"kind": "file", "id": file_id}, {"kind": "folder", "id": folder["id"]}]
+        selection_link = client.post("/api/v1/shares", json={"items": items, "password": "a password!"}).json()
     urls = [
+        f"/files?folder={folder['id']}",
+        f"/folders/{folder['id']}/rename",
+        f"/folders/{folder['id']}/delete",
+        f"/files/{file_id}/rename",
+        folder_link["url"],
+        selection_link["url"],
         "/files",
         f"/files/{file_id}",
         f"/files/{file_id}/delete",
