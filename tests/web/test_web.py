@@ -328,6 +328,16 @@ def shoot(browser: object, server: Server) -> None:
         share = client.post(
             f"/api/v1/files/{file_id}/shares", json={"download_limit": 3, "note": "Here you go!"}
         ).json()
+        trip = client.post("/api/v1/folders", json={"name": "Trip 2026"}).json()
+        photos = client.post("/api/v1/folders", json={"name": "photos", "parent_id": trip["id"]}).json()
+        for folder, name, size in (
+            (trip, "itinerary.txt", 2_000),
+            (trip, "budget.ods", 40_000),
+            (photos, "harbour.jpg", 3_100_000),
+            (photos, "sunset.jpg", 2_700_000),
+        ):
+            client.post("/api/v1/files", params={"folder": folder["id"]}, headers=named(name), content=b"x" * size)
+        trip_link = client.post("/api/v1/shares", json={"folder_id": trip["id"], "note": "Our trip"}).json()
     sizes = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
     for label, viewport in sizes.items():
         context = browser.new_context(viewport=viewport, device_scale_factor=1)  # type: ignore[attr-defined]
@@ -340,14 +350,20 @@ def shoot(browser: object, server: Server) -> None:
             page.goto(f"{server.url}/files/{file_id}")
             open_dialog(page, "New link…")
             page.screenshot(path=SCREENSHOTS / f"share-dialog-{label}.png")
+            page.goto(f"{server.url}/files?folder={trip['id']}")
+            page.get_by_label("Select photos").check()
+            page.get_by_label("Select itinerary.txt").check()
+            page.screenshot(path=SCREENSHOTS / f"folder-{label}.png", full_page=True)
             visitor = context.browser.new_context(viewport=viewport).new_page()  # type: ignore[union-attr]
             visitor.goto(server.url + share["url"])
             visitor.screenshot(path=SCREENSHOTS / f"public-link-{label}.png")
+            visitor.goto(server.url + trip_link["url"])
+            visitor.screenshot(path=SCREENSHOTS / f"public-folder-link-{label}.png", full_page=True)
             visitor.context.close()
         finally:
             context.close()
     for label in sizes:
-        for name in ("login", "files", "share-dialog", "public-link"):
+        for name in ("login", "files", "share-dialog", "public-link", "folder", "public-folder-link"):
             assert (SCREENSHOTS / f"{name}-{label}.png").stat().st_size > 5000
 
 
