@@ -172,6 +172,12 @@ def test_the_listing_is_paged_by_the_server(context: BrowserContext, server: Ser
     expect(rows).to_have_count(30)
     expect(rows.first).to_contain_text("f100.txt")
     expect(page.get_by_role("link", name="Next page")).to_have_count(0)
+    # A cursor that is not one: the first page, and why.
+    answer = page.goto(f"{server.url}/files?folder={folder['id']}&cursor=not-a-cursor")
+    assert answer is not None
+    assert answer.status == 400
+    expect(page.get_by_role("alert")).to_have_text("the cursor is not valid")
+    expect(rows).to_have_count(100)
     # Filtered and sorted by the server, the folder kept.
     page.goto(f"{server.url}/files?folder={folder['id']}")
     page.get_by_label("Filter").fill("f12")

@@ -147,9 +147,13 @@ async def files_page(
 ) -> Response:
     """A folder (the top without ``folder``) and one page of what is in it."""
     flash = read_flash(request)
-    response = await _files_page(
-        request, user, folder_param(folder), q=q, sort=sort, order=order, cursor=cursor, flash=flash
-    )
+    folder_id = folder_param(folder)
+    try:
+        response = await _files_page(request, user, folder_id, q=q, sort=sort, order=order, cursor=cursor, flash=flash)
+    except InvalidInput as exc:  # a cursor from another listing: the first page, and why
+        response = await _files_page(
+            request, user, folder_id, q=q, sort=sort, order=order, status=400, error=exc.message
+        )
     return shown(response, request, "/files", flash)
 
 
