@@ -160,7 +160,8 @@ class Collections:
             row = await self._file(owner, share.file_id)
             if row is None:
                 raise NotFound("link not found")
-            return Collection("file", self.files.describe(row).name, [], [Item(self.files.describe(row).name, row)])
+            name = self.files.describe(row).name
+            return Collection("file", name, [], [Item(name, row)])
         gathered = await self.gather(owner, await self.items_of(share))
         return Collection("selection", gathered.name, gathered.dirs, gathered.files)
 
