@@ -152,6 +152,23 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ("POST", "/account/password"): Entry("account", "page", (), _form(WRONG_CURRENT)),
     ("POST", "/account/tokens"): Entry("account", "page", (), _form({"name": "m", "scope": "read"})),
     ("POST", "/account/tokens/{token_id}/revoke"): Entry("owned", "page", ("token_id",)),
+    ("POST", "/folders"): Entry("account", "page", ("nobody",), lambda n: {"data": {"name": n["nobody"]}}),
+    ("POST", "/folders/{folder_id}/rename"): Entry("owned", "page", ("folder_id",), _form({"name": "renamed"})),
+    ("POST", "/folders/{folder_id}/delete"): Entry("owned", "page", ("folder_id",)),
+    ("POST", "/files/{file_id}/rename"): Entry("owned", "page", ("file_id",), _form({"name": "renamed.txt"})),
+    # The selection forms: the owner's items, in the body.
+    ("POST", "/files/move"): Entry(
+        "owned",
+        "page",
+        ("file_id", "folder_id"),
+        lambda n: {"data": {"item": f"file:{n['file_id']}", "to": n["folder_id"]}},
+    ),
+    ("POST", "/files/delete"): Entry(
+        "owned", "page", ("file_id",), lambda n: {"data": {"item": f"file:{n['file_id']}", "confirmed": "yes"}}
+    ),
+    ("POST", "/files/share"): Entry(
+        "owned", "page", ("file_id",), lambda n: {"data": {"item": f"file:{n['file_id']}"}}
+    ),
     ("POST", "/s/{token}"): Entry("public", "page", ("share_token",), _form({"password": "wrong-pass"}), 401),
     ("POST", "/r/{token}"): Entry("public", "page", ("request_token",), _form({"password": "wrong-pass"}), 401),
 }
@@ -278,6 +295,8 @@ class World:
             elif need == "grant_id":
                 grant = self.admin.post(f"/api/v1/files/{values['file_id']}/grants", json={"username": "bob"})
                 values[need] = grant.json()["id"]
+            elif need == "folder_id":
+                values[need] = self.admin.post("/api/v1/folders", json={"name": f"target-{n}"}).json()["id"]
             elif need == "request_id":
                 values[need] = self.admin.post("/api/v1/upload-requests", json={}).json()["id"]
             elif need == "upload_id":

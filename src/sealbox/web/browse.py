@@ -332,7 +332,9 @@ def outcome(done: int, total: int, verb: str, failures: list[str]) -> Flash:
 @router.post("/files/move")
 async def move_selection(request: Request, user: PageWriter) -> Response:
     """Move each chosen item into the folder ``to`` (``top``: the top), one atomic move
-    each; what cannot move (a taken name, a folder into itself) stays and is reported."""
+    each; what cannot move (a taken name, a folder into itself) stays and is reported.
+    An item that is not the account's (or is gone) is ``NotFound`` (404), as in the API:
+    the items before it in the selection have moved."""
     chosen = await selection_or_page(request, user)
     if isinstance(chosen, Response):
         return chosen
@@ -346,7 +348,7 @@ async def move_selection(request: Request, user: PageWriter) -> Response:
                 await folders.update(user.user_id, item_id, actor(request, user), parent=target)
             else:
                 await folders.update_file(user.user_id, FileId(item_id), actor(request, user), folder=target)
-        except (InvalidInput, Conflict, NotFound) as exc:
+        except (InvalidInput, Conflict) as exc:
             failures.append(f"{chosen.name(item)}: {exc.message}")
     done = len(chosen.items) - len(failures)
     return back_to(request, chosen.folder, outcome(done, len(chosen.items), "Moved", failures))
@@ -355,7 +357,8 @@ async def move_selection(request: Request, user: PageWriter) -> Response:
 @router.post("/files/delete")
 async def delete_selection(request: Request, user: PageWriter) -> Response:
     """Ask first (a page listing what goes); with ``confirmed``, delete each chosen item
-    (a folder with everything in it)."""
+    (a folder with everything in it), each in its own transaction; an item that is not
+    the account's (or is gone) is ``NotFound`` (404), the items before it deleted."""
     chosen = await selection_or_page(request, user)
     if isinstance(chosen, Response):
         return chosen
@@ -379,18 +382,12 @@ async def delete_selection(request: Request, user: PageWriter) -> Response:
             cancel=folder_url(chosen.folder),
         )
     runtime = runtime_of(request)
-    failures: list[str] = []
-    for item in chosen.items:
-        kind, item_id = item
-        try:
-            if kind == "folder":
-                await runtime.folders.delete(user.user_id, item_id, actor(request, user))
-            else:
-                await runtime.files.delete(user.user_id, FileId(item_id), actor(request, user))
-        except NotFound as exc:
-            failures.append(f"{chosen.name(item)}: {exc.message}")
-    done = len(chosen.items) - len(failures)
-    return back_to(request, chosen.folder, outcome(done, len(chosen.items), "Deleted", failures))
+    for kind, item_id in chosen.items:
+        if kind == "folder":
+            await runtime.folders.delete(user.user_id, item_id, actor(request, user))
+        else:
+            await runtime.files.delete(user.user_id, FileId(item_id), actor(request, user))
+    return back_to(request, chosen.folder, outcome(len(chosen.items), len(chosen.items), "Deleted", []))
 
 
 @router.post("/files/share")
