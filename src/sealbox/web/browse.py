@@ -34,10 +34,7 @@ from sealbox.web.pages import EXPIRIES, actor, base_url, flashed, form_error, op
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 100
-SORTS = {"name": "name", "size": "size", "date": "created"}
-Kind = Literal["file", "folder"]
-
-
+Kind = collections.Kind
 Item = tuple[Kind, uuid.UUID]
 
 
@@ -304,21 +301,16 @@ async def selection_or_page(request: Request, user: Principal) -> Selection | Re
     try:
         return await read_selection(request, user)
     except InvalidInput as exc:
-        fields = await read_form_safely(request)
-        return await _files_page(request, user, folder_param(fields.get("folder")), status=400, error=exc.message)
+        return await _files_page(request, user, await _folder_of_form(request), status=400, error=exc.message)
 
 
-async def read_form_safely(request: Request) -> dict[str, str]:
+async def _folder_of_form(request: Request) -> uuid.UUID | None:
+    """The folder a refused selection form was posted from, when it can be read (else the top)."""
     try:
         fields, _ = await read_selection_form(request)
-    except InvalidInput:
-        return {}
-    if fields.get("folder") not in (None, "", "top"):
-        try:
-            uuid.UUID(fields["folder"])
-        except ValueError:
-            return {}
-    return fields
+        return folder_param(fields.get("folder"))
+    except (InvalidInput, NotFound):
+        return None
 
 
 def outcome(done: int, total: int, verb: str, failures: list[str]) -> Flash:
