@@ -1,3 +1,3 @@
-from sealbox.cli.main import main
+from sealbox.cli.entry import main
 
 main()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import random
 import socket
+import uuid
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,14 +19,17 @@ from sealbox.client import (
     AsyncClient,
     AuthenticationError,
     Client,
+    ConflictError,
     ForbiddenError,
     GoneError,
     NotFoundError,
     Progress,
     TransportError,
+    UnsafePathError,
     ValidationError,
 )
 from sealbox.client._ops import CHUNK
+from sealbox.client._tree import SMALL, local_target
 from tests.integration.server import Installation, Server
 from tests.proxy import Proxy
 
@@ -189,7 +196,9 @@ def test_a_download_cut_midway_resumes_by_itself(make: Make, sdk: Any, server: S
 
 def test_share_links(make: Make, sdk: Any, server: Server, tmp_path: Path) -> None:
     data = os.urandom(300_000)
-    created = sdk.upload(iter([data]), "shared.bin")
+    # Names are unique per folder: the sync and async runs share one account.
+    name = f"shared-{uuid.uuid4().hex[:8]}.bin"
+    created = sdk.upload(iter([data]), name)
     link = sdk.share(created.id, download_limit=1, password="open sesame 42", note="for you")
     assert link.url is not None
     assert link.url.startswith(f"{server.url}/s/")
@@ -199,7 +208,7 @@ def test_share_links(make: Make, sdk: Any, server: Server, tmp_path: Path) -> No
     with pytest.raises(AuthenticationError, match="wrong password"):
         stranger.download_link(link.url, tmp_path / "x.bin", password="guess guess")
     info = stranger.link_info(link.url, password="open sesame 42")
-    assert (info.name, info.size, info.downloads_left, info.note) == ("shared.bin", len(data), 1, "for you")
+    assert (info.name, info.size, info.downloads_left, info.note) == (name, len(data), 1, "for you")
     target = tmp_path / "shared.bin"
     assert stranger.download_link(link.url, target, password="open sesame 42") == len(data)
     assert target.read_bytes() == data
@@ -269,14 +278,165 @@ def test_accounts_tokens_and_administration(make: Make, sdk: Any, server: Server
 
 def test_upload_through_an_upload_request_link(make: Make, sdk: Any, server: Server, tmp_path: Path) -> None:
     data = os.urandom(9_000_000)
-    source = tmp_path / "scan.pdf"
+    source = tmp_path / f"scan-{uuid.uuid4().hex[:8]}.pdf"  # names are unique per folder
     source.write_bytes(data)
     request = sdk.create_request(max_files=1, password="drop box pass")
     outsider = make(server.url)
     with pytest.raises(AuthenticationError, match="needs its password"):
         outsider.upload_to_link(server.url + request.url, source)
-    assert outsider.upload_to_link(server.url + request.url, source, password="drop box pass", uploader="Eve") is None
+    assert (
+        outsider.upload_to_link(
+            server.url + request.url, source, password="drop box pass", uploader="Eve", path="scans/2026"
+        )
+        is None
+    )
     received = sdk.received(request.id)
-    assert [(f.name, f.size) for f in received] == [("scan.pdf", len(data))]
+    assert [(f.name, f.size) for f in received] == [(source.name, len(data))]
+    assert sdk.lookup(f"scans/2026/{source.name}").id == received[0].id  # below the link's folder (the top)
     sdk.download(received[0].id, tmp_path / "scan-copy.pdf")
     assert (tmp_path / "scan-copy.pdf").read_bytes() == data
+
+
+def test_folders_files_renamed_and_moved(sdk: Any, tmp_path: Path) -> None:
+    top = f"tree-{uuid.uuid4().hex[:8]}"
+    deep = sdk.make_path(f"{top}/a/b")
+    assert sdk.make_path(f"/{top}/a/b/").id == deep.id  # there already: the same folder
+    with pytest.raises(ConflictError, match="already exists"):
+        sdk.make_folder("b", deep.parent_id)
+    (tmp_path / "doc.txt").write_bytes(b"tus into a path")
+    by_tus = sdk.upload(tmp_path / "doc.txt", folder_id=deep.id, path="c/d")
+    assert sdk.lookup(f"{top}/a/b/c/d/doc.txt").id == by_tus.id
+    one = sdk.upload_file(io.BytesIO(b"12345"), "one.txt", folder_id=deep.id)
+    assert (one.folder_id, one.content_type) == (deep.id, "text/plain")
+    with pytest.raises(ConflictError):
+        sdk.upload_file(io.BytesIO(b"other"), "one.txt", folder_id=deep.id, on_conflict="fail")
+    renamed = sdk.upload_file(io.BytesIO(b"other"), "one.txt", folder_id=deep.id)
+    assert renamed.name == "one (2).txt"
+    sdk.upload_file(io.BytesIO(b"x" * 100), "big.txt", folder_id=deep.id)
+    first = sdk.list_folder(deep.id, limit=2)
+    assert ([i.name for i in first.items], first.total) == (["c", "big.txt"], 4)
+    assert first.path == ((sdk.lookup(top).id, top), (deep.parent_id, "a"), (deep.id, "b"))
+    rest = sdk.list_folder(deep.id, limit=2, cursor=first.next_cursor)
+    assert ([i.name for i in rest.items], rest.next_cursor) == (["one (2).txt", "one.txt"], None)
+    by_size = sdk.folder_items(deep.id, sort="size", order="desc", query="ONE")
+    assert [(i.name, i.size) for i in by_size] == [("one.txt", 5), ("one (2).txt", 5)] or [
+        (i.name, i.size) for i in by_size
+    ] == [("one (2).txt", 5), ("one.txt", 5)]
+    moved = sdk.move_file(one.id, None, "top-one.txt")
+    assert (moved.folder_id, moved.name) == (None, "top-one.txt")
+    assert sdk.rename_file(one.id, f"{top}.txt").name == f"{top}.txt"
+    assert sdk.rename_folder(deep.id, "bee").name == "bee"
+    assert sdk.move_folder(deep.id, None, f"{top}-moved").parent_id is None
+    with pytest.raises(ConflictError, match="into itself"):
+        sdk.move_folder(sdk.lookup(top).id, sdk.lookup(top).id)
+    sdk.delete_folder(deep.id)
+    with pytest.raises(NotFoundError):
+        sdk.lookup(f"{top}-moved")
+    with pytest.raises(NotFoundError):
+        sdk.file(by_tus.id)  # went with its folder
+    assert sdk.file(one.id).name == f"{top}.txt"  # moved out before: still there
+    assert sdk.lookup("") is None  # the top
+
+
+def test_upload_dir_stopped_midway_goes_on_and_keeps_the_tree(sdk: Any, tmp_path: Path) -> None:
+    source = tmp_path / "Album"
+    rng = random.Random(5)
+    for n in range(60):
+        folder = source / ("raw" if n % 3 else "édité") / ("deep" if n % 4 == 0 else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"img {n}.jpg").write_bytes(rng.randbytes(n * 100))
+    (source / "empty").mkdir()
+    (source / "raw" / "large.bin").write_bytes(rng.randbytes(SMALL + 1))
+    (source / "link").symlink_to("/etc")  # left out: it could lead outside the tree
+    remote = f"albums-{uuid.uuid4().hex[:8]}/2026"
+    calls = 0
+
+    def stop_midway(progress: Progress) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 20:
+            raise Stop
+
+    with pytest.raises(Stop):
+        sdk.upload_dir(source, remote, workers=3, on_progress=stop_midway)
+    seen: list[Progress] = []
+    urls: dict[str, str | None] = {}
+    done = sdk.upload_dir(source, remote, workers=3, on_progress=seen.append, on_upload_url=urls.__setitem__)
+    assert done.skipped >= 19
+    assert done.uploaded + done.skipped == 61
+    assert done.conflicts == ()
+    assert [p.done for p in seen] == sorted(p.done for p in seen)
+    assert seen[-1].done == seen[-1].total == done.bytes
+    assert urls == {"raw/large.bin": None}  # remembered while it went, forgotten once complete
+    again = sdk.upload_dir(source, remote)
+    assert (again.uploaded, again.skipped, again.bytes) == (0, 61, 0)
+    found = {}
+    queue = [("", done.folder_id)]
+    while queue:
+        rel, folder_id = queue.pop()
+        for item in sdk.folder_items(folder_id):
+            sub = f"{rel}/{item.name}" if rel else item.name
+            if item.kind == "folder":
+                found[sub] = None
+                queue.append((sub, item.id))
+            else:
+                found[sub] = item.size
+    assert found == {
+        p.relative_to(source).as_posix(): (None if p.is_dir() else p.stat().st_size)
+        for p in source.rglob("*")
+        if not p.is_symlink()
+    }
+    (source / "raw" / "img 1.jpg").write_bytes(b"changed")
+    clash = sdk.upload_dir(source, remote)
+    assert (clash.uploaded, clash.conflicts) == (0, ("raw/img 1.jpg",))
+
+
+@pytest.mark.parametrize(
+    "path", ["../x", "a/../../x", "/etc/passwd", "a//b", ".", "a/./b", "a\\..\\b", "a\0b", "", "..\\x"]
+)
+def test_a_link_path_that_could_leave_the_directory_is_refused(path: str, tmp_path: Path) -> None:
+    with pytest.raises(UnsafePathError, match="unsafe path"):
+        local_target(str(tmp_path), path)
+    assert local_target(str(tmp_path), "a/b c/d.txt") == str(tmp_path / "a" / "b c" / "d.txt")
+    assert local_target(str(tmp_path), "folder/") == str(tmp_path / "folder")
+
+
+def test_a_folder_link_downloads_into_a_directory_and_as_a_zip(make: Make, sdk: Any, tmp_path: Path) -> None:
+    source = tmp_path / "Reports"
+    expected = {}
+    for n in range(12):
+        rel = f"{'q1' if n % 2 else 'q2/late'}/report {n} é.txt"
+        (source / rel).parent.mkdir(parents=True, exist_ok=True)
+        (source / rel).write_bytes(os.urandom(n * 1000))
+        expected[rel] = (source / rel).read_bytes()
+    done = sdk.upload_dir(source, f"links-{uuid.uuid4().hex[:8]}")
+    link = sdk.share(folder_id=done.folder_id, password="folder pass 1", download_limit=3)
+    assert (link.kind, link.file_id, link.folder_id) == ("folder", None, done.folder_id)
+    stranger = make(sdk.url)
+    with pytest.raises(AuthenticationError, match="needs its password"):
+        stranger.download_link_dir(link.url, tmp_path / "nope")
+    assert not (tmp_path / "nope").exists()
+    info = stranger.link_info(link.url, password="folder pass 1")
+    assert (info.kind, info.files, info.size) == ("folder", 12, sum(map(len, expected.values())))
+    assert {e.path for e in info.entries if e.kind == "file"} == set(expected)
+    target = tmp_path / "got"
+    seen: list[Progress] = []
+    got = stranger.download_link_dir(link.url, target, password="folder pass 1", on_progress=seen.append)
+    assert (got.downloaded, got.skipped, got.conflicts) == (12, 0, ())
+    assert seen[-1] == Progress(info.size, info.size)
+    files = {p.relative_to(target).as_posix(): p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    assert files == expected
+    cut = target / "q1" / "report 11 é.txt"
+    cut.rename(cut.with_name(cut.name + ".part"))
+    cut.with_name(cut.name + ".part").write_bytes(expected["q1/report 11 é.txt"][:5000])
+    again = stranger.download_link_dir(link.url, target, password="folder pass 1")
+    assert (again.downloaded, again.skipped, again.bytes) == (1, 11, 11_000)
+    assert cut.read_bytes() == expected["q1/report 11 é.txt"]
+    size = stranger.download_link_archive(link.url, tmp_path / "all.zip", password="folder pass 1")
+    assert size == (tmp_path / "all.zip").stat().st_size
+    with zipfile.ZipFile(tmp_path / "all.zip") as archive:
+        assert {n: archive.read(n) for n in archive.namelist() if not n.endswith("/")} == expected
+    # A limit of 3 counts per file: the directory, the resumed file and the ZIP leave the
+    # resumed file with less than a whole download, so a second ZIP is refused.
+    with pytest.raises(GoneError):
+        stranger.download_link_archive(link.url, tmp_path / "again.zip", password="folder pass 1")

@@ -13,7 +13,7 @@ from tests.docs.test_reference import help_text
 DOC = Path(__file__).parents[2] / "docs" / "cli.md"
 BLOCK = re.compile(r"(<!-- commands: generated -->\n)(.*?)(<!-- end -->)", re.DOTALL)
 COMMANDS = [
-    ["login"], ["whoami"], ["upload"], ["download"], ["ls"], ["rm"],
+    ["login"], ["whoami"], ["upload"], ["download"], ["mkdir"], ["mv"], ["ls"], ["rm"],
     ["share", "create"], ["share", "list"], ["share", "revoke"], ["request", "create"],
 ]  # fmt: skip
 

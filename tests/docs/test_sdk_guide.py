@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,3 +48,17 @@ def test_async_example(server: Server, tmp_path: Path) -> None:
     output = run(server, block("sdk-async-example"), tmp_path)
     assert output.strip() == "4194304 True"
     assert (tmp_path / "generated-copy.bin").read_bytes() == b"".join(bytes([n]) * 65536 for n in range(64))
+
+
+def test_tree_example(server: Server, tmp_path: Path) -> None:
+    output = run(server, block("sdk-tree-example"), tmp_path)
+    assert output.splitlines() == [
+        "uploaded 3 files, 24000 bytes",
+        "again: 3 skipped",
+        "['day 0', 'day 1', 'day 2']",
+        "downloaded 3 files",
+    ]
+    for n in range(3):
+        assert (tmp_path / "received" / f"day {n}" / "photo.jpg").read_bytes() == b"JPEG" * 1000 * (n + 1)
+    with zipfile.ZipFile(tmp_path / "trip.zip") as archive:
+        assert sorted(n for n in archive.namelist() if not n.endswith("/")) == [f"day {n}/photo.jpg" for n in range(3)]

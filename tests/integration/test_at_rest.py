@@ -22,6 +22,17 @@ from tests.integration.server import Installation, Server, named
 
 MARKER = b"CANARY-" + secrets.token_hex(8).encode()
 NAME = f"canary-Ωmega-秘密-{secrets.token_hex(4)}.txt"
+# Folder names and the names files and folders are given later (renames, relative paths
+# sent with uploads): each is a canary of its own.
+TREE_NAMES = [
+    f"canaryfolder-Ψυχή-{secrets.token_hex(4)}",
+    f"canarysub-Δέλτα-{secrets.token_hex(4)}",
+    f"canarypath-Ünïcode-{secrets.token_hex(4)}",
+    f"canarytus-路径-{secrets.token_hex(4)}",
+    f"canarylink-dropped-{secrets.token_hex(4)}",
+    f"canaryrenamed-folder-{secrets.token_hex(4)}",
+    f"canaryrenamed-file-{secrets.token_hex(4)}.pdf",
+]
 
 
 def canary_content(size: int) -> bytes:
@@ -31,7 +42,10 @@ def canary_content(size: int) -> bytes:
 
 def needles() -> list[bytes]:
     name = NAME.encode()
-    return [MARKER, name, NAME.encode("utf-16-le"), NAME.split("-")[-1].encode(), "Ωmega-秘密".encode()]
+    found = [MARKER, name, NAME.encode("utf-16-le"), NAME.split("-")[-1].encode(), "Ωmega-秘密".encode()]
+    for tree_name in TREE_NAMES:
+        found += [tree_name.encode(), tree_name.encode("utf-16-le"), tree_name.rsplit("-", 1)[1].encode()]
+    return found
 
 
 def scan(install: Installation, server: Server) -> list[str]:
@@ -170,4 +184,84 @@ def test_no_plaintext_at_rest_in_a_resumable_upload(alice: Account, install: Ins
     assert scan(install, server) == []
     done = alice.client.patch(url, content=data[1 << 20 :], headers={**stream, "Upload-Offset": str(1 << 20)})
     assert alice.client.get(f"/api/v1/files/{done.headers['sealbox-file-id']}/content").content == data
+    assert scan(install, server) == []
+
+
+def test_no_folder_or_file_name_at_rest(alice: Account, install: Installation, server: Server) -> None:
+    """Folder names, file names in folders, relative paths sent with uploads (raw, tus,
+    through an upload link), renames and moves, a name refused as taken, a lookup by
+    path: none of these names reaches the database, its WAL, the blobs, the logs or
+    $TMPDIR, and the audit trail records the operations without them."""
+    top, sub, path, tus_path, dropped, renamed_folder, renamed_file = TREE_NAMES
+    made = alice.client.post("/api/v1/folders", json={"name": top})
+    assert made.status_code == 201, made.text
+    top_id = made.json()["id"]
+    sub_id = alice.client.post("/api/v1/folders", json={"name": sub, "parent_id": top_id}).json()["id"]
+    data = canary_content(200_000)
+    raw = alice.client.post(
+        "/api/v1/files",
+        params={"folder": sub_id},
+        headers={**named(NAME), "Sealbox-Path": quote(f"{path}/{path}", safe="/")},
+        content=data,
+    )
+    assert raw.status_code == 201, raw.text
+    taken = alice.client.post(
+        "/api/v1/files",
+        params={"folder": sub_id, "on_conflict": "fail"},
+        headers={**named(path)},
+        content=b"x",
+    )
+    assert taken.status_code == 409, taken.text  # the folder made by the path above has the name
+    refused = alice.client.post("/api/v1/folders", json={"name": path, "parent_id": sub_id})
+    assert refused.status_code == 409
+    assert path in refused.json()["detail"]  # told to its owner, and only to its owner
+    metadata = ",".join(
+        f"{key} {base64.b64encode(value.encode()).decode()}"
+        for key, value in {"filename": NAME, "folder": top_id, "path": tus_path}.items()
+    )
+    tus = {"Tus-Resumable": "1.0.0"}
+    stream = {**tus, "Content-Type": "application/offset+octet-stream"}
+    url = alice.client.post(
+        "/api/v1/uploads/", headers={**tus, "Upload-Length": str(len(data)), "Upload-Metadata": metadata}
+    ).headers["location"]
+    assert alice.client.patch(url, content=data[:100_000], headers={**stream, "Upload-Offset": "0"}).status_code == 204
+    assert scan(install, server) == []  # the path of an unfinished upload is ciphertext too
+    done = alice.client.patch(url, content=data[100_000:], headers={**stream, "Upload-Offset": "100000"})
+    assert done.status_code == 204, done.text
+    link = alice.client.post("/api/v1/upload-requests", json={"folder_id": sub_id, "max_files": 5}).json()
+    sent = httpx.post(
+        f"{server.url}/r/{link['token']}/files",
+        headers={**named(NAME), "Sealbox-Path": quote(dropped, safe="")},
+        content=data,
+    )
+    assert sent.status_code == 201, sent.text
+    link_tus = httpx.post(
+        f"{server.url}/r/{link['token']}/uploads/",
+        content=data,
+        headers={
+            **stream,
+            "Upload-Length": str(len(data)),
+            "Upload-Metadata": metadata.replace(
+                base64.b64encode(tus_path.encode()).decode(), base64.b64encode(dropped.encode()).decode()
+            ),
+        },
+    )
+    assert link_tus.status_code == 201, link_tus.text
+    moved = alice.client.patch(f"/api/v1/files/{raw.json()['id']}", json={"name": renamed_file, "folder_id": top_id})
+    assert moved.status_code == 200, moved.text
+    assert (
+        alice.client.patch(f"/api/v1/folders/{sub_id}", json={"name": renamed_folder, "parent_id": None}).status_code
+        == 200
+    )
+    found = alice.client.post("/api/v1/folders/lookup", json={"path": f"{renamed_folder}/{dropped}"})
+    assert found.status_code == 200, found.text
+    listed = alice.client.get(f"/api/v1/folders/{sub_id}", params={"q": dropped[:12]}).json()
+    assert [item["name"] for item in listed["items"]] == [dropped]
+    got = alice.client.get(f"/api/v1/files/{raw.json()['id']}/content")
+    assert got.content == data
+    assert scan(install, server) == []
+    events = str(install.sql("SELECT action, target, detail FROM audit_events"))
+    assert "folder.create" in events
+    assert "file.update" in events
+    assert alice.client.delete(f"/api/v1/folders/{top_id}").status_code == 204
     assert scan(install, server) == []

@@ -208,3 +208,50 @@ def test_verify_finds_every_edit_and_removal(story: dict[str, str], install: Ins
         else:
             assert message == f"audit trail broken: row {seq} is missing"
         put_back(removed)
+
+
+def test_folder_operations_are_events_with_counts_and_never_names(
+    alice: Account, install: Installation, server: Server
+) -> None:
+    """Making, renaming, moving and deleting folders, and renaming and moving files, are
+    events naming ids; a recursive delete counts what went (folders, files, bytes); no
+    event holds a name."""
+    hidden = ["Secret Project Aurora", "Board minutes", "draft-9.docx", "final-final.docx", "Archive 2019"]
+    project = alice.client.post("/api/v1/folders", json={"name": hidden[0]}).json()["id"]
+    minutes = alice.client.post("/api/v1/folders", json={"name": hidden[1], "parent_id": project}).json()["id"]
+    upload = alice.client.post(
+        "/api/v1/files", params={"folder": minutes}, headers=named(hidden[2]), content=b"d" * 1000
+    ).json()["id"]
+    alice.client.post("/api/v1/files", params={"folder": project}, headers=named("x.txt"), content=b"x" * 24)
+    changes = [
+        alice.client.patch(f"/api/v1/files/{upload}", json={"name": hidden[3]}),
+        alice.client.patch(f"/api/v1/files/{upload}", json={"folder_id": project}),
+        alice.client.patch(f"/api/v1/files/{upload}", json={"folder_id": minutes, "name": hidden[2]}),
+        alice.client.patch(f"/api/v1/folders/{minutes}", json={"name": hidden[4]}),
+        alice.client.patch(f"/api/v1/folders/{minutes}", json={"parent_id": None}),
+        alice.client.patch(f"/api/v1/folders/{minutes}", json={"parent_id": project, "name": hidden[1]}),
+    ]
+    assert [c.status_code for c in changes] == [200] * 6
+    assert alice.client.delete(f"/api/v1/folders/{project}").status_code == 204
+    events = alice.client.get("/api/v1/audit", params={"limit": 1000}).json()["items"]
+    mine = [e for e in events if e["target"] in (project, minutes) or e["file_id"] == upload]
+    by_action = sorted((e["action"], e["target"] or e["file_id"]) for e in mine)
+    assert by_action == sorted(
+        [
+            ("folder.create", project),
+            ("folder.create", minutes),
+            ("file.upload", upload),
+            ("file.rename", upload),
+            ("file.move", upload),
+            ("file.update", upload),
+            ("folder.rename", minutes),
+            ("folder.move", minutes),
+            ("folder.update", minutes),
+            ("folder.delete", project),
+        ]
+    )
+    deleted = next(e for e in mine if e["action"] == "folder.delete")
+    assert deleted["detail"] == {"files": 2, "folders": 2, "bytes": 1024}
+    rows = str(install.sql("SELECT * FROM audit_events"))
+    for name in hidden:
+        assert name not in rows, name

@@ -58,7 +58,8 @@ class Entry:
     """How a route is reached, and who may reach it.
 
     ``kind``: ``account`` (any signed-in account, acting on itself), ``owned`` (acts on
-    an item of the owner's: others get 404), ``admin``, or ``public`` (a link's or
+    an item of the owner's: others get 404), ``reading`` (a read of the owner's items
+    sent as a POST: read-only credentials may; others get 404), ``admin``, or ``public`` (a link's or
     sign-in's own rules decide; credentials change nothing, so every credential gets the
     same status, ``public_status``).
     """
@@ -118,7 +119,19 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ("DELETE", "/api/v1/admin/users/{user_id}"): Entry("admin", "api", ("user_id",)),
     ("POST", "/api/v1/files"): Entry("account", "api", (), _multipart),
     ("DELETE", "/api/v1/files/{file_id}"): Entry("owned", "api", ("file_id",)),
+    ("PATCH", "/api/v1/files/{file_id}"): Entry("owned", "api", ("file_id",), _json({"name": "renamed.txt"})),
+    ("POST", "/api/v1/folders"): Entry("account", "api", ("nobody",), lambda n: {"json": {"name": n["nobody"]}}),
+    ("PATCH", "/api/v1/folders/{folder_id}"): Entry("owned", "api", ("folder_id",), _json({"name": "renamed"})),
+    ("DELETE", "/api/v1/folders/{folder_id}"): Entry("owned", "api", ("folder_id",)),
+    # A read sent as a POST (names travel in bodies, never in URLs): read credentials may.
+    ("POST", "/api/v1/folders/lookup"): Entry(
+        "reading", "api", ("folder_id",), lambda n: {"json": {"path": n["folder_name"]}}
+    ),
     ("POST", "/api/v1/files/{file_id}/shares"): Entry("owned", "api", ("file_id",), _json({})),
+    ("POST", "/api/v1/shares"): Entry("owned", "api", ("file_id",), lambda n: {"json": {"file_id": n["file_id"]}}),
+    ("POST", "/api/v1/archive"): Entry(
+        "reading", "api", ("file_id",), lambda n: {"json": {"items": [{"kind": "file", "id": n["file_id"]}]}}
+    ),
     ("DELETE", "/api/v1/shares/{share_id}"): Entry("owned", "api", ("share_id",)),
     ("POST", "/api/v1/files/{file_id}/grants"): Entry("owned", "api", ("file_id",), _json({"username": "bob"})),
     ("DELETE", "/api/v1/files/{file_id}/grants/{grant_id}"): Entry("owned", "api", ("file_id", "grant_id")),
@@ -169,6 +182,10 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ("POST", "/files/share"): Entry(
         "owned", "page", ("file_id",), lambda n: {"data": {"item": f"file:{n['file_id']}"}}
     ),
+    # Download as ZIP: a read of the owner's items, posted from the listing.
+    ("POST", "/files/archive"): Entry(
+        "reading", "page", ("file_id",), lambda n: {"data": {"item": f"file:{n['file_id']}"}}
+    ),
     ("POST", "/s/{token}"): Entry("public", "page", ("share_token",), _form({"password": "wrong-pass"}), 401),
     ("POST", "/r/{token}"): Entry("public", "page", ("request_token",), _form({"password": "wrong-pass"}), 401),
 }
@@ -210,6 +227,9 @@ def test_every_state_changing_route_asks_the_authority_for_a_write(tmp_path: Pat
         actions = {(caller.action, caller.surface) for caller in _callers(dependant)}
         if entry.kind == "public":
             assert not actions, (method, path)
+            continue
+        if entry.kind == "reading":
+            assert actions == {(Action.READ, entry.surface)}, (method, path, actions)
             continue
         wanted = Action.ADMIN if entry.kind == "admin" else Action.WRITE
         assert (wanted, entry.surface) in actions, (method, path, actions)
@@ -296,7 +316,10 @@ class World:
                 grant = self.admin.post(f"/api/v1/files/{values['file_id']}/grants", json={"username": "bob"})
                 values[need] = grant.json()["id"]
             elif need == "folder_id":
-                values[need] = self.admin.post("/api/v1/folders", json={"name": f"target-{n}"}).json()["id"]
+                values["folder_name"] = f"matrix-folder-{n}"
+                made = self.admin.post("/api/v1/folders", json={"name": values["folder_name"]})
+                assert made.status_code == 201, made.text
+                values[need] = made.json()["id"]
             elif need == "request_id":
                 values[need] = self.admin.post("/api/v1/upload-requests", json={}).json()["id"]
             elif need == "upload_id":
@@ -362,6 +385,12 @@ def refused(response: httpx.Response, surface: str) -> bool:
 
 def expected(entry: Entry, credential: str) -> str:
     """``refused``, ``missing`` (404: another account's item) or ``allowed``."""
+    if entry.kind == "reading":
+        # A page takes only its session; the API any credential that may read.
+        readers = {"session"} if entry.surface == "page" else {"read_bearer", "full_bearer", "session"}
+        if credential in readers:
+            return "allowed"
+        return "missing" if credential == "other_session" else "refused"
     allowed_here = "session" if entry.surface == "page" else {"full_bearer", "session"}
     if credential in allowed_here:
         return "allowed"

@@ -90,6 +90,8 @@ def test_someone_elses_file_is_404_everywhere(alice: Account, bob: Account) -> N
         bob.client.head(f"/api/v1/files/{file_id}/content"),
         bob.client.get(f"/download/{file_id}"),
         bob.client.delete(f"/api/v1/files/{file_id}"),
+        bob.client.patch(f"/api/v1/files/{file_id}", json={"name": "taken.txt"}),
+        bob.client.patch(f"/api/v1/files/{file_id}", json={"folder_id": None}),
     ):
         assert response.status_code == 404
         assert b"alice only" not in response.content
@@ -99,8 +101,18 @@ def test_someone_elses_file_is_404_everywhere(alice: Account, bob: Account) -> N
 
 @pytest.mark.parametrize("bad_id", ["not-a-uuid", "..%2F..%2Fetc%2Fpasswd", "1", "%00", uuid.uuid4().hex + "0"])
 def test_malformed_ids_are_404(alice: Account, bad_id: str) -> None:
-    for path in (f"/api/v1/files/{bad_id}", f"/api/v1/files/{bad_id}/content", f"/download/{bad_id}"):
+    for path in (
+        f"/api/v1/files/{bad_id}",
+        f"/api/v1/files/{bad_id}/content",
+        f"/download/{bad_id}",
+        f"/api/v1/folders/{bad_id}",
+    ):
         assert_problem(alice.client.get(path), 404, "not found")
+    assert_problem(alice.client.patch(f"/api/v1/folders/{bad_id}", json={"name": "n"}), 404, "not found")
+    assert_problem(alice.client.delete(f"/api/v1/folders/{bad_id}"), 404, "not found")
+    assert_problem(alice.client.patch(f"/api/v1/files/{bad_id}", json={"name": "n"}), 404, "not found")
+    made = alice.client.post("/api/v1/folders", json={"name": "n", "parent_id": bad_id})
+    assert_problem(made, 404, "not found")
 
 
 @pytest.mark.parametrize(
@@ -138,7 +150,10 @@ MULTIPART_BODY = b'--b\r\nContent-Disposition: form-data; name="file"; filename=
 
 @pytest.mark.parametrize("route", ["/api/v1/files", "/r/{token}/files", "/upload"])
 @pytest.mark.parametrize("body", ["raw", "multipart"])
-@pytest.mark.parametrize(("query", "header"), [("name", "Content-Disposition"), ("uploader", "Sealbox-Uploader")])
+@pytest.mark.parametrize(
+    ("query", "header"),
+    [("name", "Content-Disposition"), ("uploader", "Sealbox-Uploader"), ("path", "Sealbox-Path")],
+)
 def test_names_in_urls_are_refused_on_every_upload_route(
     alice: Account, install: Installation, route: str, body: str, query: str, header: str
 ) -> None:
@@ -158,7 +173,7 @@ def test_names_in_urls_are_refused_on_every_upload_route(
     assert next(r for r in received if r["id"] == request_link["id"])["files_received"] == 0
 
 
-@pytest.mark.parametrize("query", ["name", "Name", "uploader"])
+@pytest.mark.parametrize("query", ["name", "Name", "uploader", "path", "PATH"])
 def test_names_in_urls_are_refused_when_a_resumable_upload_starts(
     server: Server, alice: Account, install: Installation, query: str
 ) -> None:

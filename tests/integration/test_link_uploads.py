@@ -46,7 +46,13 @@ def test_no_answer_to_a_link_uploader_names_the_new_file(alice: Account, server:
     answers.append(httpx.post(f"{server.url}/r/{created['token']}/files", files={"file": ("m.bin", data)}))
     assert [a.status_code for a in answers] == [201, 204, 204, 201, 201, 201, 201]
     received = alice.client.get(f"/api/v1/upload-requests/{created['id']}/files").json()
-    assert sorted(f["name"] for f in received) == ["a.bin", "a.bin", "e", "m.bin", "raw.bin"]
+    assert sorted(f["name"] for f in received) == [
+        "a (2).bin",
+        "a.bin",
+        "e",
+        "m.bin",
+        "raw.bin",
+    ]  # names are unique in a folder
     for answer in answers:
         assert_reveals_none(answer, [f["id"] for f in received])
     # The owner's own tus uploads still learn the id.
@@ -54,3 +60,48 @@ def test_no_answer_to_a_link_uploader_names_the_new_file(alice: Account, server:
         "/api/v1/uploads/", content=data, headers={**TUS, **STREAM, "Upload-Length": str(len(data))}
     )
     assert own.headers["sealbox-file-id"]
+
+
+def test_a_link_uploader_cannot_tell_which_names_the_links_folder_holds(alice: Account, server: Server) -> None:
+    """Names are unique in a folder, so an upload may be stored under another name, or a
+    dropped folder meet a file of its name. Someone uploading through a link to a folder
+    gets the same answer whether or not the owner's folder holds the name: the receipt
+    names the file as it was sent, and a file in the way of a dropped folder is stepped
+    around ("name (2)"), never refused."""
+    box = alice.client.post("/api/v1/folders", json={"name": "inbox-probe"}).json()["id"]
+    owned = alice.client.post("/api/v1/files", params={"folder": box}, headers=named("plan.pdf"), content=b"own")
+    assert owned.status_code == 201, owned.text
+    token = alice.client.post("/api/v1/upload-requests", json={"folder_id": box, "max_files": 10}).json()["token"]
+    url = f"{server.url}/r/{token}/files"
+    taken = httpx.post(url, headers=named("plan.pdf"), content=b"x")
+    free = httpx.post(url, headers=named("absent.pdf"), content=b"x")
+    assert (taken.status_code, free.status_code) == (201, 201)
+    assert (taken.json()["name"], free.json()["name"]) == ("plan.pdf", "absent.pdf")
+    for sent in (
+        httpx.post(url, headers={**named("a.txt"), "Sealbox-Path": "plan.pdf"}, content=b"a"),
+        httpx.post(url, headers={**named("b.txt"), "Sealbox-Path": "plan.pdf"}, content=b"b"),
+        httpx.post(url, headers={**named("c.txt"), "Sealbox-Path": "absent-dir"}, content=b"c"),
+    ):
+        assert sent.status_code == 201, sent.text
+    data = b"through tus"
+    tus = httpx.post(
+        f"{server.url}/r/{token}/uploads/",
+        content=data,
+        headers={
+            **TUS,
+            **STREAM,
+            "Upload-Length": str(len(data)),
+            "Upload-Metadata": meta(filename="t", path="plan.pdf"),
+        },
+    )
+    assert tus.status_code == 201, tus.text
+    listed = alice.client.get(f"/api/v1/folders/{box}").json()["items"]
+    assert [(i["kind"], i["name"]) for i in listed] == [
+        ("folder", "absent-dir"),
+        ("folder", "plan (3).pdf"),  # "plan.pdf" and "plan (2).pdf" are files
+        ("file", "absent.pdf"),
+        ("file", "plan (2).pdf"),
+        ("file", "plan.pdf"),
+    ]
+    inner = alice.client.post("/api/v1/folders/lookup", json={"path": "inbox-probe/plan (3).pdf"}).json()["id"]
+    assert [i["name"] for i in alice.client.get(f"/api/v1/folders/{inner}").json()["items"]] == ["a.txt", "b.txt", "t"]

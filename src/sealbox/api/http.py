@@ -71,6 +71,15 @@ def content_disposition(name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
+def percent_decoded(value: str) -> str:
+    """A header value sent as percent-encoded UTF-8, decoded. Raises ``ValueError`` if it
+    is not: bad escapes, or raw bytes beyond ASCII (the server reads those as Latin-1, so
+    a UTF-8 name sent unencoded would be stored garbled rather than refused)."""
+    if not value.isascii():
+        raise ValueError("not percent-encoded")
+    return unquote(value, errors="strict")
+
+
 def filename_from_disposition(header: str) -> str | None:
     """The file name in a request's ``Content-Disposition`` (``filename*`` preferred).
 

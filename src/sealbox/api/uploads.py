@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import unquote
 
 from fastapi import Request
 from python_multipart import MultipartParser
@@ -18,7 +17,7 @@ from python_multipart.multipart import parse_options_header
 
 from sealbox.accounts.schemas import Principal
 from sealbox.api.deps import actor_of
-from sealbox.api.http import filename_from_disposition, parse_count
+from sealbox.api.http import filename_from_disposition, parse_count, percent_decoded
 from sealbox.errors import InvalidInput, TooLarge
 from sealbox.files.folders import parse_folder_id
 from sealbox.files.schemas import FileRead
@@ -185,6 +184,12 @@ def refuse_name_in_url(request: Request) -> None:
             f"uploader names are not accepted in the URL (?uploader=), which proxies log: send it in a "
             f"{UPLOADER_HEADER} header (percent-encoded UTF-8)"
         )
+    if "path" in given:
+        # Folder names, as a client may try to send them; ignored, they would still be logged.
+        raise InvalidInput(
+            f"folder paths are not accepted in the URL (?path=), which proxies log: send it in a "
+            f"{PATH_HEADER} header (percent-encoded UTF-8), or as 'path' in the tus Upload-Metadata"
+        )
 
 
 UPLOADER_HEADER = "Sealbox-Uploader"
@@ -204,8 +209,8 @@ def uploader_of(request: Request) -> str | None:
     if value is None:
         return None
     try:
-        return unquote(value, errors="strict")
-    except UnicodeDecodeError:
+        return percent_decoded(value)
+    except ValueError:
         raise InvalidInput(f"the {UPLOADER_HEADER} header is not percent-encoded UTF-8") from None
 
 
@@ -277,8 +282,8 @@ def folder_path_of(value: str | None) -> tuple[str, ...]:
     if value is None:
         return ()
     try:
-        decoded = unquote(value, errors="strict")
-    except UnicodeDecodeError:
+        decoded = percent_decoded(value)
+    except ValueError:
         raise InvalidInput(f"the {PATH_HEADER} header is not percent-encoded UTF-8") from None
     return split_path(decoded)
 

@@ -42,6 +42,7 @@ from sealbox.client import (
     AuthenticationError,
     Client,
     GoneError,
+    LinkInfo,
     NotFoundError,
     RateLimitedError,
     TransportError,
@@ -217,8 +218,9 @@ def _remember(key: str, upload_url: str | None) -> None:
 
 
 def upload(
-    paths: Annotated[list[Path], typer.Argument(help="Files to upload", exists=True, dir_okay=False)],
-    share: Annotated[bool, typer.Option("--share", help="Also create a share link for each file")] = False,
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to upload", exists=True)],
+    to: Annotated[str, typer.Option("--to", help="The folder they go to, made if missing (default: the top)")] = "",
+    share: Annotated[bool, typer.Option("--share", help="Also create a share link for each file or folder")] = False,
     expires_in: Annotated[int | None, typer.Option(help="Link lifetime in seconds (with --share)")] = None,
     limit: Annotated[int | None, typer.Option(help="Download limit of the link (with --share)")] = None,
     password: Annotated[bool, typer.Option("--password", help="Ask for a link password (with --share)")] = False,
@@ -226,29 +228,82 @@ def upload(
     profile: ProfileOpt = "default",
     as_json: JsonOpt = False,
 ) -> None:
-    """Upload files, resumably: run the same command again after an interruption."""
+    """Upload files, and folders with everything in them, resumably: run the same command
+    again after an interruption (files already there with the same size are skipped)."""
+    from sealbox.cli.tree import remote_path
+
+    folder = remote_path(to)
     link_password = _secret("Link password", False) if share and password else None
     results = []
+    conflicts: list[str] = []
     with client(profile) as sdk:
+        folder_id = _folder_id(sdk, folder)
         for path in paths:
-            key = _fingerprint(path, sdk.url)
-            earlier = _remembered().get(key)
-            with bar(path.name, quiet) as show:
-                created = sdk.upload(
-                    path, upload_url=earlier, on_upload_url=_remembering(key), on_progress=_announcing(earlier, show)
-                )
-            _remember(key, None)
-            result: dict[str, Any] = {"id": created.id, "name": created.name, "size": created.size}
+            if path.is_dir():
+                result, clashes = _upload_tree(sdk, path, folder, quiet)
+                conflicts += clashes
+            else:
+                result = _upload_one(sdk, path, folder_id, quiet)
             if share:
-                link = sdk.share(created.id, expires_in=expires_in, download_limit=limit, password=link_password)
+                made = {"folder_id": result["id"]} if result.get("kind") == "folder" else {"file_id": result["id"]}
+                link = sdk.share(**made, expires_in=expires_in, download_limit=limit, password=link_password)
                 result["link"] = link.url
+            said = result.pop("said")
             results.append(result)
             if not as_json:
-                out.print(f"{created.id}  {created.name}  {created.size} bytes", highlight=False)
+                out.print(said, highlight=False)
                 if share:
                     out.print(result["link"], highlight=False)
     if as_json:
         out.print_json(json.dumps(results))
+    if conflicts:
+        shown = ", ".join(conflicts[:5]) + (", …" if len(conflicts) > 5 else "")
+        fail(f"{len(conflicts)} files left alone: another file is at their place ({shown})", EXIT_REFUSED)
+
+
+def _folder_id(sdk: Client, path: str) -> str | None:
+    folder = sdk.make_path(path) if path else None
+    return folder.id if folder else None
+
+
+def _upload_one(sdk: Client, path: Path, folder_id: str | None, quiet: bool) -> dict[str, Any]:
+    key = _fingerprint(path, sdk.url) + (f"|{folder_id}" if folder_id else "")
+    earlier = _remembered().get(key)
+    with bar(path.name, quiet) as show:
+        created = sdk.upload(
+            path, upload_url=earlier, on_upload_url=_remembering(key), on_progress=_announcing(earlier, show),
+            folder_id=folder_id,
+        )  # fmt: skip
+    _remember(key, None)
+    said = f"{created.id}  {created.name}  {created.size} bytes"
+    return {"id": created.id, "name": created.name, "size": created.size, "said": said}
+
+
+def _upload_tree(sdk: Client, path: Path, folder: str, quiet: bool) -> tuple[dict[str, Any], list[str]]:
+    """A folder with its tree, into ``folder``/its name; large files' tus uploads are
+    remembered like single files' (by path, size and modification time)."""
+    from sealbox.client._tree import SMALL, walk
+
+    root = path.resolve()
+    remote = "/".join(p for p in (folder, root.name) if p)
+    _, files = walk(str(root))
+    keys = {f.rel: _fingerprint(Path(f.path), sdk.url) for f in files if f.size > SMALL}
+    remembered = _remembered()
+    earlier = {rel: remembered[key] for rel, key in keys.items() if key in remembered}
+
+    def remember(rel: str, url: str | None) -> None:
+        _remember(keys[rel], url)
+
+    with bar(f"{root.name}/", quiet) as show:
+        done = sdk.upload_dir(root, remote, upload_urls=earlier, on_upload_url=remember, on_progress=show)
+    said = f"{done.folder_id}  {remote}/  {done.uploaded} files, {done.bytes} bytes"
+    if done.skipped:
+        said += f" ({done.skipped} there already)"
+    result = {
+        "id": done.folder_id, "kind": "folder", "name": root.name, "path": remote, "uploaded": done.uploaded,
+        "skipped": done.skipped, "size": done.bytes, "conflicts": list(done.conflicts), "said": said,
+    }  # fmt: skip
+    return result, list(done.conflicts)
 
 
 def _remembering(key: str) -> Callable[[str], None]:
@@ -275,7 +330,9 @@ def _is_link(target: str) -> bool:
 
 def download(
     target: Annotated[str, typer.Argument(help="A file id, or a share link (https://…/s/…)")],
+    dest: Annotated[Path | None, typer.Argument(help="Where it goes (like -o)", show_default=False)] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Where to write it (default: its name)")] = None,
+    as_zip: Annotated[bool, typer.Option("--zip", help="A folder or selection link: save it as one ZIP")] = False,
     password: Annotated[bool, typer.Option("--password", help="Ask for the link's password")] = False,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the link's password from stdin")
@@ -285,17 +342,29 @@ def download(
     profile: ProfileOpt = "default",
     as_json: JsonOpt = False,
 ) -> None:
-    """Download a file or a share link. It grows in OUTPUT.part, and running the same
-    command again after an interruption resumes from there."""
+    """Download a file or a share link. A file grows in OUTPUT.part, and running the same
+    command again after an interruption resumes from there. A folder or selection link
+    downloads into a directory (OUTPUT, default its name) file by file, resuming the same
+    way; with --zip it is saved as one ZIP (default NAME.zip)."""
+    if dest is not None and output is not None:
+        fail("give DEST or -o, not both", 2)
+    output = output or dest
     link_password = _secret("Link password", password_stdin) if password or password_stdin else None
     if _is_link(target):
         with api_errors(), Client(target.split("/s/")[0], backoff=_backoff()) as sdk:
             info = sdk.link_info(target, link_password)
+            if info.kind != "file":
+                _download_collection(sdk, target, info, output, as_zip, link_password, force, quiet, as_json)
+                return
+            if as_zip:
+                fail("--zip is for links to folders and selections; this one is a file", 2)
             path, part = _destination(output, info.name, force)
             with bar(info.name, quiet) as show:
                 size = sdk.download_link(target, part, password=link_password, on_progress=show)
         expected = info.size
     else:
+        if as_zip:
+            fail("--zip is for links to folders and selections", 2)
         with client(profile) as sdk:
             meta = sdk.file(target)
             path, part = _destination(output, meta.name, force)
@@ -306,6 +375,36 @@ def download(
         fail(f"{part} has {part.stat().st_size} bytes, not the {expected} expected", EXIT_REFUSED)
     part.replace(path)
     _print({"path": str(path), "size": size}, as_json, lambda: out.print(f"{path}  {size} bytes", highlight=False))
+
+
+def _download_collection(
+    sdk: Client, link: str, info: LinkInfo, output: Path | None, as_zip: bool, password: str | None,
+    force: bool, quiet: bool, as_json: bool,
+) -> None:  # fmt: skip
+    """A folder or selection link: one ZIP, or a directory filled file by file."""
+    if as_zip:
+        path, part = _destination(output, f"{info.name}.zip", force)
+        with bar(path.name, quiet) as show:
+            size = sdk.download_link_archive(link, part, password=password, on_progress=show)
+        if part.stat().st_size != size:
+            fail(f"{part} has {part.stat().st_size} bytes, not the {size} expected", EXIT_REFUSED)
+        part.replace(path)
+        _print({"path": str(path), "size": size}, as_json, lambda: out.print(f"{path}  {size} bytes", highlight=False))
+        return
+    directory = output or Path(Path(info.name).name)
+    if directory.exists() and not directory.is_dir():
+        fail(f"{directory} exists and is not a directory: choose another with -o", EXIT_REFUSED)
+    with bar(f"{directory.name}/", quiet) as show:
+        done = sdk.download_link_dir(link, directory, password=password, on_progress=show)
+    said = {"path": str(directory), "downloaded": done.downloaded, "skipped": done.skipped, "size": done.bytes,
+            "conflicts": list(done.conflicts)}  # fmt: skip
+    text = f"{directory}/  {done.downloaded} files, {done.bytes} bytes"
+    if done.skipped:
+        text += f" ({done.skipped} there already)"
+    _print(said, as_json, lambda: out.print(text, highlight=False))
+    if done.conflicts:
+        shown = ", ".join(done.conflicts[:5]) + (", …" if len(done.conflicts) > 5 else "")
+        fail(f"{len(done.conflicts)} files left alone: another file is in the way ({shown})", EXIT_REFUSED)
 
 
 def _destination(output: Path | None, name: str, force: bool) -> tuple[Path, Path]:
@@ -320,18 +419,6 @@ def _destination(output: Path | None, name: str, force: bool) -> tuple[Path, Pat
     return path, part
 
 
-def ls(profile: ProfileOpt = "default", as_json: JsonOpt = False) -> None:
-    """List your files, newest first."""
-    with client(profile) as sdk:
-        files = sdk.files()
-
-    def text() -> None:
-        for f in files:
-            out.print(f"{f.id}  {f.size:>12}  {f.created_at:%Y-%m-%d %H:%M}  {f.name}", highlight=False)
-
-    _print([asdict(f) for f in files], as_json, text)
-
-
 def rm(
     file_ids: Annotated[list[str], typer.Argument(help="File ids")],
     profile: ProfileOpt = "default",
@@ -344,9 +431,13 @@ def rm(
     _print({"deleted": file_ids}, as_json, lambda: out.print(f"deleted {len(file_ids)}", highlight=False))
 
 
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+MAX_ITEMS = 1000
+
+
 @share_app.command("create")
 def share_create(
-    file_id: Annotated[str, typer.Argument(help="File id")],
+    paths: Annotated[list[str], typer.Argument(help="Paths of files or folders (or a file id)")],
     expires_in: Annotated[int | None, typer.Option(help="Lifetime in seconds (default: the server's)")] = None,
     limit: Annotated[int | None, typer.Option(help="Download limit")] = None,
     password: Annotated[bool, typer.Option("--password", help="Ask for a password")] = False,
@@ -354,10 +445,29 @@ def share_create(
     profile: ProfileOpt = "default",
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a share link and print it (it is shown only now)."""
+    """Create a share link and print it (it is shown only now). One path shares that file
+    or folder (a folder link shows what the folder holds when it is used); several share
+    them together as one selection. A file id (as 'ls' prints it) names a file too."""
+    from sealbox.cli.tree import find, remote_path
+
+    if len(paths) > MAX_ITEMS:
+        fail(f"a link holds at most {MAX_ITEMS} items", 2)
+    wanted = [path if UUID.fullmatch(path) else remote_path(path) for path in paths]
+    if "" in wanted:
+        fail("the top cannot be shared: name files or folders", 2)
     secret = _secret("Link password", False) if password else None
+    options: dict[str, Any] = {"expires_in": expires_in, "download_limit": limit, "password": secret, "note": note}
     with client(profile) as sdk:
-        link = sdk.share(file_id, expires_in=expires_in, download_limit=limit, password=secret, note=note)
+        items = []
+        for path in wanted:
+            item = None if UUID.fullmatch(path) else find(sdk, path)
+            items.append(("file", path) if item is None else (item.kind, item.id))
+        if len(items) > 1:
+            link = sdk.share(items=items, **options)
+        elif items[0][0] == "folder":
+            link = sdk.share(folder_id=items[0][1], **options)
+        else:
+            link = sdk.share(items[0][1], **options)
     _print(asdict(link), as_json, lambda: out.print(link.url or "", highlight=False))
 
 
@@ -374,9 +484,8 @@ def share_list(
     def text() -> None:
         for link in links:
             left = "∞" if link.downloads_left is None else link.downloads_left
-            out.print(
-                f"{link.id}  {link.status:<9}  {link.downloads} down, {left} left  {link.file_id}", highlight=False
-            )
+            what = link.file_id or link.folder_id or f"{link.items} items"
+            out.print(f"{link.id}  {link.status:<9}  {link.downloads} down, {left} left  {what}", highlight=False)
 
     _print([asdict(link) for link in links], as_json, text)
 
@@ -411,7 +520,11 @@ def request_create(
 
 
 def install(app: typer.Typer) -> None:
-    for command in (login, whoami, upload, download, ls, rm):
+    from sealbox.cli import tree
+
+    for command in (login, whoami, upload, download):
         app.command()(command)
+    tree.install(app)
+    app.command()(rm)
     app.add_typer(share_app, name="share")
     app.add_typer(request_app, name="request")

@@ -18,9 +18,25 @@ from sealbox.client.errors import (
     ServerError,
     TooLargeError,
     TransportError,
+    UnsafePathError,
     ValidationError,
 )
-from sealbox.client.models import Event, FileInfo, Grant, Link, LinkInfo, Me, Progress, UploadRequest
+from sealbox.client.models import (
+    Event,
+    FileInfo,
+    Folder,
+    FolderPage,
+    Grant,
+    Item,
+    Link,
+    LinkEntry,
+    LinkInfo,
+    Me,
+    Progress,
+    TreeDownload,
+    TreeUpload,
+    UploadRequest,
+)
 
 __all__ = [
     "ApiError",
@@ -31,10 +47,14 @@ __all__ = [
     "ConflictError",
     "Event",
     "FileInfo",
+    "Folder",
+    "FolderPage",
     "ForbiddenError",
     "GoneError",
     "Grant",
+    "Item",
     "Link",
+    "LinkEntry",
     "LinkInfo",
     "Me",
     "NotFoundError",
@@ -43,6 +63,9 @@ __all__ = [
     "ServerError",
     "TooLargeError",
     "TransportError",
+    "TreeDownload",
+    "TreeUpload",
+    "UnsafePathError",
     "UploadRequest",
     "ValidationError",
 ]

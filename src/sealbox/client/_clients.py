@@ -13,13 +13,27 @@ import functools
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, Generic, ParamSpec, TypeVar, overload
 
 import httpx2 as httpx
 
-from sealbox.client import _ops
-from sealbox.client._ops import BaseUrl, Call, Op, OpenSink, OpenSource, Read, Reply, Reset, SetToken, Sleep
+from sealbox.client import _ops, _tree
+from sealbox.client._ops import (
+    BaseUrl,
+    Call,
+    Local,
+    Op,
+    OpenSink,
+    OpenSource,
+    Parallel,
+    Read,
+    Reply,
+    Reset,
+    SetToken,
+    Sleep,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -70,7 +84,7 @@ class _Api:
     file = operation(_ops.get_file)
     download = operation(_ops.download)
     delete = operation(_ops.delete_file)
-    share = operation(_ops.share)
+    share = operation(_tree.share)
     links = operation(_ops.links)
     revoke_link = operation(_ops.revoke_link)
     link_info = operation(_ops.link_info)
@@ -85,6 +99,20 @@ class _Api:
     received = operation(_ops.received)
     upload_to_link = operation(_ops.upload_to_link)
     audit = operation(_ops.audit)
+    make_folder = operation(_tree.make_folder)
+    make_path = operation(_tree.make_path)
+    lookup = operation(_tree.lookup)
+    list_folder = operation(_tree.list_folder)
+    folder_items = operation(_tree.folder_items)
+    rename_folder = operation(_tree.rename_folder)
+    move_folder = operation(_tree.move_folder)
+    delete_folder = operation(_tree.delete_folder)
+    rename_file = operation(_tree.rename_file)
+    move_file = operation(_tree.move_file)
+    upload_file = operation(_tree.upload_file)
+    upload_dir = operation(_tree.upload_dir)
+    download_link_dir = operation(_tree.download_link_dir)
+    download_link_archive = operation(_tree.download_link_archive)
 
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 60.0, backoff: float = 1.0) -> None:
         self.url = url.rstrip("/")
@@ -186,8 +214,23 @@ class Client(_Api):
                 elif isinstance(instruction, Sleep):
                     time.sleep(instruction.seconds * self.backoff)
                     result = None
+                elif isinstance(instruction, Local):
+                    result = instruction.fn(*instruction.args)
+                elif isinstance(instruction, Parallel):
+                    result = self._parallel(instruction)
                 else:
                     result = self._local(instruction, run)
+
+    def _parallel(self, instruction: Parallel) -> list[Any]:
+        # httpx2.Client is safe to share between threads (one connection pool).
+        with ThreadPoolExecutor(max(1, instruction.workers)) as pool:
+            futures = [pool.submit(self._run, op) for op in instruction.ops]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
 
     def _call(self, call: Call, run: _Run) -> Reply:
         content = iter(run.source) if call.stream_body else call.content
@@ -246,8 +289,27 @@ class AsyncClient(_Api):
                 elif isinstance(instruction, Sleep):
                     await asyncio.sleep(instruction.seconds * self.backoff)
                     result = None
+                elif isinstance(instruction, Local):
+                    result = await asyncio.to_thread(instruction.fn, *instruction.args)
+                elif isinstance(instruction, Parallel):
+                    result = await self._parallel(instruction)
                 else:
                     result = self._local(instruction, run)
+
+    async def _parallel(self, instruction: Parallel) -> list[Any]:
+        slots = asyncio.Semaphore(max(1, instruction.workers))
+
+        async def one(op: Op[Any]) -> Any:
+            async with slots:
+                return await self._run(op)
+
+        # A TaskGroup cancels the others when one fails, and raises that error.
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(one(op)) for op in instruction.ops]
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+        return [task.result() for task in tasks]
 
     async def _call(self, call: Call, run: _Run) -> Reply:
         content: Any = call.content

@@ -99,7 +99,26 @@ class SetToken:
     token: str
 
 
-Instruction = Call | Read | Sleep | Reset | OpenSource | OpenSink | BaseUrl | SetToken
+@dataclass
+class Local:
+    """Run ``fn(*args)`` on the local file system (walk a tree, make a directory, rename a
+    finished download); ``AsyncClient`` runs it in a worker thread. The answer is its result."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+
+
+@dataclass
+class Parallel:
+    """Run ``ops`` with at most ``workers`` at a time (threads for ``Client``, tasks for
+    ``AsyncClient``), each with its own source and sink. The answer is their results, in
+    order; the first error stops the rest and is raised."""
+
+    ops: list[Generator[Any, Any, Any]]
+    workers: int = 4
+
+
+Instruction = Call | Read | Sleep | Reset | OpenSource | OpenSink | BaseUrl | SetToken | Local | Parallel
 Op = Generator[Instruction, Any, T]
 
 
@@ -225,17 +244,23 @@ def upload(
     upload_url: str | None = None,
     on_upload_url: Callable[[str], None] | None = None,
     on_progress: ProgressCallback | None = None,
+    folder_id: str | None = None,
+    path: str | None = None,
 ) -> Op[FileInfo]:
     """Upload a path or file object resumably (tus), or an iterator of bytes in one
     streamed request. ``upload_url`` (given to ``on_upload_url`` when an upload starts)
-    resumes an earlier upload of the same bytes."""
+    resumes an earlier upload of the same bytes. It goes into ``folder_id`` (None: the
+    top) and the relative ``path`` of folders below it ("photos/2024", made as needed)."""
     size, default = yield OpenSource(source)
     name = name or default
     if size is None:
         if not name:
             raise ValueError("name the upload of an iterator")
+        if folder_id or path:
+            raise ValueError("an iterator is uploaded to the top: give a path or a file object")
         return (yield from upload_stream(name))
-    made = yield from _tus(size, name or "upload", content_type, upload_url, on_upload_url, on_progress)
+    where = {"folder": folder_id or "", "path": (path or "").strip("/")}
+    made = yield from _tus(size, name or "upload", content_type, upload_url, on_upload_url, on_progress, extra=where)
     assert made is not None
     return made
 
@@ -250,14 +275,16 @@ def upload_to_link(
     upload_url: str | None = None,
     on_upload_url: Callable[[str], None] | None = None,
     on_progress: ProgressCallback | None = None,
+    path: str | None = None,
 ) -> Op[None]:
     """Upload through an upload-request link (``https://…/r/…``): no account needed, and
-    nothing to read back."""
+    nothing to read back. ``path`` is a relative path of folders ("scans/2026") below the
+    link's folder, made as needed: how a dropped folder keeps its tree."""
     headers = {"Authorization": f"Bearer {(yield from unlock(link, password))}"} if password else {}
     size, default = yield OpenSource(source)
     if size is None:
         raise ValueError("an upload through a link needs a path or a file object")
-    extra = {"uploader": uploader} if uploader else None
+    extra = {"uploader": uploader or "", "path": (path or "").strip("/")}
     yield from _tus(size, name or default or "upload", None, upload_url, on_upload_url, on_progress,
                     endpoint=f"{link}/uploads/", extra=extra, headers=headers)  # fmt: skip
 
@@ -368,21 +395,6 @@ def _fetch(
             check(reply, 200, 206)
         yield Sleep(BACKOFF[min(failures, len(BACKOFF) - 1)])
         failures += 1
-
-
-def share(
-    file_id: str,
-    *,
-    expires_in: int | None = None,
-    download_limit: int | None = None,
-    password: str | None = None,
-    note: str | None = None,
-) -> Op[Link]:
-    """Create a share link; its ``url`` (with the secret token) is only in this answer."""
-    body = {"expires_in_seconds": expires_in, "download_limit": download_limit, "password": password, "note": note}
-    reply = yield from call(Call("POST", f"/api/v1/files/{file_id}/shares", json=body), 201)
-    base: str = yield BaseUrl()
-    return Link.of(reply.json(), base=base)
 
 
 def links(file_id: str | None) -> Op[list[Link]]:

@@ -58,6 +58,11 @@ class ServerError(ApiError):
     status = 500
 
 
+class UnsafePathError(ApiError):
+    """A link listed a path that could leave the download's directory ("../x", "/etc/x"):
+    nothing is written for it."""
+
+
 class TransportError(ApiError):
     """The server could not be reached, or the connection broke, after every retry."""
 

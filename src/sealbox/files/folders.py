@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import Integer, bindparam, delete, literal, select, update
+from sqlalchemy import Integer, bindparam, delete, literal, or_, select, update
 
 from sealbox import names
 from sealbox.audit.service import Actor, Event
@@ -44,7 +45,7 @@ from sealbox.files.tree import (
     split_path,
 )
 from sealbox.ids import FileId, UserId
-from sealbox.models import File, FileSegment, Folder
+from sealbox.models import File, FileSegment, Folder, Upload, UploadPart, UploadRequest
 from sealbox.storage.base import StorageUnavailable
 
 MAX_PAGE = 1000
@@ -149,6 +150,17 @@ SUBTREE_SEGMENTS = select(FileSegment.key).where(
     FileSegment.file_id.in_(select(File.id).where(File.folder_id.in_(SUBTREE_IDS)))
 )
 SUBTREE_USAGE = select(File.id, File.size).where(File.folder_id.in_(SUBTREE_IDS))
+# Unfinished resumable uploads going into the subtree: the owner's own (by their folder)
+# and those through upload links to a folder of it (the links go with their folder).
+SUBTREE_UPLOADS = select(Upload.id).where(
+    Upload.owner_id == bindparam("owner"),
+    Upload.completed_at.is_(None),
+    or_(
+        Upload.folder_id.in_(SUBTREE_IDS),
+        Upload.request_id.in_(select(UploadRequest.id).where(UploadRequest.folder_id.in_(SUBTREE_IDS))),
+    ),
+)
+SUBTREE_UPLOAD_PARTS = select(UploadPart.key).where(UploadPart.upload_id.in_(SUBTREE_UPLOADS))
 
 
 def _key(entry: Entry, sort: Sort) -> tuple[Any, ...]:
@@ -174,16 +186,34 @@ def _encode(sort: Sort, order: Order, key: tuple[Any, ...]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _well_formed(raw: Any) -> bool:
+    """Whether ``raw`` has the shape ``_encode`` gives a cursor: an ordering, then a key
+    whose values are of the kinds ``_key`` makes (compared with a listing's keys, a value
+    of another kind would fail the comparison)."""
+    if not isinstance(raw, list) or len(raw) != 7:
+        return False
+    sort, order, rank, primary, *rest = raw
+    primary_kind = str if sort == "name" else int
+    return (
+        sort in ("name", "size", "created")
+        and order in ("asc", "desc")
+        and type(rank) is int
+        and rank in (0, 1)
+        and type(primary) is primary_kind
+        and all(type(value) is str for value in rest)
+    )
+
+
 def _decode(cursor: str, sort: Sort, order: Order) -> list[Any]:
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(raw, list) or len(raw) != 7:
-            raise ValueError
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: deeply nested JSON
         raise InvalidInput("the cursor is not valid") from None
+    if not _well_formed(raw):
+        raise InvalidInput("the cursor is not valid")
     if raw[:2] != [sort, order]:
         raise InvalidInput("the cursor belongs to a listing in another order; start again without it")
-    return raw[2:]
+    return list(raw[2:])
 
 
 def parse_folder_id(value: str) -> uuid.UUID:
@@ -290,7 +320,8 @@ class FolderService:
         folder = await self.get(owner, folder_id) if folder_id is not None else None
         items = await self.entries(owner, folder_id)
         if query:
-            needle = query.casefold()
+            # Stored names are NFC (``names.text``): so is the filter, however it was typed.
+            needle = unicodedata.normalize("NFC", query).casefold()
             items = [item for item in items if needle in item.name.casefold()]
         keyed = [(_key(item, sort), item) for item in items]
         keyed.sort(key=lambda pair: pair[0][1:], reverse=order == "desc")
@@ -411,9 +442,23 @@ class FolderService:
             cipher = self.names.in_tx(tx, owner)
             tag = claim(tx, owner, cipher, parent, name)
             make_folder(tx, owner, cipher, parent, name, tag, folder_id)
+            made[:] = [self._folder_in_tx(tx, owner, cipher, folder_id)]
 
+        # The answer is what the transaction wrote: read again after the commit, a folder
+        # deleted meanwhile would answer 404 for a change that took place.
+        made: list[FolderRead] = []
         await self._run(Event("folder.create", actor, owner, None, str(folder_id), {}), step)
-        return await self.get(owner, folder_id)
+        return made[0]
+
+    @staticmethod
+    def _folder_in_tx(tx: Tx, owner: UserId, cipher: NameCipher, folder_id: uuid.UUID) -> FolderRead:
+        parent, sealed, created_at = tx.conn.execute(FOLDER_ROW, {"id": folder_id, "owner": owner}).one()
+        return FolderRead(
+            id=str(folder_id),
+            name=decrypt_name(cipher, folder_id, sealed),
+            parent_id=str(parent) if parent else None,
+            created_at=created_at,
+        )
 
     async def update(
         self, owner: UserId, folder_id: uuid.UUID, actor: Actor, *, name: str | None = None, parent: Any = _UNSET
@@ -436,18 +481,19 @@ class FolderService:
             row = tx.conn.execute(select(Folder.name_enc, Folder.name_tag).where(Folder.id == folder_id)).one()
             final = new_name if new_name is not None else decrypt_name(cipher, folder_id, row[0])
             tag = cipher.tag(target.bytes if target else None, final)
-            if tag == row[1]:
-                return  # nothing changes
-            claim(tx, owner, cipher, target, final)
-            tx.conn.execute(
-                update(Folder)
-                .where(Folder.id == folder_id)
-                .values(parent_id=target, name_enc=cipher.encrypt(folder_id.bytes, "name", final), name_tag=tag)
-            )
+            if tag != row[1]:  # else nothing changes
+                claim(tx, owner, cipher, target, final)
+                tx.conn.execute(
+                    update(Folder)
+                    .where(Folder.id == folder_id)
+                    .values(parent_id=target, name_enc=cipher.encrypt(folder_id.bytes, "name", final), name_tag=tag)
+                )
+            changed[:] = [self._folder_in_tx(tx, owner, cipher, folder_id)]
 
+        changed: list[FolderRead] = []  # what the transaction wrote (see ``create``)
         action = "folder.move" if moving and new_name is None else "folder.rename" if not moving else "folder.update"
         await self._run(Event(action, actor, owner, None, str(folder_id), {}), step)
-        return await self.get(owner, folder_id)
+        return changed[0]
 
     async def update_file(
         self, owner: UserId, file_id: FileId, actor: Actor, *, name: str | None = None, folder: Any = _UNSET
@@ -470,32 +516,31 @@ class FolderService:
             fields = FieldCipher(dek, row.id.bytes)
             final = new_name if new_name is not None else self.files.describe(row, dek).name
             tag = cipher.tag(target.bytes if target else None, final)
-            if tag == row.name_tag:
-                return
-            claim(tx, owner, cipher, target, final)
-            tx.conn.execute(
-                update(File)
-                .where(File.id == file_id)
-                .values(
-                    folder_id=target,
-                    name_enc=fields.encrypt("name", final) if new_name is not None else row.name_enc,
-                    listed_name_enc=cipher.encrypt(row.id.bytes, "name", final),
-                    name_tag=tag,
+            if tag != row.name_tag:  # else nothing changes
+                claim(tx, owner, cipher, target, final)
+                tx.conn.execute(
+                    update(File)
+                    .where(File.id == file_id)
+                    .values(
+                        folder_id=target,
+                        name_enc=fields.encrypt("name", final) if new_name is not None else row.name_enc,
+                        listed_name_enc=cipher.encrypt(row.id.bytes, "name", final),
+                        name_tag=tag,
+                    )
                 )
-            )
+            written = tx.conn.execute(FILE_ROW, {"id": file_id, "owner": owner}).one()
+            changed[:] = [(FILES.build(written), dek)]
 
+        changed: list[tuple[File, bytes]] = []  # what the transaction wrote (see ``create``)
         action = "file.move" if moving and new_name is None else "file.rename" if not moving else "file.update"
         await self._run(Event(action, actor, owner, file_id, None, {}), step)
-        found = await self.db.rows(FILE_ROW, {"id": file_id, "owner": owner})
-        if not found:
-            raise NotFound("file not found")
-        return self.files.describe(FILES.build(found[0]))
+        return self.files.describe(*changed[0])
 
     async def delete(self, owner: UserId, folder_id: uuid.UUID, actor: Actor) -> Deleted:
         """Delete ``folder_id`` and everything below it, in one transaction: the files'
         rows (with their keys: their blobs are unreadable from the commit on), their
-        links and grants, the folders, links to them; then the blobs (the sweeper
-        removes any left behind)."""
+        links and grants, the folders, links to them, unfinished uploads into them;
+        then the blobs and parts (the sweeper removes any left behind)."""
         keys: list[str] = []
         # Filled by the step, read when the event is appended after it (same transaction).
         counts: dict[str, int] = {}
@@ -508,7 +553,13 @@ class FolderService:
             folders = tx.conn.execute(SUBTREE_IDS, values).all()
             keys[:] = [blob_key(fid) for fid, _ in files]
             keys.extend(row[0] for row in tx.conn.execute(SUBTREE_SEGMENTS, values))
-            tx.conn.execute(delete(File).where(File.id.in_([fid for fid, _ in files])))
+            # Uploads still in progress into it go too, keys, names and parts: the
+            # deletion leaves nothing of what was under the folder readable.
+            keys.extend(row[0] for row in tx.conn.execute(SUBTREE_UPLOAD_PARTS, values))
+            tx.conn.execute(delete(Upload).where(Upload.id.in_(SUBTREE_UPLOADS)), values)
+            # By the subtree, not a list of ids: a folder may hold more files than a
+            # statement may bind values (PostgreSQL: 65,535).
+            tx.conn.execute(delete(File).where(File.folder_id.in_(SUBTREE_IDS), File.owner_id == owner), values)
             tx.conn.execute(delete(Folder).where(Folder.id == folder_id, Folder.owner_id == owner))
             counts.update(files=len(files), folders=len(folders), bytes=sum(size for _, size in files))
 

@@ -471,7 +471,7 @@ class FileService:
             # Names in a folder are claimed under the owner's lock (see ``files.tree``).
             tx.conn.execute(LOCK_OWNER, {"owner": owner})
             cipher = self.names.in_tx(tx, owner)
-            row.folder_id, _ = place(tx, owner, cipher, where)
+            row.folder_id, _ = place(tx, owner, cipher, where, stranger=stranger)
             name, row.name_tag = free_name(tx, owner, cipher, row.folder_id, asked, where.on_conflict)
             row.listed_name_enc = cipher.encrypt(row.id.bytes, "name", name)
             row.name_enc = FieldCipher(dek, row.id.bytes).encrypt("name", name) if name != asked else original

@@ -250,30 +250,48 @@ def make_folder(
 
 
 def make_path(
-    tx: Tx, owner: UserId, cipher: NameCipher, parent: uuid.UUID | None, path: Sequence[str]
+    tx: Tx,
+    owner: UserId,
+    cipher: NameCipher,
+    parent: uuid.UUID | None,
+    path: Sequence[str],
+    *,
+    numbered: bool = False,
 ) -> tuple[uuid.UUID | None, int]:
     """The folder at ``path`` below ``parent``, made where missing (like ``mkdir -p``);
-    returns it and how many folders were made. ``Conflict`` if a file is in the way."""
+    returns it and how many folders were made. ``Conflict`` if a file is in the way;
+    with ``numbered``, the first of "name (2)", "name (3)"... that is a folder or free
+    is used instead (so a stranger uploading through a link cannot learn, from a
+    refusal, which file names the owner's folder holds)."""
     made = 0
     depth = len(ancestors(tx, owner, parent)) if path else 0
     for name in path:
         depth += 1
         if depth > MAX_DEPTH:
             raise InvalidInput(f"folders nest at most {MAX_DEPTH} deep")
-        tag = cipher.tag(parent.bytes if parent else None, name)
-        found = tx.conn.execute(FOLDER_BY_TAG, {"owner": owner, "tag": tag}).first()
-        if found is not None:
-            parent = found[0]
-            continue
-        if taken(tx, owner, [tag]):
+        within = parent.bytes if parent else None
+        candidates = [name, *(renamed(name, n) for n in range(2, MAX_RENAMES + 1))] if numbered else [name]
+        for candidate in (c for c in candidates if len(c) <= names.MAX_FILE_NAME):
+            tag = cipher.tag(within, candidate)
+            found = tx.conn.execute(FOLDER_BY_TAG, {"owner": owner, "tag": tag}).first()
+            if found is not None:
+                parent = found[0]
+                break
+            if not taken(tx, owner, [tag]):
+                parent = make_folder(tx, owner, cipher, parent, candidate, tag)
+                made += 1
+                break
+        else:
             raise Conflict(f"a file named {name!r} is where a folder of that name would go")
-        parent = make_folder(tx, owner, cipher, parent, name, tag)
-        made += 1
     return parent, made
 
 
-def place(tx: Tx, owner: UserId, cipher: NameCipher, where: Place) -> tuple[uuid.UUID | None, int]:
-    """The folder a new file goes to (``where``), checked and made as needed."""
+def place(
+    tx: Tx, owner: UserId, cipher: NameCipher, where: Place, *, stranger: bool = False
+) -> tuple[uuid.UUID | None, int]:
+    """The folder a new file goes to (``where``), checked and made as needed; for a
+    ``stranger`` (an upload through a link), a file in the way of a folder of the path
+    is stepped around (``make_path``'s ``numbered``) rather than refused."""
     if where.folder_id is not None:
         folder_in(tx, owner, where.folder_id)
-    return make_path(tx, owner, cipher, where.folder_id, where.path)
+    return make_path(tx, owner, cipher, where.folder_id, where.path, numbered=stranger)

@@ -666,4 +666,6 @@ class SharingService:
         created = await self.files.upload(
             UserId(row.owner_id), name, content_type, source, actor, admission=admission, uploader=uploader, where=where
         )
-        return Receipt(name=created.name, size=created.size, received_at=created.created_at)
+        # The name as sent, not as stored: a number added because the owner's folder
+        # holds that name already would tell a stranger what the folder holds.
+        return Receipt(name=names.file_name(name), size=created.size, received_at=created.created_at)

@@ -447,22 +447,14 @@ class UploadService:
         if not parts:
             last = await self._empty_part(row, dek)
             parts = [last]
+        written: str | None = last.key if last is not None else None
         try:
-            self._check_parts(row, dek, parts)
-        except IntegrityFailure:
-            # Read after another request completed (or moved) the upload: its parts were
-            # dropped or grew since ``row`` was read. That is a lost race, not tampering.
-            found = await self.db.rows(UPLOAD, {"upload_id": row.id})
-            current = UPLOADS.build(found[0]) if found else None
-            if current is None or current.offset != row.offset or current.completed_at is not None:
-                raise Conflict("another request has changed this upload") from None
+            request = await self._completable(row, dek, parts)
+        except BaseException:
+            # Refused before anything is recorded: the part this request wrote is no one's.
+            if written is not None:
+                await self._discard(written)
             raise
-        request = None
-        if row.request_id is not None:
-            async with self.db.read() as session:
-                request = await session.get(UploadRequest, row.request_id)
-            if request is None:
-                raise Gone("this link has been revoked")
         inner = admission_for(request) if request is not None else None
         completion = Completion(row.id, row.offset, row.length, inner, utcnow() + self.lifetime)
         file = File(
@@ -476,7 +468,6 @@ class UploadService:
             created_at=utcnow(),
             uploader_enc=row.uploader_enc,
         )
-        written: str | None = last.key if last is not None else None
         segments = [
             FileSegment(key=part.key, size=part.size, chunk_log2=part.chunk_log2, header_tag=part.header_tag)
             for part in parts
@@ -491,11 +482,51 @@ class UploadService:
             if written is not None and not await _succeeded(commit):
                 await self._discard(written)
             raise
+        except NotFound:
+            if written is not None:
+                await self._discard(written)
+            await self._refuse_if_folder_gone(row)
+            raise
         except BaseException:
             if written is not None:
                 await self._discard(written)
             raise
         return UploadState(row.id, row.length, row.length, completion.expires_at, created.id)
+
+    async def _completable(self, row: Upload, dek: bytes, parts: list[UploadPart]) -> UploadRequest | None:
+        """Check that ``parts`` are the whole upload, and find its link (if any)."""
+        try:
+            self._check_parts(row, dek, parts)
+        except IntegrityFailure:
+            # Read after another request completed (or moved) the upload: its parts were
+            # dropped or grew since ``row`` was read. That is a lost race, not tampering.
+            found = await self.db.rows(UPLOAD, {"upload_id": row.id})
+            if not found:
+                # Cancelled, or gone with the folder it was going to, meanwhile.
+                raise NotFound("upload not found") from None
+            current = UPLOADS.build(found[0])
+            if current.offset != row.offset or current.completed_at is not None:
+                raise Conflict("another request has changed this upload") from None
+            raise
+        if row.request_id is None:
+            return None
+        async with self.db.read() as session:
+            request = await session.get(UploadRequest, row.request_id)
+        if request is None:
+            raise Gone("this link has been revoked")
+        return request
+
+    async def _refuse_if_folder_gone(self, row: Upload) -> None:
+        """After a completion found no folder to go to: if the upload's folder was
+        deleted while it was in progress, it can never complete. Drop it (row and parts:
+        it would otherwise hold its room until it expires) and say why (``Gone``)."""
+        if row.folder_id is None:
+            return
+        try:
+            await self.files.check_folder(UserId(row.owner_id), row.folder_id)
+        except NotFound:
+            await self._drop(row)
+            raise Gone("the folder this upload was going to has been deleted; the upload is cancelled") from None
 
     @staticmethod
     def _path(row: Upload, dek: bytes) -> tuple[str, ...]:
@@ -559,16 +590,23 @@ class UploadService:
         """Cancel an upload: its row and parts go at once. A complete upload's row goes;
         its file stays (delete that as a file)."""
         row = await self._held(upload_id, holder)
+        if not await self._drop(row):
+            # Complete, perhaps since the parts were read: they are its file's
+            # segments now and stay; only the row goes.
+            async with self.db.write() as session:
+                await session.execute(delete(Upload).where(Upload.id == row.id))
+
+    async def _drop(self, row: Upload) -> bool:
+        """Remove an unfinished upload, its row and then its parts; ``False`` if it is
+        complete (or gone) by now."""
         parts = await self._parts(row.id)
         async with self.db.write() as session:
             cancelled = await session.execute(delete(Upload).where(Upload.id == row.id, Upload.completed_at.is_(None)))
-            if getattr(cancelled, "rowcount", 0) != 1:
-                # Complete, perhaps since the parts were read: they are its file's
-                # segments now and stay; only the row goes.
-                await session.execute(delete(Upload).where(Upload.id == row.id))
-                return
+        if getattr(cancelled, "rowcount", 0) != 1:
+            return False
         for part in parts:
             await self._discard(part.key)
+        return True
 
     async def _discard(self, key: str) -> None:
         with contextlib.suppress(StorageUnavailable):
