@@ -291,7 +291,9 @@ class World:
         return str(made.json()["token"])
 
     def file(self) -> str:
-        made = self.admin.post("/api/v1/files", files={"file": ("target.txt", b"target", "text/plain")})
+        # A name of its own: one name is numbered at most 100 times in a folder.
+        name = f"target-{next(self.counter)}.txt"
+        made = self.admin.post("/api/v1/files", files={"file": (name, b"target", "text/plain")})
         assert made.status_code == 201, made.text
         return str(made.json()["id"])
 
