@@ -165,6 +165,27 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ("POST", "/account/password"): Entry("account", "page", (), _form(WRONG_CURRENT)),
     ("POST", "/account/tokens"): Entry("account", "page", (), _form({"name": "m", "scope": "read"})),
     ("POST", "/account/tokens/{token_id}/revoke"): Entry("owned", "page", ("token_id",)),
+    ("POST", "/folders"): Entry("account", "page", ("nobody",), lambda n: {"data": {"name": n["nobody"]}}),
+    ("POST", "/folders/{folder_id}/rename"): Entry("owned", "page", ("folder_id",), _form({"name": "renamed"})),
+    ("POST", "/folders/{folder_id}/delete"): Entry("owned", "page", ("folder_id",)),
+    ("POST", "/files/{file_id}/rename"): Entry("owned", "page", ("file_id",), _form({"name": "renamed.txt"})),
+    # The selection forms: the owner's items, in the body.
+    ("POST", "/files/move"): Entry(
+        "owned",
+        "page",
+        ("file_id", "folder_id"),
+        lambda n: {"data": {"item": f"file:{n['file_id']}", "to": n["folder_id"]}},
+    ),
+    ("POST", "/files/delete"): Entry(
+        "owned", "page", ("file_id",), lambda n: {"data": {"item": f"file:{n['file_id']}", "confirmed": "yes"}}
+    ),
+    ("POST", "/files/share"): Entry(
+        "owned", "page", ("file_id",), lambda n: {"data": {"item": f"file:{n['file_id']}"}}
+    ),
+    # Download as ZIP: a read of the owner's items, posted from the listing.
+    ("POST", "/files/archive"): Entry(
+        "reading", "page", ("file_id",), lambda n: {"data": {"item": f"file:{n['file_id']}"}}
+    ),
     ("POST", "/s/{token}"): Entry("public", "page", ("share_token",), _form({"password": "wrong-pass"}), 401),
     ("POST", "/r/{token}"): Entry("public", "page", ("request_token",), _form({"password": "wrong-pass"}), 401),
 }
@@ -270,7 +291,9 @@ class World:
         return str(made.json()["token"])
 
     def file(self) -> str:
-        made = self.admin.post("/api/v1/files", files={"file": ("target.txt", b"target", "text/plain")})
+        # A name of its own: one name is numbered at most 100 times in a folder.
+        name = f"target-{next(self.counter)}.txt"
+        made = self.admin.post("/api/v1/files", files={"file": (name, b"target", "text/plain")})
         assert made.status_code == 201, made.text
         return str(made.json()["id"])
 
@@ -365,9 +388,11 @@ def refused(response: httpx.Response, surface: str) -> bool:
 def expected(entry: Entry, credential: str) -> str:
     """``refused``, ``missing`` (404: another account's item) or ``allowed``."""
     if entry.kind == "reading":
-        return {"read_bearer": "allowed", "full_bearer": "allowed", "session": "allowed"}.get(
-            credential, "missing" if credential == "other_session" else "refused"
-        )
+        # A page takes only its session; the API any credential that may read.
+        readers = {"session"} if entry.surface == "page" else {"read_bearer", "full_bearer", "session"}
+        if credential in readers:
+            return "allowed"
+        return "missing" if credential == "other_session" else "refused"
     allowed_here = "session" if entry.surface == "page" else {"full_bearer", "session"}
     if credential in allowed_here:
         return "allowed"

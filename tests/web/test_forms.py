@@ -16,7 +16,8 @@ import pytest
 from fastapi.routing import APIRoute
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from sealbox.web import pages
+from sealbox.api.routes import page_archive
+from sealbox.web import browse, pages
 from tests.integration.server import Server, login, named
 from tests.web.conftest import sign_in
 
@@ -30,6 +31,16 @@ FIELDS: dict[str, dict[str, str]] = {
     "/account/tokens": {"name": "stolen", "scope": "full"},
     "/s/{token}": {"password": "a password!"},
     "/r/{token}": {"password": "a password!"},
+    "/folders": {"name": "planted", "parent": ""},
+    "/folders/{folder_id}/rename": {"name": "renamed from elsewhere"},
+    "/files/{file_id}/rename": {"name": "renamed from elsewhere.txt"},
+}
+# The selection forms, filled in by ``selection_fields`` (they carry items).
+SELECTION_FIELDS: dict[str, dict[str, str]] = {
+    "/files/move": {"to": "{folder_id}"},
+    "/files/delete": {"confirmed": "yes"},
+    "/files/share": {"note": "from elsewhere"},
+    "/files/archive": {},
 }
 
 
@@ -38,9 +49,18 @@ def page_forms() -> list[str]:
     new form without a test fails here."""
     return sorted(
         route.path
-        for route in pages.router.routes
+        for route in [*pages.router.routes, *browse.router.routes, *page_archive.router.routes]
         if isinstance(route, APIRoute) and route.methods - {"GET", "HEAD", "OPTIONS"}
     )
+
+
+def fields_of(form: str, items: dict[str, str]) -> dict[str, str | list[str]]:
+    """What an attacker's form posts to ``form``: a selection form chooses every file and
+    the folder too."""
+    if form in SELECTION_FIELDS:
+        chosen = [f"file:{items['file_id']}", f"folder:{items['folder_id']}"]
+        return {**{k: concrete(v, items) for k, v in SELECTION_FIELDS[form].items()}, "folder": "", "item": chosen}
+    return dict(FIELDS.get(form, {}))
 
 
 class Attacker:
@@ -65,9 +85,11 @@ class Attacker:
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
-    def form_page(self, action: str, fields: dict[str, str]) -> None:
+    def form_page(self, action: str, fields: dict[str, str | list[str]]) -> None:
         inputs = "".join(
-            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in fields.items()
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+            for k, values in fields.items()
+            for v in ([values] if isinstance(values, str) else values)
         )
         self.body = (
             f'<!doctype html><form id="f" method="post" action="{html.escape(action)}">{inputs}</form>'
@@ -96,7 +118,10 @@ def items(server: Server) -> dict[str, str]:
         grant = client.post(f"/api/v1/files/{file_id}/grants", json={"username": "bob"}).json()
         request = client.post("/api/v1/upload-requests", json={"password": "a password!"}).json()
         token = client.post("/api/v1/me/tokens", json={"name": "kept"}).json()
+        folder = client.post("/api/v1/folders", json={"name": "kept folder"}).json()
+        client.post("/api/v1/files", params={"folder": folder["id"]}, headers=named("inside.txt"), content=b"i")
     return {
+        "folder_id": folder["id"],
         "file_id": file_id,
         "share_id": share["id"],
         "share_token": share["token"],
@@ -121,6 +146,8 @@ def state(server: Server, items: dict[str, str]) -> tuple[object, ...]:
             [(s["id"], s["status"]) for s in client.get("/api/v1/shares").json()],
             [g["id"] for g in client.get(f"/api/v1/files/{items['file_id']}/grants").json()],
             [(r["id"], r["status"]) for r in client.get("/api/v1/upload-requests").json()],
+            client.get("/api/v1/folders/top").json()["items"],
+            client.get(f"/api/v1/folders/{items['folder_id']}").json()["items"],
             sorted(
                 t["name"] for t in client.get("/api/v1/me/tokens").json() if t["name"] not in ("login", "web session")
             ),
@@ -132,7 +159,7 @@ def test_every_form_refuses_posts_from_another_site_or_origin(
 ) -> None:
     forms = page_forms()
     assert "/login" in forms
-    assert len(forms) >= 14
+    assert len(forms) >= 22
     before = state(server, items)
     # localhost is another site than 127.0.0.1; 127.0.0.1 on another port is the same
     # site but another origin (SameSite=Lax cookies go along there).
@@ -147,7 +174,7 @@ def test_every_form_refuses_posts_from_another_site_or_origin(
             for origin in origins:
                 for form in forms:
                     target = server.url + concrete(form, items)
-                    attacker.form_page(target, FIELDS.get(form, {}))
+                    attacker.form_page(target, fields_of(form, items))
                     with page.expect_response(lambda r, t=target: r.url == t and r.request.method == "POST") as answer:
                         page.goto(f"{origin}/attack")
                     assert answer.value.status == 403, (form, origin, signed_in)

@@ -87,7 +87,7 @@ def test_journey(context: BrowserContext, browser: object, server: Server, rando
     try:
         visitor = stranger.new_page()
         visitor.goto(link)
-        expect(visitor.get_by_role("heading", name="This file is protected")).to_be_visible()
+        expect(visitor.get_by_role("heading", name="This link is protected")).to_be_visible()
         expect(visitor.get_by_text("report-2026.bin")).to_have_count(0)  # nothing shown before the password
         visitor.get_by_label("Password").fill("not the password")
         with visitor.expect_response(link) as refused:
@@ -156,7 +156,11 @@ def test_upload_resumes_after_a_cut_network_and_a_reload(
     page.set_input_files("#file-input", str(second))
     status = page.locator(".upload", has_text="reload.bin").locator(".status")
     expect(status).to_have_text(re.compile(r"^\d+%"), timeout=30_000)
-    page.wait_for_timeout(1500)  # a part is stored, the next ones fail and are retried
+    # A part is stored, the next ones fail and are retried (waited for, not timed: a
+    # 64 MiB part takes a while on a loaded machine).
+    deadline = time.monotonic() + 60
+    while len(sent) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
     assert len(sent) >= 2
     page.unroute("**/api/v1/uploads/**")
     page.reload()
@@ -206,7 +210,18 @@ def visit_every_page(page: Page, server: Server) -> list[str]:
         locked = client.post(f"/api/v1/files/{file_id}/shares", json={"password": "a password!"}).json()
         request = client.post("/api/v1/upload-requests", json={}).json()
         client.post("/api/v1/files", headers=named(XSS_NAME), content=b"<script>alert(1)</script>")
+        folder = client.post("/api/v1/folders", json={"name": XSS_NAME.removesuffix(".txt")}).json()
+        client.post("/api/v1/files", params={"folder": folder["id"]}, headers=named(XSS_NAME), content=b"in")
+        folder_link = client.post("/api/v1/shares", json={"folder_id": folder["id"]}).json()
+        items = [{"kind": "file", "id": file_id}, {"kind": "folder", "id": folder["id"]}]
+        selection_link = client.post("/api/v1/shares", json={"items": items, "password": "a password!"}).json()
     urls = [
+        f"/files?folder={folder['id']}",
+        f"/folders/{folder['id']}/rename",
+        f"/folders/{folder['id']}/delete",
+        f"/files/{file_id}/rename",
+        folder_link["url"],
+        selection_link["url"],
         "/files",
         f"/files/{file_id}",
         f"/files/{file_id}/delete",
@@ -244,7 +259,7 @@ def test_no_console_error_no_csp_violation_no_foreign_request(context: BrowserCo
     sign_in(page, server)
     visit_every_page(page, server)
     page.goto(f"{server.url}/files")
-    expect(page.get_by_role("link", name=XSS_NAME)).to_be_visible()  # shown as text, not markup
+    expect(page.get_by_role("link", name=XSS_NAME, exact=True)).to_be_visible()  # shown as text, not markup
     assert page.locator("img").count() == 0
     page.get_by_role("link", name="tour.txt").first.click()
     open_dialog(page, "New link…")
@@ -313,6 +328,16 @@ def shoot(browser: object, server: Server) -> None:
         share = client.post(
             f"/api/v1/files/{file_id}/shares", json={"download_limit": 3, "note": "Here you go!"}
         ).json()
+        trip = client.post("/api/v1/folders", json={"name": "Trip 2026"}).json()
+        photos = client.post("/api/v1/folders", json={"name": "photos", "parent_id": trip["id"]}).json()
+        for folder, name, size in (
+            (trip, "itinerary.txt", 2_000),
+            (trip, "budget.ods", 40_000),
+            (photos, "harbour.jpg", 3_100_000),
+            (photos, "sunset.jpg", 2_700_000),
+        ):
+            client.post("/api/v1/files", params={"folder": folder["id"]}, headers=named(name), content=b"x" * size)
+        trip_link = client.post("/api/v1/shares", json={"folder_id": trip["id"], "note": "Our trip"}).json()
     sizes = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
     for label, viewport in sizes.items():
         context = browser.new_context(viewport=viewport, device_scale_factor=1)  # type: ignore[attr-defined]
@@ -325,14 +350,20 @@ def shoot(browser: object, server: Server) -> None:
             page.goto(f"{server.url}/files/{file_id}")
             open_dialog(page, "New link…")
             page.screenshot(path=SCREENSHOTS / f"share-dialog-{label}.png")
+            page.goto(f"{server.url}/files?folder={trip['id']}")
+            page.get_by_label("Select photos").check()
+            page.get_by_label("Select itinerary.txt").check()
+            page.screenshot(path=SCREENSHOTS / f"folder-{label}.png", full_page=True)
             visitor = context.browser.new_context(viewport=viewport).new_page()  # type: ignore[union-attr]
             visitor.goto(server.url + share["url"])
             visitor.screenshot(path=SCREENSHOTS / f"public-link-{label}.png")
+            visitor.goto(server.url + trip_link["url"])
+            visitor.screenshot(path=SCREENSHOTS / f"public-folder-link-{label}.png", full_page=True)
             visitor.context.close()
         finally:
             context.close()
     for label in sizes:
-        for name in ("login", "files", "share-dialog", "public-link"):
+        for name in ("login", "files", "share-dialog", "public-link", "folder", "public-folder-link"):
             assert (SCREENSHOTS / f"{name}-{label}.png").stat().st_size > 5000
 
 

@@ -15,11 +15,11 @@ from starlette.routing import BaseRoute
 from sealbox import __version__
 from sealbox.api import errors, openapi
 from sealbox.api.limits import BodyLimit
-from sealbox.api.routes import admin, auth, files, folders, health, links, me, seed, sharing, tus
+from sealbox.api.routes import admin, auth, files, folders, health, links, me, page_archive, seed, sharing, tus
 from sealbox.config import Settings
 from sealbox.logs import configure_logging
 from sealbox.runtime import Runtime, open_runtime
-from sealbox.web import pages
+from sealbox.web import browse, pages
 from sealbox.web.security import BrowserSecurity
 
 log = structlog.get_logger()
@@ -51,13 +51,14 @@ ROUTERS = (
     tus.router,
     folders.router,
     folders.archive_router,
+    page_archive.router,
     seed.router,
 )
 
 
 def routes() -> list[BaseRoute]:
     """Every route of the application (API and pages), with its full path."""
-    return [route for router in (*ROUTERS, pages.router) for route in router.routes]
+    return [route for router in (*ROUTERS, browse.router, pages.router) for route in router.routes]
 
 
 def create_app(settings: Settings) -> FastAPI:

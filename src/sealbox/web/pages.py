@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import re
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -32,7 +33,7 @@ from sealbox.files.service import MAX_PAGE, parse_file_id
 from sealbox.ids import FileId
 from sealbox.inputs import MAX_INT64, Count, parse_count
 from sealbox.sharing.gate import AsUser, ByLink
-from sealbox.sharing.schemas import RequestCreate, ShareCreate, ShareCreated
+from sealbox.sharing.schemas import PublicCollection, PublicEntry, RequestCreate, ShareCreate, ShareCreated
 from sealbox.web.auth import PageUser, PageWriter, SignInRequired, session_of
 from sealbox.web.context import client_of, runtime_of
 from sealbox.web.flash import Flash, read_flash, set_flash, shown
@@ -53,7 +54,17 @@ ACTIONS = {
     "file.upload": "Uploaded",
     "file.download": "Downloaded",
     "file.delete": "Deleted",
+    "file.rename": "Renamed",
+    "file.move": "Moved",
+    "file.update": "Renamed and moved",
+    "file.archive": "Downloaded as ZIP",
+    "folder.create": "Folder made",
+    "folder.rename": "Folder renamed",
+    "folder.move": "Folder moved",
+    "folder.update": "Folder renamed and moved",
+    "folder.delete": "Folder deleted",
     "share.create": "Link created",
+    "share.archive": "Link downloaded as ZIP",
     "share.revoke": "Link revoked",
     "link.unlock": "Link opened with its password",
     "link.password_failed": "Wrong link password",
@@ -136,7 +147,10 @@ def install(app: FastAPI) -> None:
     async def sign_in_first(_: Request, __: Exception) -> Response:
         return see("/login")
 
+    from sealbox.web import browse  # it builds on this module's helpers
+
     app.add_exception_handler(SignInRequired, sign_in_first)
+    app.include_router(browse.router)
     app.include_router(router)
 
 
@@ -190,19 +204,6 @@ async def logout(request: Request) -> Response:
 # Files
 
 
-@router.get("/files")
-async def files_page(
-    request: Request, user: PageUser, q: str = "", sort: str = "date", order: str = "desc"
-) -> Response:
-    listing = await runtime_of(request).files.list(user.user_id, MAX_PAGE, None)
-    items = [f for f in listing.items if q.casefold() in f.name.casefold()]
-    keys = {"name": lambda f: f.name.casefold(), "size": lambda f: f.size, "date": lambda f: f.created_at}
-    items.sort(key=keys.get(sort, keys["date"]), reverse=order != "asc")
-    return page(
-        request, "files.html", title="Files", user=user, section="files", files=items, q=q, sort=sort, order=order
-    )
-
-
 async def _file_page(
     request: Request, user: Principal, file_id: FileId, status: int = 200, flash: Flash | None = None, **extra: Any
 ) -> Response:
@@ -228,12 +229,12 @@ async def _file_page(
         expiries=[(s, label) for s, label in EXPIRIES if s <= max_seconds] or [(int(max_seconds), "the maximum")],
         cap=policy.max_downloads,
         password_required=policy.password_required,
-        **_flashed(flash, shares),
+        **flashed(flash, shares),
         **extra,
     )
 
 
-def _flashed(flash: Flash | None, items: list[Any] | None = None) -> dict[str, Any]:
+def flashed(flash: Flash | None, items: list[Any] | None = None) -> dict[str, Any]:
     """Template variables for a flash: the notice, the secret shown once, and the item it
     was created for (looked up among ``items`` by id)."""
     if flash is None:
@@ -255,8 +256,8 @@ async def share(request: Request, user: PageWriter, file_id: str) -> Response:
     target = parse_file_id(file_id)
     try:
         body = ShareCreate(
-            expires_in_seconds=_optional_count(fields, "expires", "the expiry") or None,
-            download_limit=_optional_count(fields, "limit", "the download limit"),
+            expires_in_seconds=optional_count(fields, "expires", "the expiry") or None,
+            download_limit=optional_count(fields, "limit", "the download limit"),
             password=fields.get("password") or None,
             note=fields.get("note") or None,
         )
@@ -357,7 +358,7 @@ async def _requests_page(
         expiries=[(s, label) for s, label in EXPIRIES if s <= policy.max_lifetime.total_seconds()],
         password_required=policy.password_required,
         base_url=base_url(request),
-        **_flashed(flash, requests),
+        **flashed(flash, requests),
         **extra,
     )
 
@@ -373,9 +374,9 @@ async def create_request(request: Request, user: PageWriter) -> Response:
     fields = await form(request)
     try:
         body = RequestCreate(
-            expires_in_seconds=_optional_count(fields, "expires", "the expiry") or None,
-            max_files=_optional_count(fields, "max_files", "the number of files") or 10,
-            max_bytes=_mib(_optional_count(fields, "max_mib", "the size in MiB")),
+            expires_in_seconds=optional_count(fields, "expires", "the expiry") or None,
+            max_files=optional_count(fields, "max_files", "the number of files") or 10,
+            max_bytes=_mib(optional_count(fields, "max_mib", "the size in MiB")),
             password=fields.get("password") or None,
         )
         made = await runtime_of(request).sharing.create_request(user.user_id, body, actor(request, user))
@@ -414,7 +415,7 @@ async def _account_page(
         user=user,
         section="account",
         tokens=tokens,
-        **_flashed(flash, tokens),
+        **flashed(flash, tokens),
         **extra,
     )
 
@@ -488,15 +489,47 @@ async def share_page(request: Request, token: str, grant: str | None) -> Respons
     runtime = runtime_of(request)
     path = f"/s/{token}"
     try:
-        info, authorised = await runtime.gate.describe(ByLink(token, grant, Actor.link(client_of(request))))
+        link = await runtime.gate.link(ByLink(token, grant, Actor.link(client_of(request))))
+        if link.file is None:
+            collection = await runtime.sharing.public_collection(link.share, token)
+            return page(request, "share.html", title=collection.name, collection=collection, tree=tree_of(collection))
+        authorised = await runtime.gate.within(link)
     except NotFound:
         return page(request, "share.html", 404, title="Link unavailable", gone="There is no such link")
     except Gone as exc:
         return page(request, "share.html", 410, title="Link unavailable", gone=exc.message.capitalize())
     except AuthenticationFailed:
-        return page(request, "share.html", title="Protected file", locked=True, path=path)
-    public = await runtime.sharing.public_share(authorised, info, token)
+        return page(request, "share.html", title="Protected", locked=True, path=path)
+    public = await runtime.sharing.public_share(authorised, runtime.files.describe(authorised.row), token)
     return page(request, "share.html", title=public.name, share=public)
+
+
+@dataclass
+class Node:
+    """A folder of a link's tree as the page shows it: its subfolders, then its files."""
+
+    name: str
+    folders: dict[str, Node] = field(default_factory=dict)
+    files: list[tuple[str, PublicEntry]] = field(default_factory=list)
+
+
+def tree_of(collection: PublicCollection) -> Node:
+    """The entries of a link to several files (flat paths, folders ending in "/") as a tree."""
+    root = Node("")
+
+    def folder(parts: list[str]) -> Node:
+        node = root
+        for part in parts:
+            node = node.folders.setdefault(part, Node(part))
+        return node
+
+    for entry in collection.entries:
+        parts = entry.path.rstrip("/").split("/")
+        if entry.kind == "folder":
+            folder(parts)
+        else:
+            folder(parts[:-1]).files.append((parts[-1], entry))
+    return root
 
 
 @router.post("/s/{token}")
@@ -541,7 +574,7 @@ async def unlock_drop(request: Request, token: str) -> Response:
     return await _unlock(request, token, f"/r/{token}", "drop.html")
 
 
-def _optional_count(fields: dict[str, str], name: str, what: str) -> int | None:
+def optional_count(fields: dict[str, str], name: str, what: str) -> int | None:
     """A form's integer field: empty is ``None``; else ASCII digits (``InvalidInput``)."""
     value = fields.get(name, "")
     return parse_count(value, what) if value else None

@@ -1,7 +1,9 @@
 // Progressive enhancements for every page; each page works without them.
 import { attach } from "./upload.js";
+import { enhance } from "./selection.js";
 
 for (const zone of document.querySelectorAll(".dropzone")) attach(zone);
+for (const form of document.querySelectorAll("form#selection")) enhance(form);
 
 for (const button of document.querySelectorAll("[data-copy]")) {
   button.addEventListener("click", async () => {
@@ -18,7 +20,13 @@ for (const button of document.querySelectorAll("[data-copy]")) {
 
 for (const opener of document.querySelectorAll("[data-dialog]")) {
   const dialog = document.getElementById(opener.dataset.dialog);
-  opener.addEventListener("click", () => dialog.showModal());
+  opener.addEventListener("click", () => {
+    if (opener.dataset.needsSelection !== undefined && !opener.form?.querySelector('input[name="item"]:checked')) {
+      opener.form.dispatchEvent(new CustomEvent("selection-needed"));
+      return;
+    }
+    dialog.showModal();
+  });
   for (const closer of dialog.querySelectorAll("[data-close]")) {
     closer.addEventListener("click", () => dialog.close());
   }

@@ -1,6 +1,7 @@
 // A tus 1.0.0 client for the browser: creation, resumable PATCHes with upload progress,
 // resume after a dropped connection (retries with back-off) or a page reload (the upload's
-// address is kept in localStorage under the file's name, size and modification time).
+// address is kept in localStorage under its folder and path and the file's name, size and
+// modification time).
 
 const VERSION = "1.0.0";
 // 64 MiB parts: measured to cost the server no more CPU per GiB than one raw upload
@@ -56,7 +57,10 @@ export class TusUpload {
     this.url = null;
     this.fileId = null;
     this.resumed = false;
-    this.key = `sealbox-tus:${endpoint}:${file.name}:${file.size}:${file.lastModified}`;
+    // Where it goes is part of the key: two files of one name in two folders of a tree
+    // are two uploads.
+    const where = `${metadata.folder || ""}/${metadata.path || ""}`;
+    this.key = `sealbox-tus:${endpoint}:${where}:${file.name}:${file.size}:${file.lastModified}`;
   }
 
   async start() {
