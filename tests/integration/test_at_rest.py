@@ -79,11 +79,14 @@ def test_the_scan_sees_the_database_and_finds_a_planted_canary(
 @pytest.mark.parametrize("path", ["raw", "multipart", "seed"])
 def test_no_plaintext_at_rest_after_upload(alice: Account, install: Installation, server: Server, path: str) -> None:
     data = canary_content(3 << 20)
+    # A folder of its own for each path: names are unique in a folder.
+    made = alice.client.post("/api/v1/folders", json={"name": f"at-rest-{path}-{secrets.token_hex(3)}"})
+    params = {"folder": made.json()["id"]}
     if path == "raw":
-        response = alice.client.post("/api/v1/files", headers=named(NAME), content=data)
+        response = alice.client.post("/api/v1/files", headers=named(NAME), content=data, params=params)
     else:
         url = "/upload" if path == "seed" else "/api/v1/files"
-        response = alice.client.post(url, files={"file": (NAME, data, "text/plain")})
+        response = alice.client.post(url, files={"file": (NAME, data, "text/plain")}, params=params)
     assert response.status_code == 201
     assert response.json()["name"] == NAME
     got = alice.client.get(f"/api/v1/files/{response.json()['id']}/content")
