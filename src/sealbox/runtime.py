@@ -261,7 +261,8 @@ async def check_keys_cover_files(runtime: Runtime) -> None:
     missing = await runtime.files.referenced_key_ids() - runtime.keyring.ids
     if missing:
         raise SetupError(
-            f"cannot start: stored files are wrapped by master key(s) {', '.join(sorted(missing))}, "
+            f"cannot start: stored files or accounts' name keys are wrapped by master key(s) "
+            f"{', '.join(sorted(missing))}, "
             f"which the keyring does not hold. Restore the keyring that contains them. No key was generated."
         )
 
