@@ -30,6 +30,7 @@ from sealbox.db.migrate import holds_data, is_initialised, upgrade
 from sealbox.db.session import Database, redacted
 from sealbox.errors import Conflict, KeyMissing, SetupError, Unavailable
 from sealbox.files.folders import FolderService
+from sealbox.files.legacy import fill_listed_names
 from sealbox.files.service import BLOB_PREFIX, FileService
 from sealbox.ids import UserId
 from sealbox.keys.formats import upgrade_wrapped_keys
@@ -247,6 +248,7 @@ async def prepare(settings: Settings) -> Initialised | None:
         await upgrade(runtime.db)
         await check_keys_cover_files(runtime)
         await upgrade_wrapped_keys(runtime.db, runtime.keyring)
+        await fill_listed_names(runtime.files)
         if not fresh:
             return None
         password = secrets.token_urlsafe(18)

@@ -249,7 +249,7 @@ class FolderService:
         unlisted = []
         for fid, size, at, tag, sealed in files:
             if sealed is None or cipher is None:
-                unlisted.append(fid)  # stored by an older server; see ``fill_listed_names``
+                unlisted.append(fid)  # stored by an older server, not yet filled in (``files.legacy``)
                 continue
             name = decrypt_name(cipher, fid, sealed)
             items.append(Entry(kind="file", id=str(fid), name=name, size=size, created_at=at, etag=etag_of(tag)))
