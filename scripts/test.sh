@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 # What the tests drive besides Python, from Debian's packages when missing (as root):
 # curl and hey for end-to-end and benchmark transfers, nginx for the deployment example
-# and the benchmark, Node.js and npm for tus-js-client, Chromium for the browser tests.
+# and the benchmark, Node.js and npm for tus-js-client, Chromium for the browser tests,
+# unzip, bsdtar and 7z for checking streamed ZIP archives.
 missing=()
 for tool in curl hey nginx; do
     command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
@@ -14,6 +15,9 @@ done
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v unzip >/dev/null || missing+=(unzip)
+command -v bsdtar >/dev/null || missing+=(libarchive-tools)
+command -v 7z >/dev/null || missing+=(p7zip-full)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null

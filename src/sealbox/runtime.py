@@ -35,6 +35,7 @@ from sealbox.files.service import BLOB_PREFIX, FileService
 from sealbox.ids import UserId
 from sealbox.keys.formats import upgrade_wrapped_keys
 from sealbox.keys.presence import KeyPresence
+from sealbox.sharing.collections import Collections
 from sealbox.sharing.gate import Gate
 from sealbox.sharing.service import LinkPolicy, SharingService
 from sealbox.storage.base import BlobStore, StorageUnavailable
@@ -190,7 +191,8 @@ def build(settings: Settings, keyring: KeyProvider, store: BlobStore | None = No
     store = store or build_store(settings)
     audit = Audit(db)
     files = FileService(db, store, keyring, audit, settings.max_upload_size, settings.user_quota)
-    gate = Gate(db, files, audit)
+    folders = FolderService(files)
+    gate = Gate(db, files, audit, Collections(files, folders))
     presence = KeyPresence(db, keyring, files.missing_keys, settings.key_report_seconds)
     return Runtime(
         settings=settings,
@@ -205,9 +207,9 @@ def build(settings: Settings, keyring: KeyProvider, store: BlobStore | None = No
             LoginPolicy(settings.login_max_failures, timedelta(seconds=settings.login_window_seconds)),
         ),
         files=files,
-        folders=FolderService(files),
+        folders=folders,
         gate=gate,
-        sharing=SharingService(db, files, gate, audit, link_policy(settings)),
+        sharing=SharingService(db, files, gate, audit, link_policy(settings), folders),
         uploads=UploadService(
             db, store, keyring, files, timedelta(hours=settings.upload_expiry_hours), settings.upload_max_pending
         ),

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,5 +57,8 @@ def test_readme_walkthrough_runs(server: Server, tmp_path: Path) -> None:
     assert (tmp_path / "seed-copy.pdf").read_bytes() == report
     assert (tmp_path / "shared-copy.pdf").read_bytes() == report
     assert (tmp_path / "first100.bin").read_bytes() == report[:100]
-    assert result.stdout.count('"name":"report.pdf"') >= 3
+    for name in ("report.pdf", "report (2).pdf", "report (3).pdf"):
+        assert f'"name":"{name}"' in result.stdout
+    with zipfile.ZipFile(tmp_path / "reports.zip") as archive:
+        assert archive.read("2026/december/report.pdf") == report
     assert result.stdout.rstrip().endswith("204")

@@ -50,6 +50,7 @@ ROUTERS = (
     links.router,
     tus.router,
     folders.router,
+    folders.archive_router,
     seed.router,
 )
 

@@ -14,7 +14,7 @@ from sealbox.api.http import Unsatisfiable, content_disposition, parse_range
 from sealbox.errors import SealboxError
 from sealbox.files.names import servable_content_type
 from sealbox.logs import AlreadyLogged
-from sealbox.sharing.gate import Opened
+from sealbox.sharing.gate import Archive, Opened
 
 log = structlog.get_logger()
 
@@ -98,3 +98,34 @@ async def content_response(request: Request, opened: Opened) -> Response:
         if body is not None:
             return Response(body, status_code=status, headers=headers)
     return StreamingResponse(_body(opened, start, end), status_code=status, headers=headers)
+
+
+ARCHIVE_HEADERS = {**CONTENT_HEADERS, "Accept-Ranges": "none", "Content-Type": "application/zip"}
+
+
+async def _archive_body(archive: Archive) -> AsyncIterator[bytes]:
+    sent = 0
+    try:
+        async with aclosing(archive.content()) as pieces:
+            async for piece in pieces:
+                yield piece
+                sent += len(piece)
+    except SealboxError as exc:
+        # As for one file: abort the connection, so the client sees a cut-short archive.
+        log.error("archive.aborted", code=exc.code, sent=sent, files=len(archive.collection.files))
+        raise AlreadyLogged(exc.code) from exc
+
+
+async def archive_response(request: Request, archive: Archive) -> Response:
+    """A collection as one streamed ZIP (no ranges: it is made as it is sent). Its exact
+    length is known before the first byte, so the response has a ``Content-Length``.
+    A ``GET`` is charged (and audited) before the body starts; ``HEAD`` is free."""
+    headers = {
+        **ARCHIVE_HEADERS,
+        "Content-Disposition": content_disposition(archive.name),
+        "Content-Length": str(archive.size),
+    }
+    if request.method == "HEAD":
+        return Response(status_code=200, headers=headers)
+    await archive.begin()
+    return StreamingResponse(_archive_body(archive), status_code=200, headers=headers)

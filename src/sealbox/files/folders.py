@@ -444,6 +444,18 @@ class FolderService:
     async def cipher(self, owner: UserId) -> NameCipher | None:
         return await self._cipher(owner)
 
+    async def ensure_cipher(self, owner: UserId) -> NameCipher:
+        """The account's name key, made now if it has none yet."""
+        found = await self._cipher(owner)
+        if found is not None:
+            return found
+
+        def step(tx: Tx) -> NameCipher:
+            tx.conn.execute(LOCK_OWNER, {"owner": owner})
+            return self.names.in_tx(tx, owner)
+
+        return await self.db.transact(step)
+
     # -- changing ---------------------------------------------------------------------
 
     async def _run(self, event: Event, step: Callable[[Tx], None]) -> None:

@@ -214,7 +214,10 @@ def free_name(
     if on_conflict == "fail":
         return name, claim(tx, owner, cipher, folder_id, name)
     parent = folder_id.bytes if folder_id else None
-    candidates = [name, *(renamed(name, n) for n in range(2, MAX_RENAMES + 1))]
+    tag = cipher.tag(parent, name)
+    if not taken(tx, owner, [tag]):
+        return name, tag  # the usual case: one tag, one lookup
+    candidates = [renamed(name, n) for n in range(2, MAX_RENAMES + 1)]
     candidates = [c for c in candidates if len(c) <= names.MAX_FILE_NAME]
     tags = [cipher.tag(parent, c) for c in candidates]
     held = taken(tx, owner, tags)

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,17 +38,28 @@ from sealbox.accounts.authority import Action, Presented, authorise
 from sealbox.accounts.repository import HOLDER, HOLDER_COLUMNS, holder_query
 from sealbox.accounts.schemas import Principal
 from sealbox.accounts.service import principal_of
+from sealbox.archive import Member, archive_size, zip_stream
 from sealbox.audit.service import Actor, Audit, Detail, Event
 from sealbox.crypto.tokens import token_hash
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database, Tx
 from sealbox.errors import AuthenticationFailed, Gone, NotFound
+from sealbox.files.folders import FolderService
 from sealbox.files.repository import FILES
 from sealbox.files.schemas import FileRead
 from sealbox.files.service import Download, FileService
 from sealbox.ids import FileId, UserId
 from sealbox.models import File, Grant, Share, Unlock, UploadRequest, User
-from sealbox.sharing.repository import CHARGE, SHARE, SHARES, SharingRepository
+from sealbox.sharing.collections import Collection, Collections, Item, Kind
+from sealbox.sharing.repository import (
+    CHARGE,
+    DELIVER_POSTGRES,
+    DELIVER_SQLITE,
+    SHARE,
+    SHARES,
+    UNDELIVER,
+    SharingRepository,
+)
 
 
 @dataclass(frozen=True)
@@ -166,8 +178,16 @@ class Opened:
         if share is None:
             self._gate.audit.record_soon(event)
             return
-        amount = max(length, 1) if share.bytes_left is not None else 0
         now = utcnow()
+        if share.file_id is None:
+            # A file of a link to several files: counted per file (``charge_files``).
+            amount = max(length, 1) if share.download_limit is not None else 0
+            amounts = {row.id: (amount, row.size)}
+            counts = int(start == 0)
+            await self._gate.audit.record(event, work=(lambda tx: charge_files(tx, share, amounts, counts, now),))
+            self._charged = amount
+            return
+        amount = max(length, 1) if share.bytes_left is not None else 0
         share_id = share.id
 
         values = {"share_id": share_id, "now": now, "amount": amount, "counts": int(start == 0)}
@@ -191,6 +211,8 @@ class Opened:
         """Whether a cut-short response would give bytes back (``content``): a download
         through a link with a byte allowance."""
         share = self._authorised.share
+        if share is not None and share.file_id is None:
+            return share.download_limit is not None
         return share is not None and share.bytes_left is not None
 
     async def content(self, start: int, end: int) -> AsyncGenerator[bytearray | memoryview]:
@@ -212,10 +234,91 @@ class Opened:
 
         Runs as its own task: it is called while the response is being cancelled."""
         share = self._authorised.share
+        if share is not None and share.file_id is None and unsent > 0 and self._charged:
+            self._gate.refund_files(share.id, {self._authorised.row.id: min(unsent, self._charged)})
+            return
         if share is None or share.bytes_left is None or unsent <= 0 or self._charged == 0:
             return
         unsent = min(unsent, self._charged)
         self._gate.refund(share.id, unsent, self._charged - unsent)
+
+
+@dataclass
+class Archive:
+    """A collection as one ZIP, made by the gate for one response: ``begin`` charges
+    it (a link's liveness and, with a download limit, every file's whole size; audited
+    as ``share.archive``, or ``file.archive`` for an owner's own files), ``content``
+    streams it, opening each file (which authenticates it) only when the archive
+    reaches it, and gives back in its own ``finally`` what each file did not deliver."""
+
+    collection: Collection
+    _gate: Gate
+    _share: Share | None
+    _actor: Actor
+    _owner: UserId | None = None
+    _members: list[Member] = field(init=False)
+    _sent: dict[uuid.UUID, int] = field(default_factory=dict, init=False)
+    _charged: dict[uuid.UUID, int] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        files = self.collection.files
+        newest = max((item.row.created_at for item in files), default=utcnow())
+        members = [Member(path, 0, newest, None) for path in self.collection.dirs]
+        members += [Member(item.path, item.row.size, item.row.created_at, self._opener(item)) for item in files]
+        members.sort(key=lambda member: member.path)
+        self._members = members
+
+    @property
+    def size(self) -> int:
+        """The archive's exact length (``ArchiveError`` if a member could not be archived)."""
+        return archive_size(self._members)
+
+    @property
+    def name(self) -> str:
+        return f"{self.collection.name}.zip"
+
+    async def begin(self) -> None:
+        files = self.collection.files
+        detail: Detail = {"files": len(files), "bytes": self.collection.size}
+        share = self._share
+        if share is None:
+            event = Event("file.archive", self._actor, self._owner, None, None, detail)
+            self._gate.audit.record_soon(event)
+            return
+        limited = share.download_limit is not None
+        amounts = {item.row.id: (max(item.row.size, 1) if limited else 0, item.row.size) for item in files}
+        now = utcnow()
+        event = Event("share.archive", self._actor, share.owner_id, None, str(share.id), detail)
+        await self._gate.audit.record(event, work=(lambda tx: charge_files(tx, share, amounts, 1, now),))
+        if limited:
+            self._charged = {file_id: amount for file_id, (amount, _) in amounts.items()}
+
+    def _opener(self, item: Item) -> Callable[[], AsyncIterator[bytes | bytearray | memoryview]]:
+        async def content() -> AsyncIterator[bytes | bytearray | memoryview]:
+            row = item.row
+            self._sent[row.id] = 0
+            if row.size == 0:
+                return
+            download = await self._gate.files.open(row)
+            async for piece in download.content(0, row.size - 1):
+                yield piece
+                self._sent[row.id] += len(piece)
+
+        return content
+
+    async def content(self) -> AsyncGenerator[bytes]:
+        try:
+            async with aclosing(zip_stream(self._members)) as pieces:
+                async for piece in pieces:
+                    yield piece
+        finally:
+            if self._share is not None and self._charged:
+                unsent = {}
+                for item in self.collection.files:
+                    sent = self._sent.get(item.row.id)
+                    done = sent is not None and sent >= item.row.size
+                    unsent[item.row.id] = 0 if done else self._charged[item.row.id] - (sent or 0)
+                self._gate.refund_files(self._share.id, unsent)
 
 
 _owner = aliased(User)
@@ -251,7 +354,8 @@ def _link_query(with_grant: bool) -> Select[*tuple[Any, ...]]:
     ``grant_hash`` unlocks it at the time bound as ``now``."""
     unlocked = Unlock.link_id if with_grant else null()
     query = select(*SHARES.columns, *FILES.columns, User.is_active, unlocked).select_from(Share)
-    query = query.join(File, File.id == Share.file_id).join(User, User.id == Share.owner_id)
+    # A link to a folder or a selection has no file: its file columns come back NULL.
+    query = query.outerjoin(File, File.id == Share.file_id).join(User, User.id == Share.owner_id)
     if with_grant:
         live = and_(
             Unlock.link_id == Share.id,
@@ -267,11 +371,52 @@ BY_CREDENTIAL, BY_USER = _account_query(True), _account_query(False)
 BY_LINK, BY_LINK_WITH_GRANT = _link_query(False), _link_query(True)
 
 
+@dataclass(frozen=True)
+class LinkAccess:
+    """An authorised share link (live, its owner enabled, unlocked if it has a
+    password), with its file when it is a link to one file."""
+
+    share: Share
+    file: File | None
+    actor: Actor
+
+
+def charge_files(tx: Tx, share: Share, amounts: dict[uuid.UUID, tuple[int, int]], counts: int, now: datetime) -> None:
+    """A unit of work's step for a link to several files: the link must still be live
+    (its ``downloads`` counts ``counts`` more), and with a download limit each file
+    takes its amount from what it has left ({file id: (amount, its size)}); ``Gone``
+    if the link went or a file has too little left."""
+    values = {"share_id": share.id, "now": now, "amount": 0, "counts": counts}
+    if tx.conn.execute(CHARGE, values).rowcount != 1:
+        current = tx.conn.execute(SHARE, values).first()
+        if current is None:
+            raise Gone("this link has been revoked")
+        check_live(SHARES.build(current), now)
+        raise Gone("this link has been revoked")
+    limit = share.download_limit
+    if limit is None:
+        return
+    deliver = DELIVER_SQLITE if tx.is_sqlite else DELIVER_POSTGRES
+    short = 0
+    for file_id, (amount, size) in amounts.items():
+        allowance = limit * max(size, 1)
+        params = {"share_id": share.id, "file_id": file_id, "amount": amount, "allowance": allowance}
+        if tx.conn.execute(deliver, params).first() is None:
+            short += 1
+    if short:
+        raise Gone(
+            f"this link's download limit has been reached for {short} of the files asked for"
+            if len(amounts) > 1
+            else "this link's download limit has been reached for this file"
+        )
+
+
 class Gate:
-    def __init__(self, db: Database, files: FileService, audit: Audit) -> None:
+    def __init__(self, db: Database, files: FileService, audit: Audit, collections: Collections | None = None) -> None:
         self.db = db
         self.files = files
         self.audit = audit
+        self.collections = collections or Collections(files, FolderService(files))
         self._refunds: set[asyncio.Task[None]] = set()
 
     async def authorise(self, access: Access, file_id: FileId | None = None) -> Authorised:
@@ -319,7 +464,11 @@ class Gate:
             raise NotFound("file not found")
         return Authorised(file, "grant"), actor
 
-    async def _by_link(self, access: ByLink) -> Authorised:
+    async def link(self, access: ByLink) -> LinkAccess:
+        """The link ``access`` holds, if it exists (``NotFound``), is live and its owner
+        enabled (``Gone``) and is unlocked when it has a password
+        (``AuthenticationFailed``); with its file for a link to one file. One database
+        round trip."""
         now = utcnow()
         values: dict[str, object] = {"token_hash": token_hash(access.token)}
         if access.grant:
@@ -329,21 +478,73 @@ class Gate:
             raise NotFound("link not found")
         row = tuple(rows[0])
         share = SHARES.build(row[: len(SHARES)])
-        file = FILES.build(row[len(SHARES) : len(SHARES) + len(FILES)])
+        file_columns = row[len(SHARES) : len(SHARES) + len(FILES)]
         owner_active, unlocked = row[-2], row[-1]
         check_live(share, now)
         check_owner(bool(owner_active))
         check_password(share, unlocked is not None)
-        return Authorised(file, "link", share)
+        if share.file_id is not None and file_columns[0] is None:
+            raise NotFound("link not found")  # its file went in the meantime
+        file = FILES.build(file_columns) if share.file_id is not None else None
+        return LinkAccess(share, file, access.actor)
+
+    async def _by_link(self, access: ByLink, file_id: FileId | None = None) -> Authorised:
+        return await self.within(await self.link(access), file_id)
+
+    async def within(self, link: LinkAccess, file_id: FileId | None = None) -> Authorised:
+        """A file of an authorised link: its one file, or the file ``file_id`` if the link
+        holds it now (``NotFound`` otherwise: a link to several files needs the id)."""
+        if link.file is not None and (file_id is None or file_id == link.file.id):
+            return Authorised(link.file, "link", link.share)
+        if file_id is None:
+            raise NotFound("this link holds several files: download one by its id, or all of them as an archive")
+        row = await self.collections.contains(link.share, file_id)
+        if row is None:
+            raise NotFound("file not found")
+        return Authorised(row, "link", link.share)
+
+    async def open_link(self, link: LinkAccess, file_id: FileId | None = None) -> Opened:
+        authorised = await self.within(link, file_id)
+        return Opened(await self.files.open(authorised.row), self, authorised, link.actor)
+
+    async def archive(self, link: LinkAccess) -> Archive:
+        """Everything a link holds as one ZIP. ``begin`` charges it: the link must be
+        live and, with a download limit, every file must have its whole size left (the
+        archive takes it for each, and gives back what it did not send)."""
+        collection = await self.collections.of_share(link.share)
+        return Archive(collection, self, link.share, link.actor)
+
+    async def own_archive(self, owner: UserId, items: Sequence[tuple[Kind, uuid.UUID]], actor: Actor) -> Archive:
+        """An account's own files and folders as one ZIP (nothing to charge)."""
+        if len(items) == 1 and items[0][0] == "folder":
+            collection = await self.collections.folder(owner, items[0][1])
+        else:
+            collection = await self.collections.gather(owner, items, strict=True)
+        return Archive(collection, self, None, actor, owner)
 
     async def describe(self, access: Access, file_id: FileId | None = None) -> tuple[FileRead, Authorised]:
         authorised = await self.authorise(access, file_id)
         return self.files.describe(authorised.row), authorised
 
     async def open(self, access: Access, file_id: FileId | None = None) -> Opened:
+        if isinstance(access, ByLink):
+            return await self.open_link(await self.link(access), file_id)
         authorised, actor = await self._resolve(access, file_id)
         download = await self.files.open(authorised.row)
         return Opened(download, self, authorised, actor)
+
+    def refund_files(self, share_id: uuid.UUID, unsent: dict[uuid.UUID, int]) -> None:
+        """Give back to each file of a link to several files what was not delivered of it."""
+        values = [{"share_id": share_id, "file_id": fid, "amount": n} for fid, n in unsent.items() if n > 0]
+        if not values:
+            return
+
+        async def run() -> None:
+            await self.db.transact(lambda tx: tx.conn.execute(UNDELIVER, values) and None)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._refunds.add(task)
+        task.add_done_callback(self._refunds.discard)
 
     def refund(self, share_id: uuid.UUID, unsent: int, sent: int) -> None:
         task = asyncio.get_running_loop().create_task(self._refund(share_id, unsent, sent))

@@ -3,13 +3,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, case, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.db.base import Columns
 from sealbox.ids import FileId, UserId
-from sealbox.models import File, Grant, Share, Unlock, Upload, UploadRequest, User
+from sealbox.models import File, Grant, Share, ShareDelivery, Unlock, Upload, UploadRequest, User
 from sealbox.models.upload import holding_room
 
 SHARES = Columns(Share)
@@ -54,6 +57,35 @@ ADMIT = (
 SHARE = select(*SHARES.columns).where(Share.id == bindparam("share_id"))
 
 
+def _deliver(dialect_insert: Any) -> Any:
+    """Add ``amount`` bytes to what a link to several files has delivered of one file,
+    only while the total stays within ``allowance`` (its download limit × its size):
+    no row is written, and none returned, otherwise."""
+    statement = dialect_insert(ShareDelivery).values(
+        share_id=bindparam("share_id"), file_id=bindparam("file_id"), delivered=bindparam("amount")
+    )
+    total = ShareDelivery.delivered + statement.excluded.delivered
+    return statement.on_conflict_do_update(
+        index_elements=["share_id", "file_id"],
+        set_={"delivered": total},
+        where=total <= bindparam("allowance"),
+    ).returning(ShareDelivery.delivered)
+
+
+DELIVER_SQLITE = _deliver(sqlite_insert)
+DELIVER_POSTGRES = _deliver(postgres_insert)
+# Give back what a response did not deliver of one file.
+UNDELIVER = (
+    update(ShareDelivery)
+    .where(ShareDelivery.share_id == bindparam("share_id"), ShareDelivery.file_id == bindparam("file_id"))
+    .values(
+        delivered=case(
+            (ShareDelivery.delivered > bindparam("amount"), ShareDelivery.delivered - bindparam("amount")), else_=0
+        )
+    )
+)
+
+
 def _count(result: object) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
@@ -86,6 +118,11 @@ class SharingRepository:
     async def requests(self, owner: UserId) -> Sequence[UploadRequest]:
         query = select(UploadRequest).where(UploadRequest.owner_id == owner).order_by(UploadRequest.created_at.desc())
         return (await self.session.execute(query)).scalars().all()
+
+    async def delivered(self, share_id: uuid.UUID) -> dict[uuid.UUID, int]:
+        """What a link to several files has delivered of each file (bytes)."""
+        query = select(ShareDelivery.file_id, ShareDelivery.delivered).where(ShareDelivery.share_id == share_id)
+        return {file_id: int(n) for file_id, n in (await self.session.execute(query)).all()}
 
     async def refund(self, share_id: uuid.UUID, unsent: int, sent: int) -> None:
         """Give back ``unsent`` bytes, and as many of the ``sent`` ones as the share's

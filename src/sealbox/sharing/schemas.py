@@ -28,10 +28,27 @@ class ShareCreate(Input):
     note: str | None = Field(default=None, description="A message shown to recipients (at most 1000 characters).")
 
 
+class ItemRef(Input):
+    kind: Literal["file", "folder"]
+    id: str = Field(max_length=36)
+
+
+class LinkCreate(ShareCreate):
+    """A link to one file (``file_id``), a folder (``folder_id``: what is in it whenever
+    the link is opened) or a selection of your files and folders (``items``: fixed now)."""
+
+    file_id: str | None = Field(default=None, max_length=36)
+    folder_id: str | None = Field(default=None, max_length=36)
+    items: list[ItemRef] | None = Field(default=None, min_length=1, max_length=1000)
+
+
 class ShareRead(BaseModel):
     id: str
-    file_id: str
-    file_name: str
+    kind: Literal["file", "folder", "selection"] = "file"
+    file_id: str | None = Field(description="The file of a link to one file; null otherwise.")
+    folder_id: str | None = Field(default=None, description="The folder of a link to a folder; null otherwise.")
+    items: int = Field(default=1, description="How many items the link was made for (1 unless a selection).")
+    file_name: str = Field(description="The name of the file or folder, or 'N items' for a selection.")
     status: LinkStatus
     created_at: datetime
     expires_at: datetime
@@ -51,6 +68,7 @@ class ShareCreated(ShareRead):
 class PublicShare(BaseModel):
     """What a link shows to whoever holds it (after unlocking, if it has a password)."""
 
+    kind: Literal["file"] = "file"
     name: str
     size: int
     content_type: str
@@ -58,6 +76,29 @@ class PublicShare(BaseModel):
     downloads_left: int | None
     note: str | None
     download_url: str
+
+
+class PublicEntry(BaseModel):
+    path: str = Field(description="Relative path; a folder's ends with '/'.")
+    kind: Literal["file", "folder"]
+    size: int | None
+    download_url: str | None
+    downloads_left: int | None = Field(
+        description="Whole downloads of this file the link still allows (null: no limit)."
+    )
+
+
+class PublicCollection(BaseModel):
+    """What a link to several files shows to whoever holds it (after unlocking)."""
+
+    kind: Literal["folder", "selection"]
+    name: str
+    expires_at: datetime
+    note: str | None
+    files: int
+    size: int
+    entries: list[PublicEntry]
+    archive_url: str
 
 
 class UnlockRequest(Input):

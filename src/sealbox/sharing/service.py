@@ -31,16 +31,21 @@ from sealbox.errors import (
     NotFound,
     TooLarge,
 )
+from sealbox.files.folders import FolderService, parse_folder_id
 from sealbox.files.schemas import FileRead
-from sealbox.files.service import FileService, Held, Limit
+from sealbox.files.service import FileService, Held, Limit, parse_file_id
 from sealbox.files.tree import Place
 from sealbox.ids import FileId, UserId
-from sealbox.models import File, Grant, Share, Unlock, UploadRequest
+from sealbox.models import File, Grant, Share, ShareItem, Unlock, UploadRequest
+from sealbox.sharing.collections import Kind, parse_items
 from sealbox.sharing.gate import Authorised, Gate, check_live, check_open, check_unlocked, downloads_left
 from sealbox.sharing.repository import ADMIT, LOCKED_REQUEST, PENDING, REQUESTS, SharingRepository
 from sealbox.sharing.schemas import (
     GrantRead,
+    LinkCreate,
     LinkStatus,
+    PublicCollection,
+    PublicEntry,
     PublicRequest,
     PublicShare,
     Receipt,
@@ -192,12 +197,15 @@ def admission_for(row: UploadRequest) -> RequestAdmission:
 
 
 class SharingService:
-    def __init__(self, db: Database, files: FileService, gate: Gate, audit: Audit, policy: LinkPolicy) -> None:
+    def __init__(
+        self, db: Database, files: FileService, gate: Gate, audit: Audit, policy: LinkPolicy, folders: FolderService
+    ) -> None:
         self.db = db
         self.files = files
         self.gate = gate
         self.audit = audit
         self.policy = policy
+        self.folders = folders
 
     # Rules common to both kinds of link
 
@@ -230,10 +238,18 @@ class SharingService:
                 note = FieldCipher(dek, share.id.bytes).decrypt("note", share.note_enc)
             except IntegrityError as exc:
                 raise IntegrityFailure("stored link metadata failed authentication") from exc
+        return self._read(share, now, "file", self.files.describe(row, dek).name, note, downloads_left(share, row.size))
+
+    def _read(
+        self, share: Share, now: datetime, kind: str, name: str, note: str | None, left: int | None, items: int = 1
+    ) -> ShareRead:
         return ShareRead(
             id=str(share.id),
-            file_id=str(share.file_id),
-            file_name=self.files.describe(row, dek).name,
+            kind="file" if kind == "file" else "folder" if kind == "folder" else "selection",
+            file_id=str(share.file_id) if share.file_id else None,
+            folder_id=str(share.folder_id) if share.folder_id else None,
+            items=items,
+            file_name=name,
             status=_status(share, now),
             created_at=share.created_at,
             expires_at=share.expires_at,
@@ -241,9 +257,38 @@ class SharingService:
             password=share.password_hash is not None,
             download_limit=share.download_limit,
             downloads=share.downloads,
-            downloads_left=downloads_left(share, row.size),
+            downloads_left=left,
             note=note,
         )
+
+    async def _collection_note(self, share: Share) -> str | None:
+        """The note of a link to several files: sealed under the owner's name key, bound
+        to the link's id."""
+        if share.note_enc is None:
+            return None
+        cipher = await self.folders.cipher(UserId(share.owner_id))
+        if cipher is None:
+            raise IntegrityFailure("stored link metadata failed authentication")
+        try:
+            return cipher.decrypt(share.id.bytes, "note", share.note_enc)
+        except IntegrityError as exc:
+            raise IntegrityFailure("stored link metadata failed authentication") from exc
+
+    async def _read_share(self, share: Share, now: datetime) -> ShareRead | None:
+        """How a link reads to its owner; ``None`` if what it pointed at is gone."""
+        owner = UserId(share.owner_id)
+        if share.file_id is not None:
+            row = await self.files.record(FileId(share.file_id))
+            return self._share_read(share, row, now) if row is not None else None
+        note = await self._collection_note(share)
+        if share.folder_id is not None:
+            try:
+                folder = await self.folders.get(owner, share.folder_id)
+            except NotFound:
+                return None
+            return self._read(share, now, "folder", folder.name, note, None)
+        items = len(await self.gate.collections.items_of(share))
+        return self._read(share, now, "selection", f"{items} items", note, None, items)
 
     async def _owned(self, owner: UserId, file_id: FileId) -> File:
         row = await self.files.record(file_id)
@@ -251,10 +296,8 @@ class SharingService:
             raise NotFound("file not found")
         return row
 
-    async def create_share(self, owner: UserId, file_id: FileId, request: ShareCreate, actor: Actor) -> ShareCreated:
-        note = names.note(request.note)
-        row = await self._owned(owner, file_id)
-        now = utcnow()
+    async def _terms(self, request: ShareCreate, now: datetime) -> tuple[int | None, datetime, str | None]:
+        """A new link's download limit (the policy's cap applied), expiry and password hash."""
         limit = request.download_limit
         cap = self.policy.max_downloads
         if cap is not None:
@@ -262,7 +305,13 @@ class SharingService:
                 raise InvalidInput(f"the download limit may be at most {cap} (the download-limit cap)")
             limit = limit or cap
         expires_at = self._expiry(request.expires_in_seconds, now)
-        password_hash = await self._password(request.password)
+        return limit, expires_at, await self._password(request.password)
+
+    async def create_share(self, owner: UserId, file_id: FileId, request: ShareCreate, actor: Actor) -> ShareCreated:
+        note = names.note(request.note)
+        row = await self._owned(owner, file_id)
+        now = utcnow()
+        limit, expires_at, password_hash = await self._terms(request, now)
         token = new_link_token()
         share = Share(
             id=uuid.uuid4(),
@@ -283,21 +332,79 @@ class SharingService:
             session.add(share)
         detail = {"password": password_hash is not None, "limit": limit, "expires_at": expires_at.isoformat()}
         await self.audit.record(Event("share.create", actor, owner, row.id, str(share.id), detail))
-        read = self._share_read(share, row, now)
+        read = await self._read_share(share, now)
+        assert read is not None
+        return ShareCreated(**read.model_dump(), token=token, url=f"/s/{token}")
+
+    async def create_link(self, owner: UserId, request: LinkCreate, actor: Actor) -> ShareCreated:
+        """A link to one file, a folder or a selection (exactly one of them)."""
+        given = [request.file_id is not None, request.folder_id is not None, request.items is not None]
+        if sum(given) != 1:
+            raise InvalidInput("give exactly one of file_id, folder_id or items")
+        if request.file_id is not None:
+            return await self.create_share(owner, parse_file_id(request.file_id), request, actor)
+        note = names.note(request.note)
+        folder_id: uuid.UUID | None = None
+        items: list[tuple[Kind, uuid.UUID]] = []
+        if request.folder_id is not None:
+            folder_id = parse_folder_id(request.folder_id)
+            await self.folders.get(owner, folder_id)
+        else:
+            assert request.items is not None
+            items = parse_items([(item.kind, item.id) for item in request.items])
+            await self.gate.collections.gather(owner, items, strict=True)
+        now = utcnow()
+        limit, expires_at, password_hash = await self._terms(request, now)
+        token = new_link_token()
+        share = Share(
+            id=uuid.uuid4(),
+            file_id=None,
+            folder_id=folder_id,
+            owner_id=owner,
+            token_hash=token_hash(token),
+            created_at=now,
+            expires_at=expires_at,
+            password_hash=password_hash,
+            download_limit=limit,
+            bytes_left=None,
+            grace_left=0,
+            downloads=0,
+        )
+        if note is not None:
+            cipher = await self.folders.ensure_cipher(owner)
+            share.note_enc = cipher.encrypt(share.id.bytes, "note", note)
+        async with self.db.write() as session:
+            session.add(share)
+            await session.flush()
+            for kind, item_id in items:
+                session.add(
+                    ShareItem(
+                        share_id=share.id,
+                        file_id=item_id if kind == "file" else None,
+                        folder_id=item_id if kind == "folder" else None,
+                    )
+                )
+        detail = {
+            "kind": "folder" if folder_id is not None else "selection",
+            "items": len(items) or 1,
+            "password": password_hash is not None,
+            "limit": limit,
+            "expires_at": expires_at.isoformat(),
+        }
+        await self.audit.record(Event("share.create", actor, owner, None, str(share.id), detail))
+        read = await self._read_share(share, now)
+        assert read is not None
         return ShareCreated(**read.model_dump(), token=token, url=f"/s/{token}")
 
     async def shares(self, owner: UserId, file_id: FileId | None) -> list[ShareRead]:
         async with self.db.read() as session:
             shares = await SharingRepository(session).shares(owner, file_id)
         now = utcnow()
-        rows: dict[uuid.UUID, File] = {}
         result = []
         for share in shares:
-            row = rows.get(share.file_id) or await self.files.record(FileId(share.file_id))
-            if row is None:
-                continue
-            rows[row.id] = row
-            result.append(self._share_read(share, row, now))
+            read = await self._read_share(share, now)
+            if read is not None:
+                result.append(read)
         return result
 
     async def revoke_share(self, owner: UserId, share_id: uuid.UUID, actor: Actor) -> None:
@@ -321,6 +428,45 @@ class SharingService:
             downloads_left=read.downloads_left,
             note=read.note,
             download_url=f"/s/{token}/download",
+        )
+
+    async def public_collection(self, share: Share, token: str) -> PublicCollection:
+        """What a link to several files shows: its folders and files (paths, sizes, how
+        many downloads each has left), and where to get each and all of them."""
+        collection = await self.gate.collections.of_share(share)
+        delivered: dict[uuid.UUID, int] = {}
+        if share.download_limit is not None:
+            async with self.db.read() as session:
+                delivered = await SharingRepository(session).delivered(share.id)
+        limit = share.download_limit
+        entries = [
+            PublicEntry(path=path, kind="folder", size=None, download_url=None, downloads_left=None)
+            for path in collection.dirs
+        ]
+        for item in collection.files:
+            size = item.row.size
+            left = None
+            if limit is not None:
+                left = max(limit * max(size, 1) - delivered.get(item.row.id, 0), 0) // max(size, 1)
+            entries.append(
+                PublicEntry(
+                    path=item.path,
+                    kind="file",
+                    size=size,
+                    download_url=f"/s/{token}/files/{item.row.id}",
+                    downloads_left=left,
+                )
+            )
+        entries.sort(key=lambda entry: entry.path)
+        return PublicCollection(
+            kind="folder" if collection.kind == "folder" else "selection",
+            name=collection.name,
+            expires_at=share.expires_at,
+            note=await self._collection_note(share),
+            files=len(collection.files),
+            size=collection.size,
+            entries=entries,
+            archive_url=f"/s/{token}/archive",
         )
 
     # Passwords

@@ -7,17 +7,20 @@ POST for that reason.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from sealbox.api.deps import CurrentUser, RuntimeDep, WritingUser, actor_of
+from sealbox.api.downloads import archive_response
 from sealbox.api.errors import responses
 from sealbox.errors import InvalidInput
 from sealbox.files.folders import MAX_PAGE, MAX_QUERY, Entry, FolderPage, FolderRead, parse_folder_id
 from sealbox.files.tree import MAX_PATH
 from sealbox.inputs import Count
+from sealbox.sharing.collections import MAX_ITEMS, parse_items
+from sealbox.sharing.schemas import ItemRef
 
 router = APIRouter(prefix="/api/v1/folders", tags=["folders"])
 TOP = "top"  # the id that stands for the top of your files in these routes
@@ -100,3 +103,34 @@ async def delete_folder(folder_id: str, request: Request, runtime: RuntimeDep, u
 async def lookup(body: PathLookup, runtime: RuntimeDep, user: CurrentUser) -> Entry:
     """The file or folder at a path (in the body: names never travel in URLs)."""
     return await runtime.folders.lookup(user.user_id, body.path)
+
+
+class ArchiveRequest(BaseModel):
+    items: list[ItemRef] = Field(min_length=1, max_length=MAX_ITEMS)
+
+
+ARCHIVE: dict[int | str, dict[str, Any]] = {"200": {"description": "A ZIP archive", "content": {"application/zip": {}}}}
+
+
+@router.get(
+    "/{folder_id}/archive", response_class=Response, responses={**ARCHIVE, **responses(401, 404, 413, 422, 500, 503)}
+)
+async def folder_archive(folder_id: str, request: Request, runtime: RuntimeDep, user: CurrentUser) -> Response:
+    """One of your folders, with everything below it, as one streamed ZIP."""
+    archive = await runtime.gate.own_archive(
+        user.user_id, [("folder", parse_folder_id(folder_id))], actor_of(request, user)
+    )
+    return await archive_response(request, archive)
+
+
+archive_router = APIRouter(prefix="/api/v1", tags=["folders"])
+
+
+@archive_router.post(
+    "/archive", response_class=Response, responses={**ARCHIVE, **responses(400, 401, 404, 413, 422, 500, 503)}
+)
+async def archive(body: ArchiveRequest, request: Request, runtime: RuntimeDep, user: CurrentUser) -> Response:
+    """Your files and folders (a selection) as one streamed ZIP."""
+    items = parse_items([(item.kind, item.id) for item in body.items])
+    archive = await runtime.gate.own_archive(user.user_id, items, actor_of(request, user))
+    return await archive_response(request, archive)

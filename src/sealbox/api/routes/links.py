@@ -6,19 +6,21 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sealbox.api.deps import RuntimeDep
-from sealbox.api.downloads import content_response
+from sealbox.api.downloads import archive_response, content_response
 from sealbox.api.errors import responses
 from sealbox.api.routes.files import CONTENT, MULTIPART_FILE, RAW_FILE, upload_body
 from sealbox.api.uploads import PATH_HEADER, UPLOADER_PARAMETER, folder_path_of, receive_upload, uploader_of
 from sealbox.audit.service import Actor
+from sealbox.errors import NotFound
+from sealbox.files.service import file_ref
 from sealbox.sharing.gate import ByLink
-from sealbox.sharing.schemas import PublicRequest, PublicShare, Receipt, UnlockIssued, UnlockRequest
+from sealbox.sharing.schemas import PublicCollection, PublicRequest, PublicShare, Receipt, UnlockIssued, UnlockRequest
 from sealbox.web.context import client_of, wants_html
 from sealbox.web.cookies import cookie
 from sealbox.web.pages import drop_page, share_page
@@ -43,14 +45,23 @@ def _access(request: Request, token: str, grant: str | None) -> ByLink:
     return ByLink(token, grant, Actor.link(client_of(request)))
 
 
-@router.get("/s/{token}", response_model=PublicShare, responses=responses(401, 404, 410, 500, 503))
-async def share(token: str, request: Request, runtime: RuntimeDep, grant: Grant) -> PublicShare | Response:
-    """What the link offers: the file's name, size, expiry, downloads left and note (as
-    JSON; a browser asking for HTML gets the link's page)."""
+@router.get(
+    "/s/{token}", response_model=PublicShare | PublicCollection, responses=responses(401, 404, 410, 413, 500, 503)
+)
+async def share(
+    token: str, request: Request, runtime: RuntimeDep, grant: Grant
+) -> PublicShare | PublicCollection | Response:
+    """What the link offers (as JSON; a browser asking for HTML gets the link's page):
+    for one file, its name, size, expiry, downloads left and note; for a folder or a
+    selection, every folder and file in it (paths, sizes, downloads left of each) and
+    where to get each file and the archive of all of them."""
     if wants_html(request):
         return await share_page(request, token, grant)
-    info, authorised = await runtime.gate.describe(_access(request, token, grant))
-    return await runtime.sharing.public_share(authorised, info, token)
+    link = await runtime.gate.link(_access(request, token, grant))
+    if link.file is None:
+        return await runtime.sharing.public_collection(link.share, token)
+    authorised = await runtime.gate.within(link)
+    return await runtime.sharing.public_share(authorised, runtime.files.describe(authorised.row), token)
 
 
 @router.post("/s/{token}/unlock", responses=responses(400, 401, 404, 410, 422, 429, 503))
@@ -68,9 +79,49 @@ async def unlock_share(token: str, body: UnlockRequest, request: Request, runtim
 )
 async def share_download(token: str, request: Request, runtime: RuntimeDep, grant: Grant) -> Response:
     """Download the file (`curl -OJ`/`wget --content-disposition` work on a link without a
-    password), or a byte range of it; each response is charged to the link's limit."""
-    opened = await runtime.gate.open(_access(request, token, grant))
-    return await content_response(request, opened)
+    password), or a byte range of it; each response is charged to the link's limit. For
+    a link to a folder or a selection: everything, as one ZIP (as `/archive`)."""
+    link = await runtime.gate.link(_access(request, token, grant))
+    if link.file is None:
+        return await archive_response(request, await runtime.gate.archive(link))
+    return await content_response(request, await runtime.gate.open_link(link))
+
+
+@router.get(
+    "/s/{token}/files/{file_id}",
+    response_class=Response,
+    responses={**CONTENT, **responses(401, 404, 410, 416, 500, 503)},
+)
+@router.head(
+    "/s/{token}/files/{file_id}",
+    response_class=Response,
+    responses={**CONTENT, **responses(401, 404, 410, 416, 500, 503)},
+)
+async def share_file(token: str, file_id: str, request: Request, runtime: RuntimeDep, grant: Grant) -> Response:
+    """Download one file of the link (or a byte range of it), charged to that file's
+    share of the link's limit."""
+    link = await runtime.gate.link(_access(request, token, grant))
+    target = file_ref(file_id)
+    if target is None:
+        raise NotFound("file not found")
+    return await content_response(request, await runtime.gate.open_link(link, target))
+
+
+ARCHIVE: dict[int | str, dict[str, Any]] = {"200": {"description": "A ZIP archive", "content": {"application/zip": {}}}}
+
+
+@router.get(
+    "/s/{token}/archive", response_class=Response, responses={**ARCHIVE, **responses(401, 404, 410, 413, 500, 503)}
+)
+@router.head(
+    "/s/{token}/archive", response_class=Response, responses={**ARCHIVE, **responses(401, 404, 410, 413, 500, 503)}
+)
+async def share_archive(token: str, request: Request, runtime: RuntimeDep, grant: Grant) -> Response:
+    """Everything the link holds as one ZIP, made as it is sent (stored, ZIP64, UTF-8
+    names). With a download limit, every file must have a whole download left: the
+    archive takes one of each, and gives back what it did not send."""
+    link = await runtime.gate.link(_access(request, token, grant))
+    return await archive_response(request, await runtime.gate.archive(link))
 
 
 @router.get("/r/{token}", response_model=PublicRequest, responses=responses(401, 404, 410, 503))

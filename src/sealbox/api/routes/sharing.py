@@ -18,6 +18,7 @@ from sealbox.inputs import MAX_INT64, Count
 from sealbox.sharing.schemas import (
     GrantCreate,
     GrantRead,
+    LinkCreate,
     ReceivedFile,
     RequestCreate,
     RequestCreated,
@@ -37,6 +38,18 @@ async def create_share(
 ) -> ShareCreated:
     """Create a download link (`/s/{token}`) for one of your files. The token is shown only here."""
     created = await runtime.sharing.create_share(user.user_id, parse_file_id(file_id), body, actor_of(request, user))
+    response.headers["Location"] = f"/api/v1/shares/{created.id}"
+    return created
+
+
+@router.post("/shares", status_code=201, responses=responses(400, 401, 403, 404, 413, 422, 503))
+async def create_link(
+    body: LinkCreate, request: Request, response: Response, runtime: RuntimeDep, user: WritingUser
+) -> ShareCreated:
+    """Create a download link (`/s/{token}`) for one of your files (`file_id`), a folder
+    (`folder_id`: whatever is in it when the link is opened) or a selection of files and
+    folders (`items`, fixed now). The token is shown only here."""
+    created = await runtime.sharing.create_link(user.user_id, body, actor_of(request, user))
     response.headers["Location"] = f"/api/v1/shares/{created.id}"
     return created
 
