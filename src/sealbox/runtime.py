@@ -30,6 +30,7 @@ from sealbox.db.migrate import holds_data, is_initialised, upgrade
 from sealbox.db.session import Database, redacted
 from sealbox.errors import Conflict, KeyMissing, SetupError, Unavailable
 from sealbox.files.folders import FolderService
+from sealbox.files.legacy import fill_listed_names
 from sealbox.files.service import BLOB_PREFIX, FileService
 from sealbox.ids import UserId
 from sealbox.keys.formats import upgrade_wrapped_keys
@@ -249,6 +250,7 @@ async def prepare(settings: Settings) -> Initialised | None:
         await upgrade(runtime.db)
         await check_keys_cover_files(runtime)
         await upgrade_wrapped_keys(runtime.db, runtime.keyring)
+        await fill_listed_names(runtime.files)
         if not fresh:
             return None
         password = secrets.token_urlsafe(18)
@@ -263,7 +265,8 @@ async def check_keys_cover_files(runtime: Runtime) -> None:
     missing = await runtime.files.referenced_key_ids() - runtime.keyring.ids
     if missing:
         raise SetupError(
-            f"cannot start: stored files are wrapped by master key(s) {', '.join(sorted(missing))}, "
+            f"cannot start: stored files or accounts' name keys are wrapped by master key(s) "
+            f"{', '.join(sorted(missing))}, "
             f"which the keyring does not hold. Restore the keyring that contains them. No key was generated."
         )
 

@@ -104,7 +104,7 @@ def test_rotate_and_rewrap_under_load_touch_no_blob(loaded: tuple[Installation, 
     status = install.cli("keys", "status")
     assert status.returncode == 0
     assert new in status.stdout
-    assert f"keys wrapping no file: {old}" in status.stderr
+    assert f"keys wrapping no file and no name key: {old}" in status.stderr
 
 
 def test_rewrap_killed_halfway_finishes_when_run_again(
@@ -120,7 +120,7 @@ def test_rewrap_killed_halfway_finishes_when_run_again(
     new = primary(install)
     refused = install.cli("keys", "retire", old)
     assert refused.returncode == 1
-    assert f"files still use key '{old}'" in refused.stderr
+    assert f"key '{old}' still wraps {len(rows(install))} files and 1 account name key" in refused.stderr
 
     first = subprocess.Popen(
         [*SEALBOX, "keys", "rewrap", "--batch", "5"], env=install.env(),
@@ -246,7 +246,7 @@ def test_status_reports_keys_that_files_need_but_the_keyring_lacks(
         install.keyring.chmod(0o600)
         status = install.cli("keys", "status")
         assert status.returncode == 78
-        assert "keys used by files but missing from the keyring:" in status.stderr
+        assert "keys used by stored data but missing from the keyring:" in status.stderr
         assert f"{ring.primary.id} (" in status.stderr
     finally:
         install.keyring.unlink()

@@ -64,12 +64,12 @@ def _with_keys(settings: Settings, action: Callable[[KeyService], Coroutine[Any,
 
 @keys_app.command("status")
 def keys_status(data_dir: DataDir = None, keyring: KeyringOpt = None, database_url: DatabaseUrl = None) -> None:
-    """List the master keys, how many files each one's wraps, and any key that is missing."""
+    """List the master keys, how many files and name keys each one wraps, and any key that is missing."""
     settings = settings_from(data_dir=data_dir, keyring=keyring, database_url=database_url)
     status = _with_keys(settings, lambda service: service.status())
-    table = Table("key id", "primary", "created", "files")
+    table = Table("key id", "primary", "created", "files", "name keys")
     for key in status.keys:
-        table.add_row(key.id, "yes" if key.primary else "", key.created_at, str(key.files))
+        table.add_row(key.id, "yes" if key.primary else "", key.created_at, str(key.files), str(key.name_keys))
     console().print(table)
     if status.processes:
         processes = Table("server process", "primary", "holds", "lacks (of this keyring)", "last report")
@@ -91,10 +91,14 @@ def keys_status(data_dir: DataDir = None, keyring: KeyringOpt = None, database_u
     else:
         err.print("no running server process has reported its keys", highlight=False)
     if status.unused:
-        err.print(f"keys wrapping no file: {', '.join(status.unused)}", highlight=False)
-    if status.missing:
-        missing = ", ".join(f"{key_id} ({n} files)" for key_id, n in status.missing.items())
-        err.print(labelled("error:", "red", f"keys used by files but missing from the keyring: {missing}"))
+        err.print(f"keys wrapping no file and no name key: {', '.join(status.unused)}", highlight=False)
+    if status.missing or status.missing_name_keys:
+        ids = sorted(set(status.missing) | set(status.missing_name_keys))
+        missing = ", ".join(
+            f"{key_id} ({status.missing.get(key_id, 0)} files, {status.missing_name_keys.get(key_id, 0)} name keys)"
+            for key_id in ids
+        )
+        err.print(labelled("error:", "red", f"keys used by stored data but missing from the keyring: {missing}"))
         raise typer.Exit(EXIT_CONFIG)
 
 
@@ -163,25 +167,25 @@ def keys_rewrap(
     keyring: KeyringOpt = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Re-wrap every file key under the primary key. Blobs are not touched; safe to stop and run again."""
+    """Re-wrap every file key and name key under the primary key. Blobs are not touched; safe to stop and run again."""
     settings = settings_from(data_dir=data_dir, keyring=keyring, database_url=database_url)
 
     async def rewrap(service: KeyService) -> int:
         total = await service.pending()
         moved = 0
         with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=err) as progress:
-            task = progress.add_task("re-wrapping file keys", total=total)
+            task = progress.add_task("re-wrapping keys", total=total)
             async for count in service.rewrap(batch):
                 moved += count
                 progress.advance(task, count)
         return moved
 
     moved = _with_keys(settings, rewrap)
-    err.print(f"{moved} file keys re-wrapped under the primary key", highlight=False)
+    err.print(f"{moved} keys (files' and name keys) re-wrapped under the primary key", highlight=False)
 
 
 RETIRE_HELP = (
-    "Remove a key that no file uses any more.\n\n"
+    "Remove a key that no file, upload or name key uses any more.\n\n"
     "Destroy the retired key's backups only after the data backups that need it have aged out: "
     "from then on, files deleted before the rewrap cannot be recovered from any backup."
 )

@@ -14,22 +14,24 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import heapq
 import json
 import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import Integer, bindparam, delete, literal, or_, select, update
+from sqlalchemy import Integer, String, bindparam, delete, literal, or_, select, type_coerce, update
 
 from sealbox import names
 from sealbox.audit.service import Actor, Event
+from sealbox.crypto.errors import IntegrityError
 from sealbox.crypto.keys import FieldCipher, NameCipher
 from sealbox.db.session import Tx
-from sealbox.errors import Conflict, InvalidInput, NotFound
+from sealbox.errors import Conflict, IntegrityFailure, InvalidInput, NotFound
 from sealbox.files.repository import FILES, LOCK_OWNER
 from sealbox.files.schemas import FileRead
 from sealbox.files.service import FileService, blob_key, etag_of
@@ -112,9 +114,16 @@ def _folders_in(parent: bool) -> Any:
 
 
 def _files_in(parent: bool) -> Any:
-    columns = select(File.id, File.size, File.created_at, File.header_tag, File.listed_name_enc).where(
-        File.owner_id == bindparam("owner")
-    )
+    # The id and the date as the driver gives them (SQLite: text; PostgreSQL: uuid and
+    # timestamptz objects), converted only where used (``_hex``, ``_when``): SQLAlchemy's
+    # conversion of every row was most of the cost of listing a large folder.
+    columns = select(
+        type_coerce(File.id, String),
+        File.size,
+        type_coerce(File.created_at, String),
+        File.header_tag,
+        File.listed_name_enc,
+    ).where(File.owner_id == bindparam("owner"))
     if parent:
         return columns.where(File.folder_id == bindparam("folder"))
     return columns.where(File.folder_id.is_(None))
@@ -163,16 +172,57 @@ SUBTREE_UPLOADS = select(Upload.id).where(
 SUBTREE_UPLOAD_PARTS = select(UploadPart.key).where(UploadPart.upload_id.in_(SUBTREE_UPLOADS))
 
 
-def _key(entry: Entry, sort: Sort) -> tuple[Any, ...]:
-    rank = 0 if entry.kind == "folder" else 1
-    name = entry.name.casefold()
+# One item of a folder as a listing holds it until it is on the page: (rank: 0 for a
+# folder, 1 for a file; name; size, None for a folder; created_at; id; header tag, None
+# for a folder). Only the page's items become ``Entry`` models: building one for every
+# item of a large folder cost more than decrypting its name.
+# The id is its 32 hex digits, the date as the database gave it (see ``_files_in``).
+Item = tuple[int, str, int | None, Any, str, bytes | None]
+
+
+def _hex(value: Any) -> str:
+    """An id as the driver gave it (32 hex digits on SQLite, a UUID on PostgreSQL) as hex."""
+    return value if isinstance(value, str) else str(value.hex)
+
+
+def _when(value: Any) -> datetime:
+    """A date as the driver gave it (text on SQLite, stored in UTC; an aware datetime on
+    PostgreSQL) as an aware UTC datetime, as ``UTCDateTime`` reads it."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _name(cipher: NameCipher, item_id: str, sealed: bytes) -> str:
+    try:
+        return cipher.decrypt(bytes.fromhex(item_id), "name", sealed)
+    except (IntegrityError, ValueError) as exc:
+        raise IntegrityFailure("stored names failed authentication") from exc
+
+
+def _entry(item: Item) -> Entry:
+    rank, name, size, created_at, item_id, tag = item
+    return Entry(
+        kind="folder" if rank == 0 else "file",
+        id=str(uuid.UUID(hex=item_id)),
+        name=name,
+        size=size,
+        created_at=_when(created_at),
+        etag=etag_of(tag) if tag is not None else None,
+    )
+
+
+def _key(item: Item, sort: Sort) -> tuple[Any, ...]:
+    rank, name, size, created_at, item_id, _ = item
+    folded = name.casefold()
     if sort == "name":
-        primary: Any = name
+        primary: Any = folded
     elif sort == "size":
-        primary = entry.size or 0
+        primary = size or 0
     else:
-        primary = int(entry.created_at.timestamp() * 1_000_000)
-    return (rank, primary, name, entry.name, entry.id)
+        primary = int(_when(created_at).timestamp() * 1_000_000)
+    return (rank, primary, folded, name, item_id)
 
 
 def _after(key: Sequence[Any], cursor: Sequence[Any], order: Order) -> bool:
@@ -181,8 +231,21 @@ def _after(key: Sequence[Any], cursor: Sequence[Any], order: Order) -> bool:
     return tuple(key[1:]) > tuple(cursor[1:]) if order == "asc" else tuple(key[1:]) < tuple(cursor[1:])
 
 
+def _first(keyed: list[tuple[tuple[Any, ...], Item]], n: int, order: Order) -> list[tuple[tuple[Any, ...], Item]]:
+    """The first ``n`` of ``keyed`` in listing order (folders first, each group in
+    ``order``), without sorting the rest: a page of a large folder is a small part of it."""
+    pick = heapq.nlargest if order == "desc" else heapq.nsmallest
+    chosen: list[tuple[tuple[Any, ...], Item]] = []
+    for rank in (0, 1):
+        if len(chosen) >= n:
+            break
+        group = [pair for pair in keyed if pair[0][0] == rank]
+        chosen += pick(n - len(chosen), group, key=lambda pair: pair[0][1:])
+    return chosen
+
+
 def _encode(sort: Sort, order: Order, key: tuple[Any, ...]) -> str:
-    raw = json.dumps([sort, order, *key], separators=(",", ":")).encode()
+    raw = json.dumps([sort, order, *key[:-1], str(uuid.UUID(hex=key[-1]))], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -207,7 +270,18 @@ def _well_formed(raw: Any) -> bool:
 def _decode(cursor: str, sort: Sort, order: Order) -> list[Any]:
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, RecursionError):  # RecursionError: deeply nested JSON
+        if not isinstance(raw, list) or len(raw) != 7:
+            raise ValueError
+        rank, primary, folded, name, item_id = raw[2:]
+        # Each part has the type of its place (a key compared with a cursor of other
+        # types would not order): the rank and a size or a date are integers.
+        primary_type = str if raw[0] == "name" else int
+        if not (
+            type(rank) is int and type(primary) is primary_type and isinstance(folded, str) and isinstance(name, str)
+        ):
+            raise ValueError
+        raw[6] = uuid.UUID(item_id).hex
+    except (ValueError, TypeError, AttributeError, RecursionError):  # RecursionError: deeply nested JSON
         raise InvalidInput("the cursor is not valid") from None
     if not _well_formed(raw):
         raise InvalidInput("the cursor is not valid")
@@ -264,6 +338,9 @@ class FolderService:
 
     async def entries(self, owner: UserId, folder_id: uuid.UUID | None) -> list[Entry]:
         """Everything directly in ``folder_id`` (``None``: the top), unsorted."""
+        return [_entry(item) for item in await self._items(owner, folder_id)]
+
+    async def _items(self, owner: UserId, folder_id: uuid.UUID | None) -> list[Item]:
         cipher = await self._cipher(owner)
         values = {"owner": owner, "folder": folder_id}
         inside = folder_id is not None
@@ -271,31 +348,21 @@ class FolderService:
         files = await self.db.rows(FILES_IN[inside], values)
         if folders and cipher is None:
             raise NotFound("folder not found")
-        items = [
-            Entry(kind="folder", id=str(fid), name=decrypt_name(cipher, fid, sealed), size=None, created_at=at)
-            for fid, sealed, at in folders
-            if cipher is not None
-        ]
-        unlisted = []
-        for fid, size, at, tag, sealed in files:
-            if sealed is None or cipher is None:
-                unlisted.append(fid)  # stored by an older server; see ``fill_listed_names``
-                continue
-            name = decrypt_name(cipher, fid, sealed)
-            items.append(Entry(kind="file", id=str(fid), name=name, size=size, created_at=at, etag=etag_of(tag)))
+        items: list[Item] = []
+        if cipher is not None:
+            items += [(0, decrypt_name(cipher, fid, sealed), None, at, fid.hex, None) for fid, sealed, at in folders]
+            for raw_id, size, at, tag, sealed in files:
+                if sealed is not None:
+                    file_id = _hex(raw_id)
+                    items.append((1, _name(cipher, file_id, sealed), size, at, file_id, tag))
+        # Stored by an older server and not filled in yet (``files.legacy``): named by
+        # their own key, one unwrap each.
+        unlisted = [uuid.UUID(hex=_hex(row[0])) for row in files if row[4] is None or cipher is None]
         if unlisted:
-            for row in await self.db.rows(FILE_ROWS, {"ids": unlisted}):
-                info = self.files.describe(FILES.build(row))
-                items.append(
-                    Entry(
-                        kind="file",
-                        id=info.id,
-                        name=info.name,
-                        size=info.size,
-                        created_at=info.created_at,
-                        etag=info.etag,
-                    )
-                )
+            for found in await self.db.rows(FILE_ROWS, {"ids": unlisted}):
+                row = FILES.build(found)
+                info = self.files.describe(row)
+                items.append((1, info.name, info.size, info.created_at, row.id.hex, row.header_tag))
         return items
 
     async def page(
@@ -318,22 +385,20 @@ class FolderService:
             raise InvalidInput(f"the filter is at most {MAX_QUERY} characters")
         after = _decode(cursor, sort, order) if cursor else None
         folder = await self.get(owner, folder_id) if folder_id is not None else None
-        items = await self.entries(owner, folder_id)
+        items = await self._items(owner, folder_id)
         if query:
             # Stored names are NFC (``names.text``): so is the filter, however it was typed.
             needle = unicodedata.normalize("NFC", query).casefold()
-            items = [item for item in items if needle in item.name.casefold()]
+            items = [item for item in items if needle in item[1].casefold()]
         keyed = [(_key(item, sort), item) for item in items]
-        keyed.sort(key=lambda pair: pair[0][1:], reverse=order == "desc")
-        keyed.sort(key=lambda pair: pair[0][0])  # stable: folders first, each group in order
         if after is not None:
             keyed = [pair for pair in keyed if _after(pair[0], after, order)]
-        page = keyed[:limit]
+        page = _first(keyed, limit, order)
         more = len(keyed) > limit
         return FolderPage(
             folder=folder,
             path=await self.path(owner, folder_id) if folder_id is not None else [],
-            items=[item for _, item in page],
+            items=[_entry(item) for _, item in page],
             total=len(items),
             next_cursor=_encode(sort, order, page[-1][0]) if more else None,
         )

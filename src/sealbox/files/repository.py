@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.db.base import Columns
 from sealbox.ids import FileId, UserId
-from sealbox.models import File, FileSegment, RetiredKey, Upload, UploadPart, User
+from sealbox.models import File, FileSegment, NameKey, RetiredKey, Upload, UploadPart, User
 from sealbox.models.upload import holding_room
 
 FILES = Columns(File)
@@ -153,5 +153,9 @@ class FileRepository:
         return int((await self.session.execute(select(func.count()).select_from(File))).scalar_one())
 
     async def key_ids(self) -> set[str]:
-        result = await self.session.execute(select(File.key_id).distinct())
-        return set(result.scalars().all())
+        """The master key ids that wrap a stored file's key or an account's name key
+        (without which that file, or every name in that account, cannot be read)."""
+        found: set[str] = set()
+        for table in (File, NameKey):
+            found.update((await self.session.execute(select(table.key_id).distinct())).scalars().all())
+        return found

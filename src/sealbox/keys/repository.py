@@ -9,13 +9,19 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sealbox.crypto.keys import WRAP_FORMAT
-from sealbox.models import File, KeyHolder, RetiredKey, Upload
+from sealbox.models import File, KeyHolder, NameKey, RetiredKey, Upload
 
 LegacyRow = tuple[uuid.UUID, str, bytes]  # id, master key id, format-1 token
+NameKeyRow = tuple[uuid.UUID, str, bytes, int]  # owner id, master key id, wrapped key, wrap format
+
+# Every table whose rows hold a key wrapped under a master key (a ``key_id`` column):
+# files' keys, unfinished uploads' keys, accounts' name keys. Each key command covers
+# each of them (tests/unit/test_name_keys.py enumerates the tables with a ``key_id``).
+WRAPPED_KEY_TABLES = (File, Upload, NameKey)
 
 
 class WrappedKeyRepository:
-    """The wrapped file keys in the ``files`` table; never the blobs."""
+    """The wrapped keys in the database (files', uploads', accounts' name keys); never the blobs."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -25,6 +31,31 @@ class WrappedKeyRepository:
         result = await self.session.execute(select(File.key_id, func.count()).group_by(File.key_id))
         return {key_id: int(n) for key_id, n in result.all()}
 
+    async def name_key_counts(self) -> dict[str, int]:
+        """Number of accounts' name keys each master key wraps."""
+        result = await self.session.execute(select(NameKey.key_id, func.count()).group_by(NameKey.key_id))
+        return {key_id: int(n) for key_id, n in result.all()}
+
+    async def name_keys_not_on(self, key_id: str, limit: int) -> Sequence[NameKeyRow]:
+        """(owner, key id, wrapped key, wrap format) of name keys not wrapped by ``key_id``."""
+        query = (
+            select(NameKey.owner_id, NameKey.key_id, NameKey.wrapped_key, NameKey.wrap_format)
+            .where(NameKey.key_id != key_id)
+            .order_by(NameKey.owner_id)
+        )
+        rows = (await self.session.execute(query.limit(limit))).all()
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+    async def swap_name_key(self, owner: uuid.UUID, old: tuple[str, bytes], new: tuple[str, bytes]) -> bool:
+        """Compare-and-swap one account's wrapped name key (``new`` in the current format);
+        False if the row changed (or went) meanwhile."""
+        result = await self.session.execute(
+            update(NameKey)
+            .where(NameKey.owner_id == owner, NameKey.key_id == old[0], NameKey.wrapped_key == old[1])
+            .values(key_id=new[0], wrapped_key=new[1], wrap_format=WRAP_FORMAT)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
     async def uploads_on(self, key_id: str) -> int:
         """Resumable uploads in progress whose key ``key_id`` wraps (they are not re-wrapped:
         they finish or expire within SEALBOX_UPLOAD_EXPIRY_HOURS)."""
@@ -32,8 +63,12 @@ class WrappedKeyRepository:
         return int(result.scalar_one())
 
     async def count_not_on(self, key_id: str) -> int:
-        result = await self.session.execute(select(func.count()).select_from(File).where(File.key_id != key_id))
-        return int(result.scalar_one())
+        """Files and name keys whose key is not wrapped by ``key_id`` (what a rewrap moves)."""
+        total = 0
+        for table in (File, NameKey):
+            query = select(func.count()).select_from(table).where(table.key_id != key_id)
+            total += int((await self.session.execute(query)).scalar_one())
+        return total
 
     async def batch_not_on(self, key_id: str, limit: int) -> Sequence[tuple[uuid.UUID, str, bytes, int, int]]:
         """(id, key id, wrapped key, wrap format, segments) of files not wrapped by ``key_id``."""

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sealbox.audit.service import Actor, Audit, Event
 from sealbox.crypto.backup import open_backup, seal_backup
@@ -17,17 +18,19 @@ from sealbox.crypto.errors import IntegrityError, KeyringError, UnknownKeyId
 from sealbox.crypto.keys import (
     Keyring,
     MasterKey,
+    WrapDomain,
     file_wrap_domain,
     file_wrapping,
     load_keyring_file,
     new_master_key,
     replace_keyring_file,
+    wrap_domain,
     write_keyring_file,
 )
 from sealbox.db.base import utcnow
 from sealbox.db.session import Database
 from sealbox.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, SetupError
-from sealbox.keys.repository import Holder, HolderRepository, WrappedKeyRepository
+from sealbox.keys.repository import Holder, HolderRepository, NameKeyRow, WrappedKeyRepository
 
 
 @dataclass(frozen=True)
@@ -36,13 +39,15 @@ class KeyStatus:
     primary: bool
     created_at: str
     files: int
+    name_keys: int = 0  # accounts' name keys (folder and listed file names) it wraps
 
 
 @dataclass(frozen=True)
 class Status:
     keys: list[KeyStatus]
-    unused: list[str]  # in the keyring, wrapping no file
+    unused: list[str]  # in the keyring, wrapping no file and no name key
     missing: dict[str, int]  # referenced by files, absent from the keyring: an error
+    missing_name_keys: dict[str, int] = field(default_factory=dict)  # referenced by name keys, absent: an error
     processes: list[Holder] = field(default_factory=list)  # live server processes and the keys they hold
 
 
@@ -72,12 +77,17 @@ class KeyService:
             ) from None
         async with self.db.read() as session:
             counts = await WrappedKeyRepository(session).counts()
+            names = await WrappedKeyRepository(session).name_key_counts()
             processes = await HolderRepository(session).live(utcnow())
-        keys = [KeyStatus(k.id, i == 0, k.created_at, counts.get(k.id, 0)) for i, k in enumerate(ring.keys)]
+        keys = [
+            KeyStatus(k.id, i == 0, k.created_at, counts.get(k.id, 0), names.get(k.id, 0))
+            for i, k in enumerate(ring.keys)
+        ]
         return Status(
             keys=keys,
-            unused=[k.id for k in keys if k.files == 0],
+            unused=[k.id for k in keys if k.files == 0 and k.name_keys == 0],
             missing={key_id: n for key_id, n in counts.items() if key_id not in ring.ids},
+            missing_name_keys={key_id: n for key_id, n in names.items() if key_id not in ring.ids},
             processes=processes,
         )
 
@@ -151,69 +161,68 @@ class KeyService:
         return key
 
     async def pending(self) -> int:
-        """How many files have their key wrapped by a key other than the primary."""
+        """How many files and name keys have their key wrapped by a key other than the primary."""
         async with self.db.read() as session:
             return await WrappedKeyRepository(session).count_not_on(self.keyring().primary.id)
 
     async def rewrap(self, batch: int = 100) -> AsyncIterator[int]:
-        """Re-wrap every file key under the primary; yield how many each batch moved.
+        """Re-wrap every file key, then every account's name key, under the primary;
+        yield how many each batch moved.
 
         Each row is updated by compare-and-swap, in transactions of ``batch`` rows, so
-        the work can be interrupted and resumed, and uploads, downloads and deletions
-        may go on meanwhile (a row that changed is simply left for the next pass).
+        the work can be interrupted and resumed, and uploads, downloads, deletions and
+        new accounts' first folders may go on meanwhile (a row that changed is simply
+        left for the next pass).
         """
         ring = self.keyring()
         primary = ring.primary.id
         await self._refuse_retired(primary)
-        skipped: set[object] = set()
-        total = 0
-        while True:
-            # Before every batch: a process that lacks the key could not open the files
-            # moved to it (503 for each), so none may be running.
-            lacking = await self.lacking(primary)
-            if lacking:
-                raise Conflict(
-                    f"{len(lacking)} running server process(es) do not hold key {primary!r} "
-                    f"({_names(lacking)}): add it to their keyring first; nothing more was re-wrapped"
-                )
-            async with self.db.read() as session:
-                rows = await WrappedKeyRepository(session).batch_not_on(primary, batch + len(skipped))
-            rows = [row for row in rows if row[0] not in skipped]
-            if not rows:
-                await self.audit.record(Event("key.rewrap", Actor.operator(), target=primary, detail={"files": total}))
-                return
-            moved = 0
-            async with self.db.write() as session:
-                # As every commit of a wrapped key does (FileService.wrap_in): under the
-                # shared key lock, and only while the target key is not retired, so a
-                # retirement elsewhere either waits for this batch or stops the rewrap.
-                await self.db.lock_keys(session)
-                repository = WrappedKeyRepository(session)
-                if await repository.is_retired(primary):
-                    raise Conflict(f"key {primary!r} was retired meanwhile; nothing more was re-wrapped")
-                for file_id, key_id, wrapped, wrap_format, segments in rows[:batch]:
-                    try:
-                        dek = ring.unwrap(key_id, file_id.bytes, wrapped, file_wrap_domain(segments, wrap_format))
-                    except UnknownKeyId:
-                        raise SetupError(
-                            f"file {file_id} is wrapped under key {key_id!r}, which this keyring lacks: "
-                            "import it from a host or backup that has it ('sealbox keys import')"
-                        ) from None
-                    except IntegrityError as exc:
-                        raise IntegrityFailure(f"the key of file {file_id} cannot be opened: {exc}") from None
-                    domain, new_format = file_wrapping(segments)
-                    if await repository.swap(
-                        file_id, (key_id, wrapped), ring.wrap(file_id.bytes, dek, domain), new_format
-                    ):
-                        moved += 1
+        totals = {"files": 0, "name_keys": 0}
+        for kind in totals:
+            skipped: set[object] = set()
+            while True:
+                await self._refuse_lacking(primary)
+                async with self.db.read() as session:
+                    repository = WrappedKeyRepository(session)
+                    size = batch + len(skipped)
+                    if kind == "files":
+                        rows: list[Any] = list(await repository.batch_not_on(primary, size))
                     else:
-                        skipped.add(file_id)
-            total += moved
-            yield moved
+                        rows = list(await repository.name_keys_not_on(primary, size))
+                rows = [row for row in rows if row[0] not in skipped][:batch]
+                if not rows:
+                    break
+                async with self.db.write() as session:
+                    # As every commit of a wrapped key does (FileService.wrap_now): under the
+                    # shared key lock, and only while the target key is not retired, so a
+                    # retirement elsewhere either waits for this batch or stops the rewrap.
+                    await self.db.lock_keys(session)
+                    repository = WrappedKeyRepository(session)
+                    if await repository.is_retired(primary):
+                        raise Conflict(f"key {primary!r} was retired meanwhile; nothing more was re-wrapped")
+                    if kind == "files":
+                        missed = [row[0] for row in rows if not await _rewrap_file(repository, ring, row)]
+                    else:
+                        missed = [row[0] for row in rows if not await _rewrap_name_key(repository, ring, row)]
+                skipped.update(missed)
+                moved = len(rows) - len(missed)
+                totals[kind] += moved
+                yield moved
+        await self.audit.record(Event("key.rewrap", Actor.operator(), target=primary, detail=totals))
+
+    async def _refuse_lacking(self, primary: str) -> None:
+        # Before every batch: a process that lacks the key could not open the files
+        # moved to it (503 for each), so none may be running.
+        lacking = await self.lacking(primary)
+        if lacking:
+            raise Conflict(
+                f"{len(lacking)} running server process(es) do not hold key {primary!r} "
+                f"({_names(lacking)}): add it to their keyring first; nothing more was re-wrapped"
+            )
 
     async def retire(self, key_id: str) -> None:
-        """Remove ``key_id`` from the keyring, only if no file or upload uses it, it is
-        not primary here, and no live server process still wraps under it.
+        """Remove ``key_id`` from the keyring, only if no file, upload or account's name
+        key uses it, it is not primary here, and no live server process still wraps under it.
 
         The count and the retirement mark are one transaction under the exclusive key
         lock, and every file or upload row takes the shared lock and checks the mark as
@@ -236,9 +245,11 @@ class KeyService:
             await self.db.lock_keys(session, exclusive=True)
             repository = WrappedKeyRepository(session)
             users = (await repository.counts()).get(key_id, 0)
+            names = (await repository.name_key_counts()).get(key_id, 0)
             uploads = await repository.uploads_on(key_id)
-            if users:
-                raise Conflict(f"{users} files still use key {key_id!r}; run 'sealbox keys rewrap' first")
+            if users or names:
+                left = " and ".join(part for part in (_count(users, "file"), _count(names, "account name key")) if part)
+                raise Conflict(f"key {key_id!r} still wraps {left}; run 'sealbox keys rewrap' first")
             if uploads:
                 raise Conflict(
                     f"{uploads} resumable uploads in progress still use key {key_id!r}; "
@@ -247,6 +258,42 @@ class KeyService:
             await repository.retire(key_id, utcnow())
         replace_keyring_file(self.path, ring.without(key_id))
         await self.audit.record(Event("key.retire", Actor.operator(), target=key_id))
+
+
+def _count(n: int, noun: str) -> str:
+    return "" if n == 0 else f"1 {noun}" if n == 1 else f"{n} {noun}s"
+
+
+async def _rewrap_file(repository: WrappedKeyRepository, ring: Keyring, row: Any) -> bool:
+    """Re-wrap one file's key under ``ring``'s primary; False if the row changed meanwhile."""
+    file_id, key_id, wrapped, wrap_format, segments = row
+    try:
+        dek = ring.unwrap(key_id, file_id.bytes, wrapped, file_wrap_domain(segments, wrap_format))
+    except UnknownKeyId:
+        raise SetupError(
+            f"file {file_id} is wrapped under key {key_id!r}, which this keyring lacks: "
+            "import it from a host or backup that has it ('sealbox keys import')"
+        ) from None
+    except IntegrityError as exc:
+        raise IntegrityFailure(f"the key of file {file_id} cannot be opened: {exc}") from None
+    domain, new_format = file_wrapping(segments)
+    return await repository.swap(file_id, (key_id, wrapped), ring.wrap(file_id.bytes, dek, domain), new_format)
+
+
+async def _rewrap_name_key(repository: WrappedKeyRepository, ring: Keyring, row: NameKeyRow) -> bool:
+    """Re-wrap one account's name key under ``ring``'s primary (still bound to the
+    account's id); False if the row changed meanwhile."""
+    owner, key_id, wrapped, wrap_format = row
+    try:
+        key = ring.unwrap(key_id, owner.bytes, wrapped, wrap_domain(WrapDomain.NAMES, wrap_format))
+    except UnknownKeyId:
+        raise SetupError(
+            f"the name key of account {owner} is wrapped under key {key_id!r}, which this keyring lacks: "
+            "import it from a host or backup that has it ('sealbox keys import')"
+        ) from None
+    except IntegrityError as exc:
+        raise IntegrityFailure(f"the name key of account {owner} cannot be opened: {exc}") from None
+    return await repository.swap_name_key(owner, (key_id, wrapped), ring.wrap(owner.bytes, key, WrapDomain.NAMES))
 
 
 def load_keyring(path: Path) -> Keyring:
