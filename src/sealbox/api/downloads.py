@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
+from typing import Any
 
 import structlog
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from sealbox.api.errors import problem
 from sealbox.api.http import Unsatisfiable, content_disposition, parse_range
-from sealbox.errors import SealboxError
+from sealbox.archive import ArchiveError
+from sealbox.errors import SealboxError, TooLarge
 from sealbox.files.names import servable_content_type
 from sealbox.logs import AlreadyLogged
 from sealbox.sharing.gate import Archive, Opened
@@ -49,6 +52,22 @@ async def _body(opened: Opened, start: int, end: int) -> AsyncIterator[bytes | m
         if sent < length and not failed:
             # The client went away (or the server is stopping): not an error of ours.
             log.info("download.interrupted", file_id=str(download.file.id), sent=sent, length=length)
+
+
+class SettledResponse(StreamingResponse):
+    """A streamed body with something to do once the response is over, however it ended:
+    ``settle`` runs even when the body never started (the client went away between the
+    charge and the first byte), where the body's own ``finally`` cannot."""
+
+    def __init__(self, content: AsyncIterator[Any], settle: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._settle = settle
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._settle()
 
 
 async def content_response(request: Request, opened: Opened) -> Response:
@@ -97,7 +116,7 @@ async def content_response(request: Request, opened: Opened) -> Response:
         body = await opened.download.in_memory(start, end)
         if body is not None:
             return Response(body, status_code=status, headers=headers)
-    return StreamingResponse(_body(opened, start, end), status_code=status, headers=headers)
+    return SettledResponse(_body(opened, start, end), opened.abandon, status_code=status, headers=headers)
 
 
 ARCHIVE_HEADERS = {**CONTENT_HEADERS, "Accept-Ranges": "none", "Content-Type": "application/zip"}
@@ -120,12 +139,17 @@ async def archive_response(request: Request, archive: Archive) -> Response:
     """A collection as one streamed ZIP (no ranges: it is made as it is sent). Its exact
     length is known before the first byte, so the response has a ``Content-Length``.
     A ``GET`` is charged (and audited) before the body starts; ``HEAD`` is free."""
+    try:
+        size = archive.size
+    except ArchiveError as exc:
+        # A path no ZIP can hold (over 65,535 bytes): said before anything is charged.
+        raise TooLarge(f"these files cannot be put in one archive: {exc}") from None
     headers = {
         **ARCHIVE_HEADERS,
         "Content-Disposition": content_disposition(archive.name),
-        "Content-Length": str(archive.size),
+        "Content-Length": str(size),
     }
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers)
     await archive.begin()
-    return StreamingResponse(_archive_body(archive), status_code=200, headers=headers)
+    return SettledResponse(_archive_body(archive), archive.settle, status_code=200, headers=headers)

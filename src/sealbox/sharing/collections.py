@@ -104,6 +104,10 @@ class Collections:
             taken.add(final.casefold())
             return final
 
+        # A file reached twice (selected, and inside a selected folder; or in two selected
+        # folders, one inside the other) is in the collection once, where it is first met:
+        # its download limit is counted per file, and a copy must not reset that count.
+        seen: set[uuid.UUID] = set()
         for kind, item_id in items:
             if kind == "file":
                 row = await self._file(owner, item_id)
@@ -111,7 +115,9 @@ class Collections:
                     if strict:
                         raise NotFound("file not found")
                     continue
-                files.append(Item(unique(self.folders.listed_name(cipher, row)), row))
+                if row.id not in seen:
+                    seen.add(row.id)
+                    files.append(Item(unique(self.folders.listed_name(cipher, row)), row))
                 continue
             try:
                 folder = await self.folders.get(owner, item_id)
@@ -123,7 +129,10 @@ class Collections:
             prefix = unique(folder.name) + "/"
             dirs.append(prefix)
             dirs.extend(prefix + path for path in below)
-            files.extend(Item(prefix + member.path, member.row) for member in members)
+            for member in members:
+                if member.row.id not in seen:
+                    seen.add(member.row.id)
+                    files.append(Item(prefix + member.path, member.row))
             self._bound(files)
         if len(items) == 1 and items[0][0] == "folder" and dirs:
             name = dirs[0].rstrip("/")

@@ -55,9 +55,11 @@ from sealbox.sharing.repository import (
     CHARGE,
     DELIVER_POSTGRES,
     DELIVER_SQLITE,
+    GRACE,
     SHARE,
     SHARES,
     UNDELIVER,
+    USE_GRACE,
     SharingRepository,
 )
 
@@ -160,6 +162,7 @@ class Opened:
     _authorised: Authorised
     _actor: Actor
     _charged: int = field(default=0, init=False)
+    _started: bool = field(default=False, init=False)
 
     async def begin(self, start: int, end: int) -> None:
         """Take the response's bytes from a link's allowance (``Gone`` if it has too
@@ -221,6 +224,7 @@ class Opened:
         stored data failed authentication) is given back to a link's allowance here,
         in this generator's ``finally``."""
         sent = 0
+        self._started = True
         try:
             async for piece in self.download.content(start, end):
                 yield piece
@@ -228,14 +232,24 @@ class Opened:
         finally:
             self._finish(end - start + 1 - sent)
 
+    def abandon(self) -> None:
+        """After a response whose body never started (the client went away first): give
+        back all it was charged, as ``content`` would have."""
+        if not self._started:
+            self._started = True
+            self._finish(self._charged)
+
     def _finish(self, unsent: int) -> None:
         """After a response: give back to a link's allowance what a cut-short one did
         not deliver (see the module's description).
 
         Runs as its own task: it is called while the response is being cancelled."""
         share = self._authorised.share
-        if share is not None and share.file_id is None and unsent > 0 and self._charged:
-            self._gate.refund_files(share.id, {self._authorised.row.id: min(unsent, self._charged)})
+        if share is not None and share.file_id is None:
+            if self._charged and unsent > 0:
+                unsent = min(unsent, self._charged)
+                row_id = self._authorised.row.id
+                self._gate.refund_files(share.id, {row_id: unsent}, (row_id, self._charged - unsent))
             return
         if share is None or share.bytes_left is None or unsent <= 0 or self._charged == 0:
             return
@@ -259,6 +273,8 @@ class Archive:
     _members: list[Member] = field(init=False)
     _sent: dict[uuid.UUID, int] = field(default_factory=dict, init=False)
     _charged: dict[uuid.UUID, int] = field(default_factory=dict, init=False)
+    _last: uuid.UUID | None = field(default=None, init=False)  # the file being sent, or sent last
+    _settled: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         files = self.collection.files
@@ -296,7 +312,8 @@ class Archive:
     def _opener(self, item: Item) -> Callable[[], AsyncIterator[bytes | bytearray | memoryview]]:
         async def content() -> AsyncIterator[bytes | bytearray | memoryview]:
             row = item.row
-            self._sent[row.id] = 0
+            self._sent.setdefault(row.id, 0)
+            self._last = row.id
             if row.size == 0:
                 return
             download = await self._gate.files.open(row)
@@ -307,18 +324,31 @@ class Archive:
         return content
 
     async def content(self) -> AsyncGenerator[bytes]:
+        complete = False
         try:
             async with aclosing(zip_stream(self._members)) as pieces:
                 async for piece in pieces:
                     yield piece
+            complete = True
         finally:
-            if self._share is not None and self._charged:
-                unsent = {}
-                for item in self.collection.files:
-                    sent = self._sent.get(item.row.id)
-                    done = sent is not None and sent >= item.row.size
-                    unsent[item.row.id] = 0 if done else self._charged[item.row.id] - (sent or 0)
-                self._gate.refund_files(self._share.id, unsent)
+            self.settle(complete)
+
+    def settle(self, complete: bool = False) -> None:
+        """Give back what the archive did not deliver (once; also when the response
+        never started): every file not sent in full, and from the link's grace, the
+        bytes sent of the file it was in when it was cut short."""
+        if self._settled:
+            return
+        self._settled = True
+        if self._share is None or not self._charged or complete:
+            return
+        unsent = {}
+        for item in self.collection.files:
+            sent = self._sent.get(item.row.id)
+            done = sent is not None and sent >= item.row.size
+            unsent[item.row.id] = 0 if done else self._charged[item.row.id] - (sent or 0)
+        last = (self._last, self._sent.get(self._last, 0)) if self._last is not None else None
+        self._gate.refund_files(self._share.id, unsent, last)
 
 
 _owner = aliased(User)
@@ -511,6 +541,10 @@ class Gate:
         """Everything a link holds as one ZIP. ``begin`` charges it: the link must be
         live and, with a download limit, every file must have its whole size left (the
         archive takes it for each, and gives back what it did not send)."""
+        if link.file is not None:
+            # A link to one file has one allowance, taken by its downloads (``Opened``):
+            # an archive of it would be a second.
+            raise NotFound("this link is to one file: download it at the link's /download")
         collection = await self.collections.of_share(link.share)
         return Archive(collection, self, link.share, link.actor)
 
@@ -533,16 +567,29 @@ class Gate:
         download = await self.files.open(authorised.row)
         return Opened(download, self, authorised, actor)
 
-    def refund_files(self, share_id: uuid.UUID, unsent: dict[uuid.UUID, int]) -> None:
-        """Give back to each file of a link to several files what was not delivered of it."""
-        values = [{"share_id": share_id, "file_id": fid, "amount": n} for fid, n in unsent.items() if n > 0]
-        if not values:
+    def refund_files(
+        self, share_id: uuid.UUID, unsent: dict[uuid.UUID, int], last: tuple[uuid.UUID, int] | None = None
+    ) -> None:
+        """Give back to each file of a link to several files what was not delivered of it,
+        and, for ``last`` (the file whose bytes were sent last when a response was cut
+        short, and how many of them were sent), as many of those as the link's grace
+        still allows: they may have been lost in flight (see ``charge_files``)."""
+        amounts = {fid: n for fid, n in unsent.items() if n > 0}
+
+        def step(tx: Tx) -> None:
+            if last is not None and last[1] > 0:
+                found = tx.conn.execute(GRACE, {"share_id": share_id}).first()
+                grace = min(last[1], int(found[0])) if found is not None else 0
+                if grace > 0:
+                    tx.conn.execute(USE_GRACE, {"b_id": share_id, "grace": grace})
+                    amounts[last[0]] = amounts.get(last[0], 0) + grace
+            if amounts:
+                values = [{"b_share": share_id, "b_file": fid, "amount": n} for fid, n in amounts.items()]
+                tx.conn.execute(UNDELIVER, values)
+
+        if not amounts and (last is None or last[1] <= 0):
             return
-
-        async def run() -> None:
-            await self.db.transact(lambda tx: tx.conn.execute(UNDELIVER, values) and None)
-
-        task = asyncio.get_running_loop().create_task(run())
+        task = asyncio.get_running_loop().create_task(self.db.transact(step))
         self._refunds.add(task)
         task.add_done_callback(self._refunds.discard)
 

@@ -74,10 +74,14 @@ def _deliver(dialect_insert: Any) -> Any:
 
 DELIVER_SQLITE = _deliver(sqlite_insert)
 DELIVER_POSTGRES = _deliver(postgres_insert)
+# A link's grace (bytes it may give back beyond what was provably unsent), locked
+# until the transaction ends; and taking some of it.
+GRACE = select(Share.grace_left).where(Share.id == bindparam("share_id")).with_for_update()
+USE_GRACE = update(Share).where(Share.id == bindparam("b_id")).values(grace_left=Share.grace_left - bindparam("grace"))
 # Give back what a response did not deliver of one file.
 UNDELIVER = (
     update(ShareDelivery)
-    .where(ShareDelivery.share_id == bindparam("share_id"), ShareDelivery.file_id == bindparam("file_id"))
+    .where(ShareDelivery.share_id == bindparam("b_share"), ShareDelivery.file_id == bindparam("b_file"))
     .values(
         delivered=case(
             (ShareDelivery.delivered > bindparam("amount"), ShareDelivery.delivered - bindparam("amount")), else_=0

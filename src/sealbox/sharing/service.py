@@ -367,7 +367,8 @@ class SharingService:
             password_hash=password_hash,
             download_limit=limit,
             bytes_left=None,
-            grace_left=0,
+            # Shared by its files, never replenished: see ``Gate.refund_files``.
+            grace_left=RESUME_GRACE if limit is not None else 0,
             downloads=0,
         )
         if note is not None:
