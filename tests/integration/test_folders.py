@@ -606,3 +606,23 @@ def test_a_name_uploaded_again_and_again_is_numbered_past_a_hundred(alice: Accou
     folder = mkdir(alice, f"scans-{os.urandom(3).hex()}").json()["id"]
     got = [put(alice, "scan.pdf", b"%d" % i, folder=folder).json()["name"] for i in range(103)]
     assert got == ["scan.pdf", *(f"scan ({n}).pdf" for n in range(2, 104))]
+
+
+def test_a_listing_cursor_names_nothing(alice: Account) -> None:
+    """A cursor travels in URLs (the next page's link): it is sealed, so the name of the
+    last item it holds (to sort by) is in no form in it."""
+    folder = mkdir(alice, f"cursor-{os.urandom(3).hex()}").json()["id"]
+    canary = f"canary-{os.urandom(4).hex()}"
+    for n in range(3):
+        assert put(alice, f"{canary}-{n}.txt", b"x", folder=folder).status_code == 201
+    cursor = listing(alice, folder, limit=1)["next_cursor"]
+    assert cursor is not None
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    assert canary.encode() not in raw
+    assert canary not in cursor
+    assert [i["name"] for i in listing(alice, folder, limit=1, cursor=cursor)["items"]] == [f"{canary}-1.txt"]
+    # a cursor sealed for one account opens for no other, and a changed one for none
+    forged = cursor[:-4] + ("AAAA" if not cursor.endswith("AAAA") else "BBBB")
+    refused = alice.client.get(f"/api/v1/folders/{folder}", params={"limit": 1, "cursor": forged})
+    assert refused.status_code == 400
+    assert refused.json()["detail"] == "the cursor is not valid"

@@ -245,8 +245,7 @@ def _first(keyed: list[tuple[tuple[Any, ...], Item]], n: int, order: Order) -> l
 
 
 def _encode(sort: Sort, order: Order, key: tuple[Any, ...]) -> str:
-    raw = json.dumps([sort, order, *key[:-1], str(uuid.UUID(hex=key[-1]))], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return json.dumps([sort, order, *key[:-1], str(uuid.UUID(hex=key[-1]))], separators=(",", ":"))
 
 
 def _well_formed(raw: Any) -> bool:
@@ -269,7 +268,7 @@ def _well_formed(raw: Any) -> bool:
 
 def _decode(cursor: str, sort: Sort, order: Order) -> list[Any]:
     try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        raw = json.loads(cursor)
         if not isinstance(raw, list) or len(raw) != 7:
             raise ValueError
         rank, primary, folded, name, item_id = raw[2:]
@@ -288,6 +287,21 @@ def _decode(cursor: str, sort: Sort, order: Order) -> list[Any]:
     if raw[:2] != [sort, order]:
         raise InvalidInput("the cursor belongs to a listing in another order; start again without it")
     return list(raw[2:])
+
+
+def _seal(cipher: NameCipher, owner: UserId, cursor: str) -> str:
+    """A cursor as it travels: it holds the last item's name (to sort by), so it is
+    sealed under the account's name key, bound to the account (URLs reach logs)."""
+    return base64.urlsafe_b64encode(cipher.encrypt(owner.bytes, "cursor", cursor)).decode().rstrip("=")
+
+
+def _unseal(cipher: NameCipher | None, owner: UserId, sealed: str) -> str:
+    try:
+        if cipher is None:
+            raise ValueError
+        return cipher.decrypt(owner.bytes, "cursor", base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4)))
+    except (ValueError, IntegrityError, UnicodeDecodeError):
+        raise InvalidInput("the cursor is not valid") from None
 
 
 def parse_folder_id(value: str) -> uuid.UUID:
@@ -383,7 +397,8 @@ class FolderService:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
         if query is not None and len(query) > MAX_QUERY:
             raise InvalidInput(f"the filter is at most {MAX_QUERY} characters")
-        after = _decode(cursor, sort, order) if cursor else None
+        cipher = await self._cipher(owner)
+        after = _decode(_unseal(cipher, owner, cursor), sort, order) if cursor else None
         folder = await self.get(owner, folder_id) if folder_id is not None else None
         items = await self._items(owner, folder_id)
         if query:
@@ -400,7 +415,9 @@ class FolderService:
             path=await self.path(owner, folder_id) if folder_id is not None else [],
             items=[_entry(item) for _, item in page],
             total=len(items),
-            next_cursor=_encode(sort, order, page[-1][0]) if more else None,
+            next_cursor=_seal(cipher or await self.ensure_cipher(owner), owner, _encode(sort, order, page[-1][0]))
+            if more
+            else None,
         )
 
     async def lookup(self, owner: UserId, path: str) -> Entry:
