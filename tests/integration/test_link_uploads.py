@@ -105,3 +105,24 @@ def test_a_link_uploader_cannot_tell_which_names_the_links_folder_holds(alice: A
     ]
     inner = alice.client.post("/api/v1/folders/lookup", json={"path": "inbox-probe/plan (3).pdf"}).json()["id"]
     assert [i["name"] for i in alice.client.get(f"/api/v1/folders/{inner}").json()["items"]] == ["a.txt", "b.txt", "t"]
+
+
+def test_a_link_uploader_cannot_put_files_in_the_owners_own_folders(alice: Account, server: Server) -> None:
+    """A path sent through an upload link enters only folders made through that link:
+    the owner's own folder of that name (which they may have shared) is stepped around,
+    and a second file of the same dropped tree joins the first."""
+    press = f"Press-{os.urandom(3).hex()}"
+    own = alice.client.post("/api/v1/folders", json={"name": press}).json()["id"]
+    created = alice.client.post("/api/v1/upload-requests", json={"max_files": 10}).json()
+    for name in ("brochure.pdf", "flyer.pdf"):
+        sent = httpx.post(
+            f"{server.url}/r/{created['token']}/files",
+            headers={**named(name), "Sealbox-Path": press},
+            content=b"from a stranger",
+        )
+        assert sent.status_code == 201, sent.text
+    assert alice.client.get(f"/api/v1/folders/{own}").json()["items"] == []
+    made = alice.client.post("/api/v1/folders/lookup", json={"path": f"{press} (2)"})
+    assert made.status_code == 200, made.text
+    names = [item["name"] for item in alice.client.get(f"/api/v1/folders/{made.json()['id']}").json()["items"]]
+    assert names == ["brochure.pdf", "flyer.pdf"]

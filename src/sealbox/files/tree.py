@@ -48,7 +48,9 @@ TAKEN: CompoundSelect[*tuple[Any, ...]] = union_all(
         Folder.owner_id == bindparam("owner"), Folder.name_tag.in_(bindparam("tags", expanding=True))
     ),
 )
-FOLDER_BY_TAG = select(Folder.id).where(Folder.owner_id == bindparam("owner"), Folder.name_tag == bindparam("tag"))
+FOLDER_BY_TAG = select(Folder.id, Folder.request_id).where(
+    Folder.owner_id == bindparam("owner"), Folder.name_tag == bindparam("tag")
+)
 
 # How deep a tree may go, and how long a relative path sent with an upload may be.
 MAX_DEPTH = 64
@@ -69,6 +71,9 @@ class Place:
     folder_id: uuid.UUID | None = None
     path: tuple[str, ...] = ()
     on_conflict: Conflicts = "rename"
+    # The upload link it comes through: its path may enter only folders made through
+    # that same link (never the owner's own, which they may have shared).
+    via: uuid.UUID | None = None
 
 
 TOP = Place()
@@ -242,6 +247,7 @@ def make_folder(
     name: str,
     tag: bytes,
     folder_id: uuid.UUID | None = None,
+    via: uuid.UUID | None = None,
 ) -> uuid.UUID:
     folder_id = folder_id or uuid.uuid4()
     values = {
@@ -251,6 +257,7 @@ def make_folder(
         "name_enc": cipher.encrypt(folder_id.bytes, "name", name),
         "name_tag": tag,
         "created_at": utcnow(),
+        "request_id": via,
     }
     tx.conn.execute(INSERT_FOLDER, [values])
     return folder_id
@@ -264,8 +271,11 @@ def make_path(
     path: Sequence[str],
     *,
     numbered: bool = False,
+    via: uuid.UUID | None = None,
 ) -> tuple[uuid.UUID | None, int]:
     """The folder at ``path`` below ``parent``, made where missing (like ``mkdir -p``);
+    through the upload link ``via``, only folders made through that link are entered
+    (another folder of the name is stepped around like a file, when ``numbered``);
     returns it and how many folders were made. ``Conflict`` if a file is in the way;
     with ``numbered``, the first of "name (2)", "name (3)"... that is a folder or free
     is used instead (so a stranger uploading through a link cannot learn, from a
@@ -281,11 +291,11 @@ def make_path(
         for candidate in (c for c in candidates if len(c) <= names.MAX_FILE_NAME):
             tag = cipher.tag(within, candidate)
             found = tx.conn.execute(FOLDER_BY_TAG, {"owner": owner, "tag": tag}).first()
-            if found is not None:
+            if found is not None and (via is None or found[1] == via):
                 parent = found[0]
                 break
-            if not taken(tx, owner, [tag]):
-                parent = make_folder(tx, owner, cipher, parent, candidate, tag)
+            if found is None and not taken(tx, owner, [tag]):
+                parent = make_folder(tx, owner, cipher, parent, candidate, tag, via=via)
                 made += 1
                 break
         else:
@@ -301,4 +311,4 @@ def place(
     is stepped around (``make_path``'s ``numbered``) rather than refused."""
     if where.folder_id is not None:
         folder_in(tx, owner, where.folder_id)
-    return make_path(tx, owner, cipher, where.folder_id, where.path, numbered=stranger)
+    return make_path(tx, owner, cipher, where.folder_id, where.path, numbered=stranger, via=where.via)

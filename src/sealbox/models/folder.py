@@ -44,3 +44,8 @@ class Folder(Base):
     name_enc: Mapped[bytes] = mapped_column(LargeBinary)
     name_tag: Mapped[bytes] = mapped_column(LargeBinary(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Made by an upload through this upload-request link (for a path sent with it):
+    # only such folders take that link's later uploads.
+    request_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("upload_requests.id", ondelete="SET NULL"), nullable=True
+    )

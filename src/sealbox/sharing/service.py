@@ -663,7 +663,7 @@ class SharingService:
         row = await self.live_request(token, grant)
         uploader = names.uploader_name(uploader)
         admission = admission_for(row)
-        where = Place(row.folder_id, path)
+        where = Place(row.folder_id, path, via=row.id)
         created = await self.files.upload(
             UserId(row.owner_id), name, content_type, source, actor, admission=admission, uploader=uploader, where=where
         )

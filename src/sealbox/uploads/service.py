@@ -472,7 +472,7 @@ class UploadService:
             FileSegment(key=part.key, size=part.size, chunk_log2=part.chunk_log2, header_tag=part.header_tag)
             for part in parts
         ]
-        where = Place(row.folder_id, self._path(row, dek))
+        where = Place(row.folder_id, self._path(row, dek), via=row.request_id)
         commit = asyncio.ensure_future(self.files.record_segments(file, dek, segments, completion, actor, where))
         try:
             created = await asyncio.shield(commit)

@@ -58,7 +58,11 @@ def upgrade() -> None:
         sa.Column("name_enc", sa.LargeBinary(), nullable=False),
         sa.Column("name_tag", sa.LargeBinary(32), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("request_id", sa.Uuid(), nullable=True),
         sa.ForeignKeyConstraint(["owner_id"], ["users.id"], name="fk_folders_owner_id_users", ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["request_id"], ["upload_requests.id"], name="fk_folders_request_id_upload_requests", ondelete="SET NULL"
+        ),
         sa.ForeignKeyConstraint(["parent_id"], ["folders.id"], name="fk_folders_parent_id_folders", ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name="pk_folders"),
         sa.UniqueConstraint("owner_id", "name_tag", name="uq_folders_owner_name_tag"),
