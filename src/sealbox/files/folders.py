@@ -24,14 +24,14 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import Integer, String, bindparam, delete, literal, or_, select, type_coerce, update
+from sqlalchemy import Integer, String, bindparam, delete, func, literal, or_, select, type_coerce, update
 
 from sealbox import names
 from sealbox.audit.service import Actor, Event
 from sealbox.crypto.errors import IntegrityError
 from sealbox.crypto.keys import FieldCipher, NameCipher
 from sealbox.db.session import Tx
-from sealbox.errors import Conflict, IntegrityFailure, InvalidInput, NotFound
+from sealbox.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, TooLarge
 from sealbox.files.repository import FILES, LOCK_OWNER
 from sealbox.files.schemas import FileRead
 from sealbox.files.service import FileService, blob_key, etag_of
@@ -157,6 +157,10 @@ SUBTREE_FOLDERS = select(Folder.id, Folder.parent_id, Folder.name_enc).where(Fol
 SUBTREE_FILES = select(*FILES.columns).where(File.folder_id.in_(SUBTREE_IDS), File.owner_id == bindparam("owner"))
 SUBTREE_SEGMENTS = select(FileSegment.key).where(
     FileSegment.file_id.in_(select(File.id).where(File.folder_id.in_(SUBTREE_IDS)))
+)
+SUBTREE_COUNTS = select(
+    select(func.count()).select_from(File).where(File.folder_id.in_(SUBTREE_IDS)).scalar_subquery(),
+    select(func.count()).select_from(SUBTREE_IDS.subquery()).scalar_subquery(),
 )
 SUBTREE_USAGE = select(File.id, File.size).where(File.folder_id.in_(SUBTREE_IDS))
 # Unfinished resumable uploads going into the subtree: the owner's own (by their folder)
@@ -452,13 +456,21 @@ class FolderService:
         folder = await self._folder(owner, cipher, parent)
         return Entry(kind="folder", id=folder.id, name=folder.name, size=None, created_at=folder.created_at)
 
-    async def members(self, owner: UserId, folder_id: uuid.UUID) -> tuple[list[str], list[Member]]:
+    async def members(
+        self, owner: UserId, folder_id: uuid.UUID, most: int | None = None
+    ) -> tuple[list[str], list[Member]]:
         """Every folder (as a relative path ending in "/") and every file below
-        ``folder_id``, with paths relative to it, in path order."""
+        ``folder_id``, with paths relative to it, in path order. With ``most``, a tree
+        of more files or folders than that is refused (``TooLarge``) before any of it
+        is read."""
         cipher = await self._cipher(owner)
         if cipher is None:
             raise NotFound("folder not found")
         values = {"root": folder_id, "owner": owner}
+        if most is not None:
+            counted = await self.db.rows(SUBTREE_COUNTS, values)
+            if max(int(counted[0][0]), int(counted[0][1])) > most:
+                raise TooLarge(f"a link or an archive holds at most {most} files and {most} folders")
         folders = await self.db.rows(SUBTREE_FOLDERS, values)
         files = await self.db.rows(SUBTREE_FILES, values)
         parents = {fid: (parent, sealed) for fid, parent, sealed in folders}

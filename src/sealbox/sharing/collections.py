@@ -121,7 +121,7 @@ class Collections:
                 continue
             try:
                 folder = await self.folders.get(owner, item_id)
-                below, members = await self.folders.members(owner, item_id)
+                below, members = await self.folders.members(owner, item_id, MAX_FILES)
             except NotFound:
                 if strict:
                     raise
@@ -144,7 +144,7 @@ class Collections:
 
     async def folder(self, owner: UserId, folder_id: uuid.UUID) -> Collection:
         folder = await self.folders.get(owner, folder_id)
-        dirs, members = await self.folders.members(owner, folder_id)
+        dirs, members = await self.folders.members(owner, folder_id, MAX_FILES)
         files = [Item(member.path, member.row) for member in members]
         self._bound(files)
         return Collection("folder", folder.name, dirs, files)
