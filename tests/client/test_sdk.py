@@ -280,19 +280,21 @@ def test_upload_through_an_upload_request_link(make: Make, sdk: Any, server: Ser
     data = os.urandom(9_000_000)
     source = tmp_path / f"scan-{uuid.uuid4().hex[:8]}.pdf"  # names are unique per folder
     source.write_bytes(data)
+    # A folder of this link's own: a link's path enters only folders made through it.
+    scans = f"scans-{uuid.uuid4().hex[:8]}"
     request = sdk.create_request(max_files=1, password="drop box pass")
     outsider = make(server.url)
     with pytest.raises(AuthenticationError, match="needs its password"):
         outsider.upload_to_link(server.url + request.url, source)
     assert (
         outsider.upload_to_link(
-            server.url + request.url, source, password="drop box pass", uploader="Eve", path="scans/2026"
+            server.url + request.url, source, password="drop box pass", uploader="Eve", path=f"{scans}/2026"
         )
         is None
     )
     received = sdk.received(request.id)
     assert [(f.name, f.size) for f in received] == [(source.name, len(data))]
-    assert sdk.lookup(f"scans/2026/{source.name}").id == received[0].id  # below the link's folder (the top)
+    assert sdk.lookup(f"{scans}/2026/{source.name}").id == received[0].id  # below the link's folder (the top)
     sdk.download(received[0].id, tmp_path / "scan-copy.pdf")
     assert (tmp_path / "scan-copy.pdf").read_bytes() == data
 

@@ -256,7 +256,7 @@ def test_no_folder_or_file_name_at_rest(alice: Account, install: Installation, s
         alice.client.patch(f"/api/v1/folders/{sub_id}", json={"name": renamed_folder, "parent_id": None}).status_code
         == 200
     )
-    found = alice.client.post("/api/v1/folders/lookup", json={"path": f"{renamed_folder}/{dropped}"})
+    found = alice.client.post("/api/v1/lookup", json={"path": f"{renamed_folder}/{dropped}"})
     assert found.status_code == 200, found.text
     listed = alice.client.get(f"/api/v1/folders/{sub_id}", params={"q": dropped[:12]}).json()
     assert [item["name"] for item in listed["items"]] == [dropped]

@@ -124,9 +124,7 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ("PATCH", "/api/v1/folders/{folder_id}"): Entry("owned", "api", ("folder_id",), _json({"name": "renamed"})),
     ("DELETE", "/api/v1/folders/{folder_id}"): Entry("owned", "api", ("folder_id",)),
     # A read sent as a POST (names travel in bodies, never in URLs): read credentials may.
-    ("POST", "/api/v1/folders/lookup"): Entry(
-        "reading", "api", ("folder_id",), lambda n: {"json": {"path": n["folder_name"]}}
-    ),
+    ("POST", "/api/v1/lookup"): Entry("reading", "api", ("folder_id",), lambda n: {"json": {"path": n["folder_name"]}}),
     ("POST", "/api/v1/files/{file_id}/shares"): Entry("owned", "api", ("file_id",), _json({})),
     ("POST", "/api/v1/shares"): Entry("owned", "api", ("file_id",), lambda n: {"json": {"file_id": n["file_id"]}}),
     ("POST", "/api/v1/archive"): Entry(

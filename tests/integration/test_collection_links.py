@@ -79,7 +79,7 @@ def test_folder_link_lists_serves_each_file_and_the_archive(alice: Account, tree
 
 def test_selection_with_password_and_limit(alice: Account, tree: dict) -> None:  # type: ignore[type-arg]
     loose = put(alice, "loose.txt", b"loose").json()["id"]
-    sub = alice.client.post("/api/v1/folders/lookup", json={"path": f"{tree['name']}/sub"}).json()["id"]
+    sub = alice.client.post("/api/v1/lookup", json={"path": f"{tree['name']}/sub"}).json()["id"]
     items = [{"kind": "file", "id": loose}, {"kind": "folder", "id": sub}, {"kind": "file", "id": tree["ids"]["a.txt"]}]
     link = share(alice, items=items, password="correct horse", download_limit=1)
     assert link["kind"] == "selection"

@@ -142,12 +142,12 @@ def test_tree_round_trip(alice: Account, install: Installation) -> None:
     assert top.json()["folder_id"] is None
     assert "c.txt" in names_in(alice)
     assert alice.client.patch(f"/api/v1/files/{created.json()['id']}", json={"folder_id": trip}).status_code == 200
-    lookup = alice.client.post("/api/v1/folders/lookup", json={"path": "Trip/c.txt"})
+    lookup = alice.client.post("/api/v1/lookup", json={"path": "Trip/c.txt"})
     assert lookup.json()["id"] == created.json()["id"]
     assert lookup.json()["kind"] == "file"
     # a folder cannot go inside itself
-    day2 = alice.client.post("/api/v1/folders/lookup", json={"path": "Trip/Day 2"}).json()["id"]
-    morning = alice.client.post("/api/v1/folders/lookup", json={"path": "Trip/Day 2/morning"}).json()["id"]
+    day2 = alice.client.post("/api/v1/lookup", json={"path": "Trip/Day 2"}).json()["id"]
+    morning = alice.client.post("/api/v1/lookup", json={"path": "Trip/Day 2/morning"}).json()["id"]
     before = tree_state(install)
     for into in (day2, morning):
         loop = alice.client.patch(f"/api/v1/folders/{day2}", json={"parent_id": into})
@@ -157,7 +157,7 @@ def test_tree_round_trip(alice: Account, install: Installation) -> None:
     assert renamed.status_code == 200, renamed.text
     assert renamed.json() == {**renamed.json(), "name": "Day Two", "parent_id": None}
     assert "Day Two" in names_in(alice)
-    assert alice.client.post("/api/v1/folders/lookup", json={"path": "Day Two/morning/b.txt"}).status_code == 200
+    assert alice.client.post("/api/v1/lookup", json={"path": "Day Two/morning/b.txt"}).status_code == 200
     # delete recursively
     assert alice.client.delete(f"/api/v1/folders/{trip}").status_code == 204
     assert alice.client.get(f"/api/v1/files/{created.json()['id']}").status_code == 404
@@ -229,7 +229,7 @@ def test_another_accounts_items_are_not_found_on_every_route(
     for what, response in answers.items():
         assert response.status_code == 404, (what, response.text)
         assert response.json()["detail"] in {"folder not found", "file not found"}, (what, response.json())
-    lookup = alice.client.post("/api/v1/folders/lookup", json={"path": "bobs-private/bob.txt"})
+    lookup = alice.client.post("/api/v1/lookup", json={"path": "bobs-private/bob.txt"})
     problem(lookup, 404, "nothing is at that path")
     assert tree_state(install) == before
     # Unknown and malformed ids answer the same.
@@ -507,7 +507,7 @@ def test_uploads_land_in_folders_by_every_path(alice: Account, server: Server, i
         "by-every-path/dropped/a b/link-raw.txt",
         "by-every-path/dropped/c/link-tus.txt",
     ):
-        found = alice.client.post("/api/v1/folders/lookup", json={"path": path})
+        found = alice.client.post("/api/v1/lookup", json={"path": path})
         assert found.status_code == 200, (path, found.text)
         assert alice.client.get(f"/api/v1/files/{found.json()['id']}/content").content == data
     assert names_in(alice, box) == ["dropped", "multi", "raw", "tus"]
@@ -519,7 +519,7 @@ def test_uploads_land_in_folders_by_every_path(alice: Account, server: Server, i
         content=b"second",
     )
     assert again.status_code == 201, again.text
-    dropped = alice.client.post("/api/v1/folders/lookup", json={"path": "by-every-path/dropped/a b"}).json()["id"]
+    dropped = alice.client.post("/api/v1/lookup", json={"path": "by-every-path/dropped/a b"}).json()["id"]
     assert names_in(alice, dropped) == ["link-raw (2).txt", "link-raw.txt"]
     # A tus upload into a folder numbers a taken name (tus has no on_conflict).
     second = alice.client.post(
@@ -533,7 +533,7 @@ def test_uploads_land_in_folders_by_every_path(alice: Account, server: Server, i
         },
     )
     assert second.status_code == 201, second.text
-    tus_dir = alice.client.post("/api/v1/folders/lookup", json={"path": "by-every-path/tus/日本"}).json()["id"]
+    tus_dir = alice.client.post("/api/v1/lookup", json={"path": "by-every-path/tus/日本"}).json()["id"]
     assert names_in(alice, tus_dir) == ["tus (2).txt", "tus.txt"]
     check_tree(install)
 
@@ -597,7 +597,7 @@ def test_percent_encoded_headers_refuse_raw_utf8(alice: Account, server: Server,
         content=b"h",
     )
     assert fine.status_code == 201, fine.text
-    assert alice.client.post("/api/v1/folders/lookup", json={"path": "Zoë/h.txt"}).status_code == 200
+    assert alice.client.post("/api/v1/lookup", json={"path": "Zoë/h.txt"}).status_code == 200
 
 
 def test_a_name_uploaded_again_and_again_is_numbered_past_a_hundred(alice: Account) -> None:

@@ -103,7 +103,7 @@ def test_a_link_uploader_cannot_tell_which_names_the_links_folder_holds(alice: A
         ("file", "plan (2).pdf"),
         ("file", "plan.pdf"),
     ]
-    inner = alice.client.post("/api/v1/folders/lookup", json={"path": "inbox-probe/plan (3).pdf"}).json()["id"]
+    inner = alice.client.post("/api/v1/lookup", json={"path": "inbox-probe/plan (3).pdf"}).json()["id"]
     assert [i["name"] for i in alice.client.get(f"/api/v1/folders/{inner}").json()["items"]] == ["a.txt", "b.txt", "t"]
 
 
@@ -122,7 +122,7 @@ def test_a_link_uploader_cannot_put_files_in_the_owners_own_folders(alice: Accou
         )
         assert sent.status_code == 201, sent.text
     assert alice.client.get(f"/api/v1/folders/{own}").json()["items"] == []
-    made = alice.client.post("/api/v1/folders/lookup", json={"path": f"{press} (2)"})
+    made = alice.client.post("/api/v1/lookup", json={"path": f"{press} (2)"})
     assert made.status_code == 200, made.text
     names = [item["name"] for item in alice.client.get(f"/api/v1/folders/{made.json()['id']}").json()["items"]]
     assert names == ["brochure.pdf", "flyer.pdf"]

@@ -41,7 +41,7 @@ def names_in(client: httpx.Client, folder: str) -> list[str]:
 
 
 def lookup(client: httpx.Client, path: str) -> dict[str, object]:
-    found = client.post("/api/v1/folders/lookup", json={"path": path})
+    found = client.post("/api/v1/lookup", json={"path": path})
     assert found.status_code == 200, (path, found.text)
     return dict(found.json())
 
@@ -153,7 +153,7 @@ def test_folders_are_made_renamed_moved_and_deleted_from_the_page(context: Brows
     expect(page.get_by_text("This folder is empty")).to_be_visible()
     with api(server) as client:
         assert names_in(client, top["id"]) == []
-        assert client.post("/api/v1/folders/lookup", json={"path": "projects/old/alpha.txt"}).status_code == 404
+        assert client.post("/api/v1/lookup", json={"path": "projects/old/alpha.txt"}).status_code == 404
 
 
 def test_the_listing_is_paged_by_the_server(context: BrowserContext, server: Server) -> None:

@@ -139,7 +139,8 @@ def _operation(path: str, method: str, operation: dict[str, Any]) -> None:
         # a read-only token is refused there too.
         responses.setdefault("403", _problem(403))
 
-    if path.endswith(("/content", "/download")) or path.startswith("/download/"):
+    # A file's bytes, in its own content type: also a link's file and archive.
+    if path.endswith(("/content", "/download", "/archive")) or path.startswith(("/download/", "/s/{token}/files/")):
         for status in ("200", "206"):
             if status in responses:
                 responses[status]["content"] = {"*/*": {"schema": {"type": "string", "format": "binary"}}}

@@ -82,7 +82,7 @@ def lookup(path: str) -> Op[Item | None]:
     """The file or folder at ``path`` (None for the top); ``NotFoundError`` if nothing is there."""
     if not parts(path):
         return None
-    reply = yield from call(Call("POST", "/api/v1/folders/lookup", json={"path": "/".join(parts(path))}), 200)
+    reply = yield from call(Call("POST", "/api/v1/lookup", json={"path": "/".join(parts(path))}), 200)
     return Item.of(reply.json())
 
 

@@ -99,12 +99,6 @@ async def delete_folder(folder_id: str, request: Request, runtime: RuntimeDep, u
     return Response(status_code=204)
 
 
-@router.post("/lookup", responses=responses(400, 401, 404, 422, 503))
-async def lookup(body: PathLookup, runtime: RuntimeDep, user: CurrentUser) -> Entry:
-    """The file or folder at a path (in the body: names never travel in URLs)."""
-    return await runtime.folders.lookup(user.user_id, body.path)
-
-
 class ArchiveRequest(BaseModel):
     items: list[ItemRef] = Field(min_length=1, max_length=MAX_ITEMS)
 
@@ -134,3 +128,11 @@ async def archive(body: ArchiveRequest, request: Request, runtime: RuntimeDep, u
     items = parse_items([(item.kind, item.id) for item in body.items])
     archive = await runtime.gate.own_archive(user.user_id, items, actor_of(request, user))
     return await archive_response(request, archive)
+
+
+# Beside the folders' routes, not under /api/v1/folders/: there "lookup" would also match
+# /api/v1/folders/{folder_id}, whose methods a 405 would then list for it.
+@archive_router.post("/lookup", responses=responses(400, 401, 404, 422, 503))
+async def lookup(body: PathLookup, runtime: RuntimeDep, user: CurrentUser) -> Entry:
+    """The file or folder at a path (in the body: names never travel in URLs)."""
+    return await runtime.folders.lookup(user.user_id, body.path)

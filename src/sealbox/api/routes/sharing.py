@@ -100,7 +100,7 @@ async def shared_with_me(runtime: RuntimeDep, user: CurrentUser) -> list[SharedF
     return await runtime.sharing.shared_with_me(user.user_id)
 
 
-@router.post("/upload-requests", status_code=201, responses=responses(400, 401, 403, 422, 503))
+@router.post("/upload-requests", status_code=201, responses=responses(400, 401, 403, 404, 422, 503))
 async def create_request(
     body: RequestCreate, request: Request, response: Response, runtime: RuntimeDep, user: WritingUser
 ) -> RequestCreated:
