@@ -60,9 +60,11 @@ class Seaweed:
     root: Path
     ports: list[int] = field(default_factory=lambda: _ports(4))
     proc: subprocess.Popen[bytes] | None = None
-    # Volumes the server may create (64 MiB each; every bucket grows several of its own,
-    # and space of deleted objects comes back only when a volume is vacuumed).
-    volumes: int = 300
+    # Volumes the server may create (64 MiB each, sparse; every bucket grows several of
+    # its own, and space of deleted objects comes back only when a volume is vacuumed).
+    # The whole suite makes a bucket per installation: 300 ran out late in a full run
+    # ("No writable volumes and no free volumes left"), and every S3 write after failed.
+    volumes: int = 3000
 
     @property
     def endpoint(self) -> str:
