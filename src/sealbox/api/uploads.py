@@ -19,7 +19,7 @@ from sealbox.accounts.schemas import Principal
 from sealbox.api.deps import actor_of
 from sealbox.api.http import filename_from_disposition, parse_count, percent_decoded
 from sealbox.errors import InvalidInput, TooLarge
-from sealbox.files.folders import parse_folder_id
+from sealbox.files.folders import folder_ref
 from sealbox.files.schemas import FileRead
 from sealbox.files.tree import Place, split_path
 from sealbox.runtime import Runtime
@@ -293,7 +293,7 @@ def place_of(request: Request, folder: uuid.UUID | None = None) -> Place:
     ``Sealbox-Path`` header below it, and the ``on_conflict`` rule."""
     if folder is None:
         given = request.query_params.get("folder")
-        folder = None if given in (None, "", "top") else parse_folder_id(given)
+        folder = folder_ref(given or None)
     on_conflict = request.query_params.get("on_conflict", "rename")
     if on_conflict not in ("rename", "fail"):
         raise InvalidInput("on_conflict is 'rename' or 'fail'")

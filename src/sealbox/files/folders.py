@@ -308,6 +308,12 @@ def _unseal(cipher: NameCipher | None, owner: UserId, sealed: str) -> str:
         raise InvalidInput("the cursor is not valid") from None
 
 
+def folder_ref(value: str | None) -> uuid.UUID | None:
+    """A folder id from a client, or ``None`` for the top of the files (``null`` or
+    ``"top"``); anything malformed is a folder that does not exist (``NotFound``)."""
+    return None if value is None or value == "top" else parse_folder_id(value)
+
+
 def parse_folder_id(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)

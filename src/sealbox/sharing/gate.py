@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -589,12 +589,15 @@ class Gate:
 
         if not amounts and (last is None or last[1] <= 0):
             return
-        task = asyncio.get_running_loop().create_task(self.db.transact(step))
-        self._refunds.add(task)
-        task.add_done_callback(self._refunds.discard)
+        self._in_background(self.db.transact(step))
 
     def refund(self, share_id: uuid.UUID, unsent: int, sent: int) -> None:
-        task = asyncio.get_running_loop().create_task(self._refund(share_id, unsent, sent))
+        self._in_background(self._refund(share_id, unsent, sent))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run a refund as its own task (it is started while a response is cancelled),
+        kept until done so that ``drain`` can wait for it."""
+        task = asyncio.get_running_loop().create_task(work)
         self._refunds.add(task)
         task.add_done_callback(self._refunds.discard)
 

@@ -31,7 +31,7 @@ from sealbox.errors import (
     NotFound,
     TooLarge,
 )
-from sealbox.files.folders import FolderService, parse_folder_id
+from sealbox.files.folders import FolderService, folder_ref, parse_folder_id
 from sealbox.files.schemas import FileRead
 from sealbox.files.service import FileService, Held, Limit, parse_file_id
 from sealbox.files.tree import Place
@@ -178,16 +178,6 @@ def _refuse_if_full(link: UploadRequest, pending: int, held: int, size: int, wha
             f"the {what} is larger than what this link still accepts: {max(left, 0)} of its {link.max_bytes} bytes"
             + (f" ({held} held by unfinished uploads)" if held else "")
         )
-
-
-def _folder_ref(value: str | None) -> uuid.UUID | None:
-    """A folder id from a client; ``None`` (or "top") for the top of the owner's files."""
-    if value is None or value == "top":
-        return None
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise NotFound("folder not found") from None
 
 
 def admission_for(row: UploadRequest) -> RequestAdmission:
@@ -569,7 +559,7 @@ class SharingService:
         max_bytes = request.max_bytes or max_size
         expires_at = self._expiry(request.expires_in_seconds, now)
         password_hash = await self._password(request.password)
-        folder = _folder_ref(request.folder_id)
+        folder = folder_ref(request.folder_id)
         if folder is not None:
             await self.files.check_folder(owner, folder)
         token = new_link_token()

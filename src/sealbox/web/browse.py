@@ -20,7 +20,7 @@ from fastapi.responses import Response
 
 from sealbox.accounts.schemas import Principal
 from sealbox.errors import Conflict, InvalidInput, NotFound, SealboxError
-from sealbox.files.folders import MAX_QUERY, Entry, parse_folder_id
+from sealbox.files.folders import MAX_QUERY, Entry, folder_ref, parse_folder_id
 from sealbox.files.service import parse_file_id
 from sealbox.ids import FileId
 from sealbox.sharing import collections
@@ -50,7 +50,7 @@ def parse_items(values: list[str]) -> list[Item]:
 
 def folder_param(value: str | None) -> uuid.UUID | None:
     """A folder id from a URL or a form; empty or ``"top"`` is the top of the files."""
-    return None if value in (None, "", "top") else parse_folder_id(value)
+    return folder_ref(value or None)
 
 
 def folder_url(folder_id: uuid.UUID | str | None) -> str:

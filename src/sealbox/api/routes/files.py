@@ -11,7 +11,7 @@ from sealbox.api.errors import responses
 from sealbox.api.limits import streamed
 from sealbox.api.uploads import PLACE_PARAMETERS, owner_store, receive_upload
 from sealbox.errors import InvalidInput
-from sealbox.files.folders import parse_folder_id
+from sealbox.files.folders import folder_ref
 from sealbox.files.schemas import FilePage, FileRead
 from sealbox.files.service import MAX_PAGE, file_ref, parse_file_id
 from sealbox.inputs import Count
@@ -112,7 +112,7 @@ async def update_file(
     actor = actor_of(request, user)
     target = parse_file_id(file_id)
     if "folder_id" in body.model_fields_set:
-        folder = None if body.folder_id in (None, "top") else parse_folder_id(body.folder_id)
+        folder = folder_ref(body.folder_id)
         return await runtime.folders.update_file(user.user_id, target, actor, name=body.name, folder=folder)
     if body.name is None:
         raise InvalidInput("give a new name, a folder_id to move to, or both")

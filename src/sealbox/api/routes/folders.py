@@ -6,7 +6,6 @@ POST for that reason.
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -16,14 +15,13 @@ from sealbox.api.deps import CurrentUser, RuntimeDep, WritingUser, actor_of
 from sealbox.api.downloads import archive_response
 from sealbox.api.errors import responses
 from sealbox.errors import InvalidInput
-from sealbox.files.folders import MAX_PAGE, MAX_QUERY, Entry, FolderPage, FolderRead, parse_folder_id
+from sealbox.files.folders import MAX_PAGE, MAX_QUERY, Entry, FolderPage, FolderRead, folder_ref, parse_folder_id
 from sealbox.files.tree import MAX_PATH
 from sealbox.inputs import Count
 from sealbox.sharing.collections import MAX_ITEMS, parse_items
 from sealbox.sharing.schemas import ItemRef
 
 router = APIRouter(prefix="/api/v1/folders", tags=["folders"])
-TOP = "top"  # the id that stands for the top of your files in these routes
 
 
 class FolderCreate(BaseModel):
@@ -40,11 +38,6 @@ class FolderUpdate(BaseModel):
 
 class PathLookup(BaseModel):
     path: str = Field(max_length=MAX_PATH, description="'a/b/c.txt', from the top of your files")
-
-
-def folder_ref(value: str | None) -> uuid.UUID | None:
-    """A folder id from a client, or ``None`` for the top (``null`` or ``"top"``)."""
-    return None if value is None or value == TOP else parse_folder_id(value)
 
 
 @router.post("", status_code=201, responses=responses(400, 401, 403, 404, 409, 422, 503))

@@ -23,7 +23,7 @@ from sealbox.api.routes.links import Grant
 from sealbox.api.uploads import refuse_name_in_url
 from sealbox.audit.service import Actor
 from sealbox.errors import InvalidInput
-from sealbox.files.folders import parse_folder_id
+from sealbox.files.folders import folder_ref
 from sealbox.files.tree import split_path
 from sealbox.uploads.service import CHECKSUMS, Checksum, Holder, UploadState, parse_upload_id
 from sealbox.web.context import client_of
@@ -159,7 +159,7 @@ async def _create(request: Request, runtime: RuntimeDep, holder: Holder, actor: 
     # Where the file goes: a folder of yours ("folder": its id) and a relative path of
     # folders below it ("path": "photos/2024", made as needed when the upload completes).
     given = metadata.get("folder")
-    folder = None if given in (None, "", "top") else parse_folder_id(given)
+    folder = folder_ref(given or None)
     path = split_path(metadata.get("path"))
     with_body = _has_body(request)
     if with_body and request.headers.get("content-type") != OFFSET_STREAM:
